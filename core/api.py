@@ -1,0 +1,36 @@
+"""API plumbing shared by every app: the error format of shared/API.md."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import EditConflict
+
+
+def exception_handler(exc, context):  # type: ignore[no-untyped-def]
+    """Every error as ``{"detail": ..., "errors": {field: [messages]}}``.
+
+    Services raise Django's ValidationError (one rule, one place, for forms, API and
+    import alike); here it becomes a 400 naming the field. A stale version is a 409.
+    """
+    if isinstance(exc, EditConflict):
+        return Response(
+            {"detail": str(exc), "errors": {"version": [str(exc)]}, "current_version": exc.current_version},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=as_serializer_error(exc))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        if "__all__" in errors:
+            errors["non_field_errors"] = errors.pop("__all__")
+        response.data = {"detail": "Invalid input: see errors.", "errors": errors}
+    else:
+        detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+        response.data = {"detail": detail, "errors": {}}
+    return response

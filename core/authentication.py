@@ -1,0 +1,23 @@
+"""DRF authentication by per-user API token: ``Authorization: Token <key>`` or ``Bearer <key>``."""
+
+from rest_framework import authentication, exceptions
+
+from core.tokens import token_authenticate
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keywords = ("token", "bearer")
+
+    def authenticate(self, request):  # type: ignore[no-untyped-def]
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode(errors="replace").lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Token <key>'.")
+        token = token_authenticate(header[1].decode(errors="replace"))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        return token.user, token
+
+    def authenticate_header(self, request):  # type: ignore[no-untyped-def]
+        return 'Token realm="api"'

@@ -1,0 +1,28 @@
+"""Errors the services raise; views and the API turn them into clear answers."""
+
+from django.core.exceptions import ValidationError
+
+
+class ReasonRequired(ValidationError):
+    """An edit after first entry without a reason for change (GCP: who, when, why)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            {"reason_for_change": ["A reason for change is required when editing a record after first entry."]}
+        )
+
+
+class EditConflict(Exception):
+    """The record changed since the client read it (optimistic concurrency, API 409)."""
+
+    def __init__(self, current_version: int, sent_version: int) -> None:
+        self.current_version = current_version
+        self.sent_version = sent_version
+        super().__init__(
+            f"The record changed since you read it (you sent version {sent_version}, "
+            f"it is now at version {current_version}). Reload it and apply your change again."
+        )
+
+
+class SignatureRefused(ValidationError):
+    """A signature could not be applied (wrong password, wrong role, already signed)."""

@@ -1,0 +1,67 @@
+"""Infrastructure views: health check and session keep-alive."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from config.celery import app as celery_app
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
+        return {"ok": False, "error": exc.__class__.__name__}
+
+
+def _broker() -> dict:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return {"ok": True, "mode": "eager (no REDIS_URL: tasks run in-process)"}
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return {"ok": True, "mode": "redis"}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "mode": "redis", "error": exc.__class__.__name__}
+
+
+def _workers(broker_ok: bool) -> dict:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return {"ok": True, "mode": "eager", "count": 0}
+    if not broker_ok:
+        return {"ok": False, "count": 0, "error": "broker unreachable"}
+    try:
+        replies = celery_app.control.ping(timeout=1.0)
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "count": 0, "error": exc.__class__.__name__}
+    return {"ok": bool(replies), "count": len(replies)}
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database, broker and worker status. 503 when the database is down (nothing works
+    then); a missing broker or worker is "degraded": data entry still works and
+    recomputation catches up later."""
+    database = _database()
+    broker = _broker()
+    workers = _workers(broker["ok"])
+    ok = database["ok"] and broker["ok"] and workers["ok"]
+    body = {
+        "status": "ok" if ok else ("degraded" if database["ok"] else "down"),
+        "database": database,
+        "broker": broker,
+        "worker": workers,
+    }
+    return JsonResponse(body, status=200 if database["ok"] else 503)
+
+
+@login_required
+@require_POST
+def session_keepalive(request: HttpRequest) -> JsonResponse:
+    """The "stay signed in" button of the idle warning: the request itself is the activity."""
+    return JsonResponse({"ok": True, "idle_seconds": int(settings.SESSION_IDLE_TIMEOUT.total_seconds())})

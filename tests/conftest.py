@@ -1,0 +1,149 @@
+"""Shared fixtures. Services (PostgreSQL, Redis, a Celery worker, chromium) are used
+for real; when one is missing the test is skipped locally, and fails when
+TRIALDESK_REQUIRE_SERVICES=1 (as .ci/run sets it)."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from tests.factories import SiteFactory, TrialFactory, UserFactory, grant
+from trial.models import RoleGrant
+
+STRICT = os.environ.get("TRIALDESK_REQUIRE_SERVICES") == "1"
+
+
+def missing(what: str) -> None:
+    if STRICT:
+        pytest.fail(f"{what} is required (TRIALDESK_REQUIRE_SERVICES=1) but missing", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture
+def postgres_required() -> None:
+    if connection.vendor != "postgresql":
+        missing("PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings):  # type: ignore[no-untyped-def]
+    """Tasks run in-process unless a test asks for the real worker."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+    # PBKDF2's 1M rounds cost ~0.6 s per hash; tests check behaviour, not key stretching.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db):  # type: ignore[no-untyped-def]
+    """Trial T with sites A and B, trial U with site C, and one user per role."""
+    trial = TrialFactory(code="TRIAL-T", title="Trial T")
+    site_a = SiteFactory(trial=trial, code="SA", name="Site A hospital")
+    site_b = SiteFactory(trial=trial, code="SB", name="Site B hospital")
+    other = TrialFactory(code="OTHER-U", title="Other trial U")
+    site_c = SiteFactory(trial=other, code="SC", name="Site C hospital")
+    users = {
+        "coordinator_a": UserFactory(username="coord_a"),
+        "coordinator_b": UserFactory(username="coord_b"),
+        "investigator": UserFactory(username="inv"),
+        "sponsor": UserFactory(username="spon"),
+        "admin": UserFactory(username="tadmin"),
+        "nobody": UserFactory(username="nobody"),
+    }
+    grant(users["coordinator_a"], trial, RoleGrant.Role.COORDINATOR, site_a)
+    grant(users["coordinator_b"], trial, RoleGrant.Role.COORDINATOR, site_b)
+    grant(users["investigator"], trial, RoleGrant.Role.INVESTIGATOR)
+    grant(users["sponsor"], trial, RoleGrant.Role.SPONSOR)
+    grant(users["admin"], trial, RoleGrant.Role.ADMIN)
+    return {"trial": trial, "site_a": site_a, "site_b": site_b, "other": other, "site_c": site_c, **users}
+
+
+@pytest.fixture
+def login(client):  # type: ignore[no-untyped-def]
+    def _login(user):  # type: ignore[no-untyped-def]
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return client
+
+    return _login
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A real Celery worker process on Redis, reading and writing the test database.
+
+    It consumes a queue of its own, so a developer's worker on the same Redis never
+    sees the test's tasks (and never writes them into the wrong database).
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    import redis
+
+    from config.celery import app
+
+    if connection.vendor != "postgresql":
+        missing("PostgreSQL (the worker must share the test database)")
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        missing("Redis (set REDIS_URL)")
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError:
+        missing(f"Redis at {redis_url}")
+
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    queue = f"trialdesk-test-{uuid.uuid4().hex[:8]}"
+    node = f"{queue}@{socket.gethostname()}"
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_QUEUE": queue,
+        "DJANGO_ENV": "test",
+    }
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue, "-n", node,
+             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    app.conf.broker_url = redis_url
+    app.conf.task_default_queue = queue
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[node], timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+    yield {"node": node, "queue": queue, "process": process, "log": log_path}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    redis.Redis.from_url(redis_url).delete(queue)
+
+
+@pytest.fixture
+def real_worker(celery_worker):  # type: ignore[no-untyped-def]
+    """Use in a test (with transactional db): tasks go to the real worker, not in-process."""
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    yield celery_worker
+    app.conf.task_always_eager = True

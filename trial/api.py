@@ -1,0 +1,46 @@
+"""Trials through the API: read-only configuration (admins edit it in Django admin)."""
+
+from rest_framework import serializers, viewsets
+
+from trial import selectors
+from trial.models import DoseLevel, ProtocolVersion, Site, Trial
+
+
+class TrialOutput(serializers.ModelSerializer):
+    class SiteOut(serializers.ModelSerializer):
+        class Meta:
+            model = Site
+            fields = ["code", "name"]
+
+    class DoseLevelOut(serializers.ModelSerializer):
+        dose_mg_m2 = serializers.FloatField()
+
+        class Meta:
+            model = DoseLevel
+            fields = ["level", "dose_mg_m2"]
+
+    class ProtocolVersionOut(serializers.ModelSerializer):
+        class Meta:
+            model = ProtocolVersion
+            fields = ["version", "effective", "max_cycles"]
+
+    sites = SiteOut(many=True, read_only=True)
+    dose_levels = DoseLevelOut(many=True, read_only=True)
+    protocol_versions = ProtocolVersionOut(many=True, read_only=True)
+
+    class Meta:
+        model = Trial
+        fields = [
+            "id", "code", "title", "design", "escalation_variant", "cycle_length_days", "dlt_window_cycles",
+            "bsa_method", "age_min", "age_max", "enrol_day_min", "enrol_day_max", "min_platelets", "min_anc",
+            "screening_lab_days", "max_delay_days", "reduction_percent", "dlt_min_grade", "dlt_cytopenia_days",
+            "sae_report_hours", "survival_origin", "landmark_days", "sites", "dose_levels", "protocol_versions",
+        ]  # fmt: skip
+
+
+class TrialViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = TrialOutput
+    queryset = Trial.objects.none()  # the real queryset is scoped per request
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.trial_list(self.request.user)

@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+
+from trial.demo import load_demo
+
+
+class Command(BaseCommand):
+    help = "Load the seed trial's configuration and one demo user per role (idempotent)."
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        trial, passwords = load_demo()
+        self.stdout.write(
+            f"Demo trial {trial.code}: {trial.sites.count()} sites, {trial.dose_levels.count()} dose levels."
+        )
+        if passwords:
+            self.stdout.write(self.style.WARNING("Demo users (passwords shown once; write them down):"))
+            for username, password in passwords.items():
+                self.stdout.write(f"  {username:<13} {password}")
+        else:
+            self.stdout.write("Demo users already exist; their passwords were printed at first setup.")
+            self.stdout.write("Reset one with: python manage.py changepassword USERNAME")

@@ -1,0 +1,241 @@
+"""Trial configuration: the protocol as data, and who may do what in which trial.
+
+Every threshold the rules use is a field here, with the seed trial's value as default
+(PROTOCOL.md: "a second trial with other numbers must need no code change").
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from core.models import AuditedModel
+
+code_validator = RegexValidator(r"^[A-Z0-9][A-Z0-9-]*$", "Use capital letters, digits and hyphens (e.g. INO-POST-HCT).")
+
+
+class Trial(AuditedModel):
+    class Design(models.TextChoices):
+        THREE_PLUS_THREE = "3+3", "3+3 (Storer 1989)"
+
+    class EscalationVariant(models.TextChoices):
+        STORER_A = "storer_a", "Storer design A (textbook 3+3)"
+        SIX_AT_MTD = "six_at_mtd", "Six evaluable patients needed at the MTD"
+
+    class BsaMethod(models.TextChoices):
+        MOSTELLER = "mosteller", "Mosteller"
+        DUBOIS = "dubois", "DuBois"
+
+    class SurvivalOrigin(models.TextChoices):
+        HCT = "hct", "Allogeneic HCT (day 0)"
+        FIRST_DOSE = "first_dose", "First dose (C1D1)"
+
+    scope_trial_path = "pk"
+    scope_site_path = None
+
+    code = models.CharField(max_length=40, unique=True, validators=[code_validator])
+    title = models.CharField(max_length=300)
+    design = models.CharField(max_length=10, choices=Design.choices, default=Design.THREE_PLUS_THREE)
+    escalation_variant = models.CharField(
+        max_length=20, choices=EscalationVariant.choices, default=EscalationVariant.STORER_A
+    )
+    cycle_length_days = models.PositiveSmallIntegerField(
+        default=28, validators=[MinValueValidator(7), MaxValueValidator(84)]
+    )
+    dlt_window_cycles = models.PositiveSmallIntegerField(
+        "DLT window (cycles)", default=2, validators=[MinValueValidator(1), MaxValueValidator(6)]
+    )
+    bsa_method = models.CharField("BSA method", max_length=12, choices=BsaMethod.choices, default=BsaMethod.MOSTELLER)
+    # Eligibility (PROTOCOL s2)
+    age_min = models.PositiveSmallIntegerField(default=16, validators=[MaxValueValidator(120)])
+    age_max = models.PositiveSmallIntegerField(default=75, validators=[MaxValueValidator(120)])
+    enrol_day_min = models.PositiveSmallIntegerField("first enrolment day after HCT", default=40)
+    enrol_day_max = models.PositiveSmallIntegerField("last enrolment day after HCT", default=100)
+    min_platelets = models.DecimalField(
+        "platelets must exceed (x10^9/L)", max_digits=6, decimal_places=1, default=Decimal("50")
+    )
+    min_anc = models.DecimalField("ANC must exceed (x10^9/L)", max_digits=5, decimal_places=2, default=Decimal("1.0"))
+    screening_lab_days = models.PositiveSmallIntegerField("labs valid for (days)", default=14)
+    # Dosing (PROTOCOL s3)
+    max_delay_days = models.PositiveSmallIntegerField("maximum dose delay (days)", default=7)
+    reduction_percent = models.PositiveSmallIntegerField(
+        "dose reduction (%)", default=50, validators=[MinValueValidator(1), MaxValueValidator(99)]
+    )
+    # DLT (PROTOCOL s5)
+    dlt_min_grade = models.PositiveSmallIntegerField(
+        "DLT grade threshold (>=)", default=3, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    dlt_cytopenia_days = models.PositiveSmallIntegerField("cytopenia DLT if lasting more than (days)", default=28)
+    sae_report_hours = models.PositiveSmallIntegerField("SAE reporting deadline (hours)", default=24)
+    # Survival (PROTOCOL s8)
+    survival_origin = models.CharField(max_length=12, choices=SurvivalOrigin.choices, default=SurvivalOrigin.HCT)
+    landmark_days = models.DecimalField(max_digits=7, decimal_places=2, default=Decimal("365.25"))
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(age_min__lte=models.F("age_max")), name="trial_age_range"),
+            models.CheckConstraint(
+                condition=Q(enrol_day_min__lte=models.F("enrol_day_max")), name="trial_enrol_window"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def clean(self) -> None:
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            raise ValidationError({"age_max": "The maximum age must not be below the minimum age."})
+        if (
+            self.enrol_day_min is not None
+            and self.enrol_day_max is not None
+            and self.enrol_day_min > self.enrol_day_max
+        ):
+            raise ValidationError({"enrol_day_max": "The enrolment window must end on or after its first day."})
+
+
+class Site(AuditedModel):
+    scope_trial_path = "trial"
+    scope_site_path = "pk"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
+    code = models.CharField(max_length=20, validators=[code_validator])
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["trial", "code"]
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="site_code_unique_per_trial")]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class DoseLevel(AuditedModel):
+    scope_trial_path = "trial"
+    scope_site_path = None
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="dose_levels")
+    level = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    dose_mg_m2 = models.DecimalField("dose (mg/m²)", max_digits=8, decimal_places=3)
+
+    class Meta:
+        ordering = ["trial", "level"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "level"], name="dose_level_unique_per_trial"),
+            models.CheckConstraint(condition=Q(level__gte=1), name="dose_level_from_1"),
+            models.CheckConstraint(condition=Q(dose_mg_m2__gt=0), name="dose_level_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"L{self.level} {self.dose_mg_m2.normalize()} mg/m²"
+
+
+class ProtocolVersion(AuditedModel):
+    scope_trial_path = "trial"
+    scope_site_path = None
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="protocol_versions")
+    version = models.CharField(max_length=20)
+    effective = models.DateField()
+    max_cycles = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(100)])
+
+    class Meta:
+        ordering = ["trial", "effective", "version"]
+        constraints = [models.UniqueConstraint(fields=["trial", "version"], name="protocol_version_unique")]
+
+    def __str__(self) -> str:
+        return f"v{self.version} (from {self.effective}, max {self.max_cycles} cycles)"
+
+
+class RoleGrant(models.Model):
+    """A user's role in one trial. Coordinators hold one grant per site.
+
+    Grants are never deleted: a revocation stamps ``revoked_at``. Every grant and
+    revocation is in the history table (who, when, reason), which is append-only.
+    """
+
+    class Role(models.TextChoices):
+        COORDINATOR = "coordinator", "Site coordinator"
+        INVESTIGATOR = "investigator", "Investigator"
+        SPONSOR = "sponsor", "Sponsor (read-only exports)"
+        ADMIN = "admin", "Trial administrator"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="role_grants")
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="role_grants")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["trial", "role", "user"]
+        constraints = [
+            # A coordinator's scope is a site; everyone else's is the whole trial.
+            models.CheckConstraint(
+                condition=(Q(role="coordinator", site__isnull=False) | (~Q(role="coordinator") & Q(site__isnull=True))),
+                name="role_grant_site_only_for_coordinator",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "trial", "role", "site"],
+                condition=Q(revoked_at__isnull=True),
+                name="role_grant_active_unique",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f" at {self.site.code}" if self.site_id else ""
+        return f"{self.user} — {self.get_role_display()} in {self.trial}{where}"
+
+    def clean(self) -> None:
+        if self.role == self.Role.COORDINATOR and not self.site_id:
+            raise ValidationError({"site": "A site coordinator must be given a site."})
+        if self.role != self.Role.COORDINATOR and self.site_id:
+            raise ValidationError({"site": "Only site coordinators are limited to a site; leave it empty."})
+        if self.site_id and self.trial_id and self.site.trial_id != self.trial_id:
+            raise ValidationError({"site": "This site belongs to another trial."})
+
+
+class TrialComputation(models.Model):
+    """A trial-level result recomputed by a worker (enrolment summary, escalation, survival).
+
+    A data change bumps ``request_seq`` in its own transaction, so the request commits
+    with the data and survives a broker outage (the row is the outbox). A run records
+    the ``request_seq`` it answered in ``computed_seq``; the result is stale while
+    ``computed_seq < request_seq``. A counter rather than clock times: a request that
+    waited on the row lock during a run must still leave the result stale.
+    """
+
+    class Kind(models.TextChoices):
+        ENROLMENT = "enrolment", "Enrolment summary"
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="computations")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    request_seq = models.PositiveBigIntegerField(default=1)
+    computed_seq = models.PositiveBigIntegerField(default=0)
+    requested_at = models.DateTimeField(default=timezone.now)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0, help_text="How many times the result was computed.")
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trial", "kind"], name="trial_computation_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.trial} {self.kind} (request {self.request_seq}, computed {self.computed_seq})"
+
+    @property
+    def stale(self) -> bool:
+        return self.computed_seq < self.request_seq

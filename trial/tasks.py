@@ -1,0 +1,14 @@
+"""Celery tasks: a few lines each, fetch by id, call a service. Safe to run twice."""
+
+from celery import shared_task
+
+from trial.services import computation_run
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=5, acks_late=True)
+def trial_recompute(self, trial_id: int, kind: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        computation = computation_run(trial_id, kind)
+    except Exception as exc:  # retried with back-off; the request stays stale meanwhile
+        raise self.retry(exc=exc) from exc
+    return computation.computed_at.isoformat() if computation.computed_at else ""
