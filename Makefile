@@ -24,7 +24,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check core config trial/models.py trial/access.py trial/services.py patients/models.py tests/integration
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

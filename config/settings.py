@@ -204,3 +204,11 @@ if PRODUCTION:
 
 # Reasons for change can be long sentences; keep them whole.
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+# Periodic safety net (celery beat): results whose recomputation message was lost.
+CELERY_BEAT_SCHEDULE = {
+    "relay-stale-trial-computations": {
+        "task": "trial.tasks.trial_relay_stale",
+        "schedule": env.int("RELAY_STALE_SECONDS", default=60),
+    },
+}

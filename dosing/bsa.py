@@ -52,9 +52,7 @@ class BsaParams:
     def __post_init__(self) -> None:
         # The method usually comes from the database as a plain string.
         if self.method not in ("mosteller", "dubois"):
-            raise ValueError(
-                f"unknown BSA method {self.method!r}; use mosteller or dubois"
-            )
+            raise ValueError(f"unknown BSA method {self.method!r}; use mosteller or dubois")
         if not Decimal(0) <= self.reduction_percent < Decimal(100):
             raise ValueError("reduction_percent must be at least 0 and below 100")
 
@@ -131,17 +129,13 @@ def _measurement_problems(
             shown = _plain(_rounded(converted, TENTH))
             hints.append(f"did you mean {shown} {unit} ({_plain(value)} {other})?")
     plausible = f"{_plain(low)}-{_plain(high)} {unit}"
-    problem = (
-        f"{name} {_plain(value)} {unit} is outside the plausible range {plausible}"
-    )
+    problem = f"{name} {_plain(value)} {unit} is outside the plausible range {plausible}"
     if hints:
         return (f"{problem}: " + " or ".join(hints),)
     return (f"{problem}; check the unit ({unit}) and the decimal point.",)
 
 
-def check_measurements(
-    height_cm: Number, weight_kg: Number, params: BsaParams = SEED_BSA
-) -> MeasurementCheck:
+def check_measurements(height_cm: Number, weight_kg: Number, params: BsaParams = SEED_BSA) -> MeasurementCheck:
     """Plausibility of a cycle's height and weight, with a unit hint where one fits."""
     return MeasurementCheck(
         height_cm=_measurement_problems(
@@ -179,9 +173,7 @@ def bsa_unrounded(height_cm: Number, weight_kg: Number, method: BsaMethod) -> De
     raise ValueError(f"unknown BSA method {method!r}")
 
 
-def body_surface_area(
-    height_cm: Number, weight_kg: Number, method: BsaMethod
-) -> Decimal:
+def body_surface_area(height_cm: Number, weight_kg: Number, method: BsaMethod) -> Decimal:
     """BSA in m², rounded to 0.01 m² (the value doses are computed from)."""
     return _rounded(bsa_unrounded(height_cm, weight_kg, method), BSA_QUANTUM)
 

@@ -66,18 +66,10 @@ SEED_ASSESSMENTS: tuple[ExpectedAssessment, ...] = (
         0,
         Window(14, 0),
     ),
-    ExpectedAssessment(
-        "mrd_hct_3m", "mrd", "MRD 3 months after HCT", "hct", 91, _AROUND
-    ),
-    ExpectedAssessment(
-        "mrd_hct_6m", "mrd", "MRD 6 months after HCT", "hct", 182, _AROUND
-    ),
-    ExpectedAssessment(
-        "mrd_hct_9m", "mrd", "MRD 9 months after HCT", "hct", 273, _AROUND
-    ),
-    ExpectedAssessment(
-        "mrd_eot_30d", "mrd", "MRD 30 days after EOT", "eot", 30, _AROUND
-    ),
+    ExpectedAssessment("mrd_hct_3m", "mrd", "MRD 3 months after HCT", "hct", 91, _AROUND),
+    ExpectedAssessment("mrd_hct_6m", "mrd", "MRD 6 months after HCT", "hct", 182, _AROUND),
+    ExpectedAssessment("mrd_hct_9m", "mrd", "MRD 9 months after HCT", "hct", 273, _AROUND),
+    ExpectedAssessment("mrd_eot_30d", "mrd", "MRD 30 days after EOT", "eot", 30, _AROUND),
     ExpectedAssessment(
         "marrow_c1d1_3m",
         "bone_marrow",
@@ -102,9 +94,7 @@ SEED_ASSESSMENTS: tuple[ExpectedAssessment, ...] = (
         273,
         _AROUND,
     ),
-    ExpectedAssessment(
-        "marrow_eot", "bone_marrow", "Bone marrow at EOT", "eot", 0, _AROUND
-    ),
+    ExpectedAssessment("marrow_eot", "bone_marrow", "Bone marrow at EOT", "eot", 0, _AROUND),
     ExpectedAssessment(
         "marrow_last_dose_1y",
         "bone_marrow",
@@ -284,10 +274,7 @@ def cycle_timing(proposed_day1: date, cycle: NextCycle) -> CycleTiming:
             days = f"{abs(offset)} day" + ("" if abs(offset) == 1 else "s")
             when = f"{days} {'after' if offset > 0 else 'before'} the due date"
         allowance = (cycle.window_end - cycle.due).days
-        where = (
-            f"C{cycle.number}D1 {when} {cycle.due.isoformat()}; "
-            f"a delay of up to {allowance} days is allowed"
-        )
+        where = f"C{cycle.number}D1 {when} {cycle.due.isoformat()}; a delay of up to {allowance} days is allowed"
 
     if proposed_day1 < cycle.window_start:
         return CycleTiming(
@@ -299,9 +286,7 @@ def cycle_timing(proposed_day1: date, cycle: NextCycle) -> CycleTiming:
         return CycleTiming("on_time", 0, where)
     delay = (proposed_day1 - cycle.on_time_until).days
     if proposed_day1 <= cycle.window_end:
-        return CycleTiming(
-            "within_allowance", delay, f"{where}; record the reason for the delay"
-        )
+        return CycleTiming("within_allowance", delay, f"{where}; record the reason for the delay")
     return CycleTiming("deviation", delay, f"protocol deviation: {where}")
 
 
@@ -315,9 +300,7 @@ def _consent_on(consents: Sequence[Consent], on: date) -> Consent | None:
     return current
 
 
-def max_cycles_on(
-    consents: Sequence[Consent], on: date, params: ScheduleParams = SEED_SCHEDULE
-) -> int | None:
+def max_cycles_on(consents: Sequence[Consent], on: date, params: ScheduleParams = SEED_SCHEDULE) -> int | None:
     """The maximum number of cycles of the version in force on ``on``.
 
     None if there is no consent by then or its version is not one of the trial's.
@@ -353,15 +336,12 @@ def validate_cycles(
     for i, cycle in enumerate(cycles):
         field = f"cycles[{i}].number"
         if cycle.number < 1:
-            problems.append(
-                FieldMessage(field, f"cycle number {cycle.number} must be 1 or more")
-            )
+            problems.append(FieldMessage(field, f"cycle number {cycle.number} must be 1 or more"))
         elif cycle.number in first_index:
             problems.append(
                 FieldMessage(
                     field,
-                    f"cycle {cycle.number} is already given as "
-                    f"cycles[{first_index[cycle.number]}]",
+                    f"cycle {cycle.number} is already given as cycles[{first_index[cycle.number]}]",
                 )
             )
         else:
@@ -372,11 +352,7 @@ def validate_cycles(
         i = first_index[number]
         cycle = cycles[i]
         if previous != number - 1:
-            problems.append(
-                FieldMessage(
-                    f"cycles[{i}].number", f"cycle {number} without cycle {number - 1}"
-                )
-            )
+            problems.append(FieldMessage(f"cycles[{i}].number", f"cycle {number} without cycle {number - 1}"))
         if previous >= 1:
             before = cycles[first_index[previous]]
             if cycle.day1 <= before.day1:
@@ -395,8 +371,7 @@ def validate_cycles(
             problems.append(
                 FieldMessage(
                     f"cycles[{i}].day1",
-                    f"no consent on or before cycle {number} day 1 "
-                    f"({cycle.day1.isoformat()})",
+                    f"no consent on or before cycle {number} day 1 ({cycle.day1.isoformat()})",
                 )
             )
             continue
@@ -416,9 +391,7 @@ def validate_cycles(
 # --- DLT window --------------------------------------------------------------------
 
 
-def dlt_window(
-    cycles: Sequence[PastCycle], params: ScheduleParams = SEED_SCHEDULE
-) -> DltWindow | None:
+def dlt_window(cycles: Sequence[PastCycle], params: ScheduleParams = SEED_SCHEDULE) -> DltWindow | None:
     """The DLT window of PROTOCOL 5, generalised to k = `dlt_window_cycles` cycles.
 
     From C1D1 to the day before C(k+1)D1; without C(k+1), from the last given cycle
@@ -431,9 +404,7 @@ def dlt_window(
     k, length = params.dlt_window_cycles, params.cycle_length_days
     closing = k + 1
     if closing in day1:
-        return DltWindow(
-            day1[1], day1[closing] - _days(1), f"the day before C{closing}D1", True
-        )
+        return DltWindow(day1[1], day1[closing] - _days(1), f"the day before C{closing}D1", True)
     j = max(n for n in day1 if 1 <= n <= k)
     extra = (k - j + 1) * length - 1
     return DltWindow(day1[1], day1[j] + _days(extra), f"C{j}D1 + {extra} days", False)
@@ -476,16 +447,8 @@ def visit_calendar(
         due = anchor + _days(expected.offset_days)
         start = due - _days(expected.window.before_days)
         end = due + _days(expected.window.after_days)
-        in_window = [
-            a.date
-            for a in facts.assessments
-            if a.kind == expected.kind and start <= a.date <= end
-        ]
-        done_on = (
-            min(in_window, key=lambda d: (abs((d - due).days), d))
-            if in_window
-            else None
-        )
+        in_window = [a.date for a in facts.assessments if a.kind == expected.kind and start <= a.date <= end]
+        done_on = min(in_window, key=lambda d: (abs((d - due).days), d)) if in_window else None
         status: AssessmentStatus
         if done_on is not None:
             status = "done"

@@ -161,16 +161,12 @@ def _count_problems(name: str, value: float, plausible_max: float) -> tuple[str,
     return (f"{name} {value:g} x10^9/L is not plausible (at most {plausible_max:g}).",)
 
 
-def platelets_problems(
-    value: float, params: EligibilityParams = SEED_ELIGIBILITY
-) -> tuple[str, ...]:
+def platelets_problems(value: float, params: EligibilityParams = SEED_ELIGIBILITY) -> tuple[str, ...]:
     """Messages for a platelet count in x10^9/L; empty if plausible."""
     return _count_problems("Platelets", value, params.platelets_plausible_max)
 
 
-def anc_problems(
-    value: float, params: EligibilityParams = SEED_ELIGIBILITY
-) -> tuple[str, ...]:
+def anc_problems(value: float, params: EligibilityParams = SEED_ELIGIBILITY) -> tuple[str, ...]:
     """Messages for an ANC in x10^9/L; empty if plausible."""
     return _count_problems("ANC", value, params.anc_plausible_max)
 
@@ -185,9 +181,7 @@ def _days(n: int) -> str:
 def _combine(parts: list[tuple[Status, str]]) -> tuple[Status, str]:
     """One status for a criterion made of parts: any fail fails, else any missing."""
     statuses = {s for s, _ in parts}
-    status: Status = (
-        "fail" if "fail" in statuses else "missing" if "missing" in statuses else "pass"
-    )
+    status: Status = "fail" if "fail" in statuses else "missing" if "missing" in statuses else "pass"
     return status, "; ".join(r for _, r in parts)
 
 
@@ -208,9 +202,7 @@ def _diagnosis(f: ScreeningFacts, p: EligibilityParams) -> CriterionResult:
         return CriterionResult(2, "diagnosis", "missing", "diagnosis not recorded")
     if f.diagnosis not in p.diagnoses:
         accepted = ", ".join(sorted(p.diagnoses))
-        return CriterionResult(
-            2, "diagnosis", "fail", f"diagnosis {f.diagnosis} is not one of {accepted}"
-        )
+        return CriterionResult(2, "diagnosis", "fail", f"diagnosis {f.diagnosis} is not one of {accepted}")
     if f.diagnosis not in p.cd22_required_for:
         return CriterionResult(2, "diagnosis", "pass", f"diagnosis {f.diagnosis}")
     if f.cd22_positive is None:
@@ -227,16 +219,12 @@ def _diagnosis(f: ScreeningFacts, p: EligibilityParams) -> CriterionResult:
             "fail",
             f"diagnosis {f.diagnosis} is CD22-negative; CD22+ required",
         )
-    return CriterionResult(
-        2, "diagnosis", "pass", f"diagnosis {f.diagnosis}, CD22-positive"
-    )
+    return CriterionResult(2, "diagnosis", "pass", f"diagnosis {f.diagnosis}, CD22-positive")
 
 
 def _cr_at_day30(f: ScreeningFacts) -> CriterionResult:
     if f.cr_at_day30 is None:
-        return CriterionResult(
-            3, "cr_at_day30", "missing", "remission status at day +30 not recorded"
-        )
+        return CriterionResult(3, "cr_at_day30", "missing", "remission status at day +30 not recorded")
     if f.cr_at_day30:
         return CriterionResult(3, "cr_at_day30", "pass", "in CR at day +30 after HCT")
     return CriterionResult(3, "cr_at_day30", "fail", "not in CR at day +30 after HCT")
@@ -248,9 +236,7 @@ def _high_risk(f: ScreeningFacts, p: EligibilityParams) -> CriterionResult:
     paths: list[tuple[HighRiskPath, Status, str]] = []
 
     if f.mrd_before or f.mrd_after:
-        when = " and ".join(
-            w for w, v in (("before", f.mrd_before), ("after", f.mrd_after)) if v
-        )
+        when = " and ".join(w for w, v in (("before", f.mrd_before), ("after", f.mrd_after)) if v)
         paths.append(("mrd", "pass", f"(a) MRD positive {when} HCT"))
     elif f.mrd_before is None or f.mrd_after is None:
         paths.append(("mrd", "missing", "(a) MRD before/after HCT not recorded"))
@@ -258,17 +244,11 @@ def _high_risk(f: ScreeningFacts, p: EligibilityParams) -> CriterionResult:
         paths.append(("mrd", "fail", "(a) MRD negative before and after HCT"))
 
     if f.disease_status is None:
-        paths.append(
-            ("disease_status", "missing", "(b) disease status at HCT not recorded")
-        )
+        paths.append(("disease_status", "missing", "(b) disease status at HCT not recorded"))
     elif f.disease_status in p.high_risk_disease_statuses:
-        paths.append(
-            ("disease_status", "pass", f"(b) transplanted in {f.disease_status}")
-        )
+        paths.append(("disease_status", "pass", f"(b) transplanted in {f.disease_status}"))
     else:
-        paths.append(
-            ("disease_status", "fail", f"(b) transplanted in {f.disease_status}")
-        )
+        paths.append(("disease_status", "fail", f"(b) transplanted in {f.disease_status}"))
 
     if f.conditioning is None:
         paths.append(("conditioning", "missing", "(c) conditioning not recorded"))
@@ -279,16 +259,12 @@ def _high_risk(f: ScreeningFacts, p: EligibilityParams) -> CriterionResult:
 
     passed = tuple(name for name, s, _ in paths if s == "pass")
     statuses = {s for _, s, _ in paths}
-    status: Status = (
-        "pass" if passed else "missing" if "missing" in statuses else "fail"
-    )
+    status: Status = "pass" if passed else "missing" if "missing" in statuses else "fail"
     reason = "; ".join(r for _, _, r in paths)
     return CriterionResult(4, "high_risk", status, reason, paths=passed)
 
 
-def _enrolment_day(
-    hct_date: date | None, on: date | None, p: EligibilityParams
-) -> tuple[Status, str]:
+def _enrolment_day(hct_date: date | None, on: date | None, p: EligibilityParams) -> tuple[Status, str]:
     window = f"window is +{p.enrolment_day_min} to +{p.enrolment_day_max}"
     if hct_date is None or on is None:
         what = "HCT date" if hct_date is None else "enrolment date"
@@ -298,9 +274,7 @@ def _enrolment_day(
     return ("pass" if ok else "fail"), f"day {day:+d} after HCT; {window}"
 
 
-def _lab_age(
-    lab_date: date | None, on: date | None, p: EligibilityParams
-) -> tuple[Status, str]:
+def _lab_age(lab_date: date | None, on: date | None, p: EligibilityParams) -> tuple[Status, str]:
     limit = f"must be drawn within {p.lab_max_age_days} days before enrolment"
     if lab_date is None or on is None:
         what = "lab date" if lab_date is None else "enrolment date"
@@ -309,14 +283,10 @@ def _lab_age(
     if age < 0:
         return "fail", f"labs dated {_days(-age)} after enrolment; labs {limit}"
     ok = age <= p.lab_max_age_days
-    return (
-        "pass" if ok else "fail"
-    ), f"labs drawn {_days(age)} before enrolment; {limit}"
+    return ("pass" if ok else "fail"), f"labs drawn {_days(age)} before enrolment; {limit}"
 
 
-def _count_above(
-    name: str, value: float | None, above: float, plausible_max: float
-) -> tuple[Status, str]:
+def _count_above(name: str, value: float | None, above: float, plausible_max: float) -> tuple[Status, str]:
     if value is None:
         return "missing", f"{name} not recorded"
     problems = _count_problems(name, value, plausible_max)
@@ -372,17 +342,13 @@ def _sos(f: ScreeningFacts) -> CriterionResult:
     return CriterionResult(8, "sos", "pass", "no history of SOS/VOD")
 
 
-def assess_eligibility(
-    facts: ScreeningFacts, params: EligibilityParams = SEED_ELIGIBILITY
-) -> EligibilityResult:
+def assess_eligibility(facts: ScreeningFacts, params: EligibilityParams = SEED_ELIGIBILITY) -> EligibilityResult:
     """Every criterion of PROTOCOL section 2, in protocol order, with its reason.
 
     To judge the same screening for another enrolment date, pass
     ``dataclasses.replace(facts, enrolment_date=...)``.
     """
-    day_status, day_reason = _enrolment_day(
-        facts.hct_date, facts.enrolment_date, params
-    )
+    day_status, day_reason = _enrolment_day(facts.hct_date, facts.enrolment_date, params)
     return EligibilityResult(
         criteria=(
             _age(facts, params),

@@ -56,9 +56,7 @@ HAEMATOLOGICAL_MEDDRA_CODES: frozenset[str] = frozenset(
 )
 
 # Rule (b) of PROTOCOL section 5 names only these two cytopenias.
-DLT_CYTOPENIA_MEDDRA_CODES: frozenset[str] = frozenset(
-    {NEUTROPHIL_COUNT_DECREASED, PLATELET_COUNT_DECREASED}
-)
+DLT_CYTOPENIA_MEDDRA_CODES: frozenset[str] = frozenset({NEUTROPHIL_COUNT_DECREASED, PLATELET_COUNT_DECREASED})
 
 # Every SOC has a catch-all "<SOC> - Other, specify" term (26 of them; one SOC
 # name is misspelt in the file, "Musculoskeletal and connective tissue disorder",
@@ -119,12 +117,8 @@ class CtcaeCatalogue:
 
     def __post_init__(self) -> None:
         # Frozen: the indexes are set once here, read-only afterwards.
-        object.__setattr__(
-            self, "_by_code", MappingProxyType({t.meddra_code: t for t in self.terms})
-        )
-        object.__setattr__(
-            self, "_by_name", MappingProxyType({_fold(t.term): t for t in self.terms})
-        )
+        object.__setattr__(self, "_by_code", MappingProxyType({t.meddra_code: t for t in self.terms}))
+        object.__setattr__(self, "_by_name", MappingProxyType({_fold(t.term): t for t in self.terms}))
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -158,9 +152,7 @@ class CtcaeCatalogue:
         q = _fold(query)
         if not q:
             return []
-        fields: tuple[Literal["term", "code", "soc"], ...] = (
-            ("term", "code", "soc") if by == "any" else (by,)
-        )
+        fields: tuple[Literal["term", "code", "soc"], ...] = ("term", "code", "soc") if by == "any" else (by,)
         ranked: list[tuple[int, int, str, CtcaeTerm]] = []
         for t in self.terms:
             best: tuple[int, int] | None = None
@@ -273,10 +265,7 @@ def check_grade(term: CtcaeTerm, grade: object) -> str | None:
     if grade not in GRADES:
         return f"grade {grade} is not a CTCAE grade (1-5)"
     if grade not in term.available_grades:
-        return (
-            f"grade {grade} is not defined for '{term.term}' "
-            f"({format_grades(term.available_grades)})"
-        )
+        return f"grade {grade} is not defined for '{term.term}' ({format_grades(term.available_grades)})"
     return None
 
 

@@ -107,9 +107,7 @@ class DltParams:
     cytopenia_max_days: int = 28
     # Rule (c): the paper prints "grade >3"; the protocol reads it as >= 3.
     non_haematological_grade: int = 3
-    related_attributions: frozenset[str] = frozenset(
-        {"possible", "probable", "definite"}
-    )
+    related_attributions: frozenset[str] = frozenset({"possible", "probable", "definite"})
     cytopenia_meddra_codes: frozenset[str] = DLT_CYTOPENIA_MEDDRA_CODES
     sos_meddra_codes: frozenset[str] = frozenset({SINUSOIDAL_OBSTRUCTION_SYNDROME})
 
@@ -161,9 +159,7 @@ class AdverseEvent:
         if self.grade not in range(1, 6):
             raise ValueError(f"AE {self.ae_id}: grade must be 1-5, not {self.grade}")
         if self.attribution not in ATTRIBUTIONS:
-            raise ValueError(
-                f"AE {self.ae_id}: unknown attribution {self.attribution!r}"
-            )
+            raise ValueError(f"AE {self.ae_id}: unknown attribution {self.attribution!r}")
         if self.resolved is not None and self.resolved < self.onset:
             raise ValueError(f"AE {self.ae_id}: resolved before onset")
 
@@ -228,9 +224,7 @@ class EvaluabilityResult:
         return self.status is Evaluability.NON_EVALUABLE
 
 
-def dlt_window(
-    cycle_day1s: Sequence[date], params: DltParams = DEFAULT_PARAMS
-) -> DltWindow:
+def dlt_window(cycle_day1s: Sequence[date], params: DltParams = DEFAULT_PARAMS) -> DltWindow:
     """The DLT window from the day-1 dates known so far (module docstring)."""
     if not cycle_day1s:
         raise ValueError("no C1D1: the DLT window starts with the first dose")
@@ -246,14 +240,10 @@ def dlt_window(
         return DltWindow(start, end, f"day before C{n_window + 1}D1")
     k = len(cycle_day1s)
     span = (n_window - k + 1) * params.cycle_length_days - 1
-    return DltWindow(
-        start, cycle_day1s[k - 1] + timedelta(days=span), f"C{k}D1 + {span} days"
-    )
+    return DltWindow(start, cycle_day1s[k - 1] + timedelta(days=span), f"C{k}D1 + {span} days")
 
 
-def dlt_window_end(
-    cycle_day1s: Sequence[date], params: DltParams = DEFAULT_PARAMS
-) -> date:
+def dlt_window_end(cycle_day1s: Sequence[date], params: DltParams = DEFAULT_PARAMS) -> date:
     return dlt_window(cycle_day1s, params).end
 
 
@@ -274,9 +264,7 @@ def cytopenia_episodes(
         value = to_decimal(raw, lineage)
         raw_lln = draw.platelets_lln if lineage == "platelets" else draw.anc_lln
         lln = _FALLBACK_LLN[lineage] if raw_lln is None else to_decimal(raw_lln, "LLN")
-        grader = (
-            grade_platelet_count if lineage == "platelets" else grade_neutrophil_count
-        )
+        grader = grade_platelet_count if lineage == "platelets" else grade_neutrophil_count
         graded = grader(value, lln=lln)
         if draw.drawn not in daily or value < daily[draw.drawn][0]:
             daily[draw.drawn] = (value, graded)
@@ -293,24 +281,14 @@ def cytopenia_episodes(
             if value < worst_value:
                 worst_grade, worst_value = graded.grade, value
         elif not low and start is not None:
-            episodes.append(
-                CytopeniaEpisode(
-                    lineage, start, day, worst_grade, worst_value, (day - start).days
-                )
-            )
+            episodes.append(CytopeniaEpisode(lineage, start, day, worst_grade, worst_value, (day - start).days))
             start = None
     if start is not None:
-        episodes.append(
-            CytopeniaEpisode(
-                lineage, start, None, worst_grade, worst_value, (as_of - start).days
-            )
-        )
+        episodes.append(CytopeniaEpisode(lineage, start, None, worst_grade, worst_value, (as_of - start).days))
     return tuple(episodes)
 
 
-def dlt_candidates(
-    record: DltInput, *, as_of: date, params: DltParams = DEFAULT_PARAMS
-) -> tuple[DltCandidate, ...]:
+def dlt_candidates(record: DltInput, *, as_of: date, params: DltParams = DEFAULT_PARAMS) -> tuple[DltCandidate, ...]:
     """Candidate DLTs by rules (a)-(d) of PROTOCOL section 5, as known on `as_of`.
 
     One candidate per AE (the most specific rule: SOS before the others), plus
@@ -339,9 +317,7 @@ def dlt_candidates(
             )
             done_ae.add(ae.ae_id)
     for sos in record.sos_records:
-        if not in_window(sos.diagnosed) or (
-            sos.ae_id is not None and sos.ae_id in done_ae
-        ):
+        if not in_window(sos.diagnosed) or (sos.ae_id is not None and sos.ae_id in done_ae):
             continue
         grade = "grade not recorded" if sos.grade is None else f"grade {sos.grade}"
         candidates.append(
@@ -388,8 +364,7 @@ def dlt_candidates(
             DltCandidate(
                 DltRule.DEATH,
                 record.death_date,
-                f"death on {record.death_date}, day "
-                f"{window.day_number(record.death_date)} of the {window.describe()}",
+                f"death on {record.death_date}, day {window.day_number(record.death_date)} of the {window.describe()}",
             )
         )
 
@@ -432,9 +407,7 @@ def _prolonged_cytopenias(
         end = ae.resolved if ae.resolved is not None else as_of
         days = (end - ae.onset).days
         if days > limit:
-            until = (
-                f"resolved {ae.resolved}" if ae.resolved else f"ongoing as of {as_of}"
-            )
+            until = f"resolved {ae.resolved}" if ae.resolved else f"ongoing as of {as_of}"
             evidence.setdefault(ae.ae_id, []).append(
                 f"{ae.term} grade {ae.grade} (AE {ae.ae_id}) from {ae.onset} "
                 f"(day {window.day_number(ae.onset)} of the {window.describe()}), "
@@ -445,9 +418,7 @@ def _prolonged_cytopenias(
     for lineage, code in _LINEAGE_CODE.items():
         if code not in params.cytopenia_meddra_codes:
             continue
-        for ep in cytopenia_episodes(
-            record.labs, lineage, as_of=as_of, grade_threshold=threshold
-        ):
+        for ep in cytopenia_episodes(record.labs, lineage, as_of=as_of, grade_threshold=threshold):
             if not window.contains(ep.start) or ep.days <= limit:
                 continue
             until = (
@@ -475,18 +446,14 @@ def _prolonged_cytopenias(
                 onsets.setdefault(match.ae_id, match.onset)
 
     flagged = [
-        DltCandidate(
-            DltRule.PROLONGED_CYTOPENIA, onsets[ae_id], "; ".join(texts), ae_id
-        )
+        DltCandidate(DltRule.PROLONGED_CYTOPENIA, onsets[ae_id], "; ".join(texts), ae_id)
         for ae_id, texts in evidence.items()
     ]
     done_ae.update(evidence)
     return flagged + unlinked
 
 
-def _matching_ae(
-    aes: Sequence[AdverseEvent], code: str, ep: CytopeniaEpisode, as_of: date
-) -> AdverseEvent | None:
+def _matching_ae(aes: Sequence[AdverseEvent], code: str, ep: CytopeniaEpisode, as_of: date) -> AdverseEvent | None:
     """The AE of the same lineage whose dates overlap the lab episode, if any."""
     ep_end = ep.end if ep.end is not None else as_of
     overlapping = [
@@ -525,26 +492,20 @@ def dlt_evaluability(
     n_window = params.window_cycles
     if not cycle_day1s:
         if treatment_ended is not None or off_study is not None:
-            return EvaluabilityResult(
-                Evaluability.NON_EVALUABLE, "never dosed; treatment ended", None, 0
-            )
+            return EvaluabilityResult(Evaluability.NON_EVALUABLE, "never dosed; treatment ended", None, 0)
         return EvaluabilityResult(Evaluability.PENDING, "not dosed yet", None, 0)
 
     window = dlt_window(cycle_day1s, params)
     doses = min(len(cycle_day1s), n_window)
 
     def result(status: Evaluability, reason: str) -> EvaluabilityResult:
-        return EvaluabilityResult(
-            status, f"{reason} ({window.describe()})", window, doses
-        )
+        return EvaluabilityResult(status, f"{reason} ({window.describe()})", window, doses)
 
     # A DLT in the window settles it, however many doses were given: the
     # paper's replaced L1 patient had one dose and no DLT, not one dose and a DLT.
     in_window = sorted(d for d in confirmed_dlt_dates if window.contains(d))
     if in_window:
-        return result(
-            Evaluability.EVALUABLE_WITH_DLT, f"confirmed DLT on {in_window[0]}"
-        )
+        return result(Evaluability.EVALUABLE_WITH_DLT, f"confirmed DLT on {in_window[0]}")
     if unadjudicated_candidates > 0:
         return result(
             Evaluability.PENDING,

@@ -278,11 +278,7 @@ def to_decimal(value: Number, name: str = "value") -> Decimal:
             raise ValueError(f"{name} must be finite, not {value!r}")
         return Decimal(repr(value))
     try:
-        result = (
-            Decimal(value)
-            if isinstance(value, (int, Decimal))
-            else Decimal(value.strip())
-        )
+        result = Decimal(value) if isinstance(value, (int, Decimal)) else Decimal(value.strip())
     except InvalidOperation:
         raise ValueError(f"{name} is not a number: {value!r}") from None
     if not result.is_finite():
@@ -305,23 +301,17 @@ def grade_hemoglobin(value: Number, *, lln: Number) -> LabGrade:
     return _grade_decrease(_HEMOGLOBIN, value, lln)
 
 
-def grade_bilirubin(
-    value: Number, *, uln: Number, baseline: Number | None = None
-) -> LabGrade:
+def grade_bilirubin(value: Number, *, uln: Number, baseline: Number | None = None) -> LabGrade:
     """Blood bilirubin increased, umol/L (any unit, as long as all three agree)."""
     return _grade_increase(_BILIRUBIN, value, uln, baseline)
 
 
-def grade_alt(
-    value: Number, *, uln: Number, baseline: Number | None = None
-) -> LabGrade:
+def grade_alt(value: Number, *, uln: Number, baseline: Number | None = None) -> LabGrade:
     """Alanine aminotransferase increased, U/L."""
     return _grade_increase(_ALT, value, uln, baseline)
 
 
-def grade_ast(
-    value: Number, *, uln: Number, baseline: Number | None = None
-) -> LabGrade:
+def grade_ast(value: Number, *, uln: Number, baseline: Number | None = None) -> LabGrade:
     """Aspartate aminotransferase increased, U/L."""
     return _grade_increase(_AST, value, uln, baseline)
 
@@ -339,15 +329,11 @@ def grade_lab(result: LabResult) -> LabGrade:
         return _grade_decrease(spec, result.value, result.lln)
     if result.uln is None:
         raise ValueError(f"{result.test.value} needs the lab's ULN")
-    ispec = {LabTest.BILIRUBIN: _BILIRUBIN, LabTest.ALT: _ALT, LabTest.AST: _AST}[
-        result.test
-    ]
+    ispec = {LabTest.BILIRUBIN: _BILIRUBIN, LabTest.ALT: _ALT, LabTest.AST: _AST}[result.test]
     return _grade_increase(ispec, result.value, result.uln, result.baseline)
 
 
-def _grade_decrease(
-    spec: _DecreaseSpec, raw_value: Number, raw_lln: Number
-) -> LabGrade:
+def _grade_decrease(spec: _DecreaseSpec, raw_value: Number, raw_lln: Number) -> LabGrade:
     value = to_decimal(raw_value, spec.label)
     lln = to_decimal(raw_lln, "LLN")
     if value < 0:
@@ -375,9 +361,7 @@ def _grade_decrease(
     return result(0, ">= LLN (not decreased)")
 
 
-def _grade_increase(
-    spec: _IncreaseSpec, raw_value: Number, raw_uln: Number, raw_baseline: Number | None
-) -> LabGrade:
+def _grade_increase(spec: _IncreaseSpec, raw_value: Number, raw_uln: Number, raw_baseline: Number | None) -> LabGrade:
     value = to_decimal(raw_value, spec.label)
     uln = to_decimal(raw_uln, "ULN")
     baseline = None if raw_baseline is None else to_decimal(raw_baseline, "baseline")
@@ -417,11 +401,7 @@ def _grade_increase(
         limit = band.factor * reference
         fired = value >= limit if band.inclusive else value > limit
         if fired:
-            return result(
-                band.grade, band.text_abnormal if abnormal else band.text_normal
-            )
+            return result(band.grade, band.text_abnormal if abnormal else band.text_normal)
     if abnormal:
-        return result(
-            0, f"not above the grade 1 threshold relative to baseline {baseline}"
-        )
+        return result(0, f"not above the grade 1 threshold relative to baseline {baseline}")
     return result(0, "<= ULN (not increased)")

@@ -120,9 +120,7 @@ def outcome_date_problems(p: PatientOutcome) -> tuple[str, ...]:
         if p.relapse_date is not None and p.relapse_date > p.death_date:
             problems.append(f"relapse {p.relapse_date} is after death {p.death_date}")
         if p.last_known_alive is not None and p.last_known_alive > p.death_date:
-            problems.append(
-                f"last known alive {p.last_known_alive} is after death {p.death_date}"
-            )
+            problems.append(f"last known alive {p.last_known_alive} is after death {p.death_date}")
     return tuple(problems)
 
 
@@ -172,9 +170,7 @@ def _days(start: date, end: date) -> int:
     return (end - start).days
 
 
-def os_time(
-    p: PatientOutcome, origin: Origin = "hct", as_of: date | None = None
-) -> EndpointTime | None:
+def os_time(p: PatientOutcome, origin: Origin = "hct", as_of: date | None = None) -> EndpointTime | None:
     """Overall survival: origin to death (1), else censored (0) at the censoring
     date. ``None`` when excluded (module docstring)."""
     start = _origin_date(p, origin, as_of)
@@ -187,9 +183,7 @@ def os_time(
     return EndpointTime(_days(start, _censoring_date(p, as_of)), CENSORED)
 
 
-def pfs_time(
-    p: PatientOutcome, origin: Origin = "hct", as_of: date | None = None
-) -> EndpointTime | None:
+def pfs_time(p: PatientOutcome, origin: Origin = "hct", as_of: date | None = None) -> EndpointTime | None:
     """Progression-free survival: origin to the first of relapse or death (1), else
     censored (0). Same-day relapse and death are one event. ``None`` when excluded.
     """

@@ -100,3 +100,16 @@ def computation_run(trial_id: int, kind: str) -> TrialComputation:
         computation.runs += 1
         computation.save(update_fields=["data", "computed_seq", "computed_at", "runs"])
     return computation
+
+
+def computation_relay_stale() -> int:
+    """Enqueue every stale result: the periodic safety net for a request whose message was
+    lost (broker down at commit time, worker killed). Returns how many were enqueued."""
+    from trial.tasks import trial_recompute
+
+    stale = TrialComputation.objects.filter(computed_seq__lt=F("request_seq")).values_list("trial_id", "kind")
+    count = 0
+    for trial_id, kind in stale:
+        trial_recompute.delay(trial_id, kind)
+        count += 1
+    return count

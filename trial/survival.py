@@ -232,9 +232,7 @@ def _events_array(events: Sequence[int] | Sequence[bool], n: int) -> IntArray:
     return arr
 
 
-def _labels(
-    values: Sequence[GroupLabel], n: int, name: str
-) -> tuple[list[GroupLabel], IntArray]:
+def _labels(values: Sequence[GroupLabel], n: int, name: str) -> tuple[list[GroupLabel], IntArray]:
     """Distinct labels in a stable order (ints before strings, each sorted) and the
     index of each patient's label, so results never depend on patient order."""
     if len(values) != n:
@@ -269,9 +267,7 @@ def _time_table(times: FloatArray, codes: IntArray) -> _TimeTable:
     # R convention: at risk at t are those with time >= t (README "Ties").
     at_risk = np.cumsum(total[::-1])[::-1].astype(np.int64)
     by_code = {
-        int(code): np.bincount(inverse[codes == code], minlength=distinct.size).astype(
-            np.int64
-        )
+        int(code): np.bincount(inverse[codes == code], minlength=distinct.size).astype(np.int64)
         for code in np.unique(codes)
     }
     return _TimeTable(distinct, at_risk, by_code)
@@ -286,9 +282,7 @@ def _count(table: _TimeTable, code: int) -> IntArray:
 # --------------------------------------------------------------------------- #
 
 
-def _km_interval(
-    s: float, sigma: float, z: float, conf_type: ConfType
-) -> tuple[float | None, float | None]:
+def _km_interval(s: float, sigma: float, z: float, conf_type: ConfType) -> tuple[float | None, float | None]:
     if conf_type == "log":
         if s <= 0:
             return None, None
@@ -378,9 +372,7 @@ def survival_at(km: KaplanMeier, time: float) -> PointEstimate | None:
         lower, upper = _km_interval(1.0, 0.0, _z(km.conf_level), km.conf_type)
         return PointEstimate(time, 1.0, 0.0, lower, upper, at_risk)
     step = previous[-1]
-    return PointEstimate(
-        time, step.survival, step.std_err, step.lower, step.upper, at_risk
-    )
+    return PointEstimate(time, step.survival, step.std_err, step.lower, step.upper, at_risk)
 
 
 def numbers_at_risk(km: KaplanMeier, grid: Sequence[float]) -> tuple[int, ...]:
@@ -395,18 +387,12 @@ def numbers_at_risk(km: KaplanMeier, grid: Sequence[float]) -> tuple[int, ...]:
     return tuple(int(counts[i]) for i in idx)
 
 
-def _first_at_or_below_half(
-    times: Sequence[float], values: Sequence[float | None]
-) -> float | None:
+def _first_at_or_below_half(times: Sequence[float], values: Sequence[float | None]) -> float | None:
     """R survival's rule for reading a median off a curve: the first time where the
     curve is <= 0.5 (NA points skipped); if the curve sits exactly at 0.5 there and
     drops later, the midpoint between that time and the next lower point."""
     tolerance = math.sqrt(np.finfo(np.float64).eps)
-    kept = [
-        (t, v)
-        for t, v in zip(times, values, strict=True)
-        if v is not None and v < 0.5 + tolerance
-    ]
+    kept = [(t, v) for t, v in zip(times, values, strict=True) if v is not None and v < 0.5 + tolerance]
     if not kept:
         return None
     t0, v0 = kept[0]
@@ -446,21 +432,15 @@ def _logrank_stratum(
     expected = np.zeros(n_groups)
     variance = np.zeros((n_groups, n_groups))
     for t in np.unique(times[events == 1]):
-        at_risk = np.bincount(group_idx[times >= t], minlength=n_groups).astype(
-            np.float64
-        )
-        died = np.bincount(
-            group_idx[(times == t) & (events == 1)], minlength=n_groups
-        ).astype(np.float64)
+        at_risk = np.bincount(group_idx[times >= t], minlength=n_groups).astype(np.float64)
+        died = np.bincount(group_idx[(times == t) & (events == 1)], minlength=n_groups).astype(np.float64)
         n = at_risk.sum()
         d = died.sum()
         observed += died
         expected += d * at_risk / n
         if n > 1:
             share = at_risk / n
-            variance += (
-                d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
-            )
+            variance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
     return observed, expected, variance
 
 
@@ -481,11 +461,7 @@ def logrank_test(
     t = _times_array(times)
     e = _events_array(events, t.size)
     labels, group_idx = _labels(groups, t.size, "groups")
-    strata_idx = (
-        _labels(strata, t.size, "strata")[1]
-        if strata is not None
-        else np.zeros(t.size, np.int64)
-    )
+    strata_idx = _labels(strata, t.size, "strata")[1] if strata is not None else np.zeros(t.size, np.int64)
     k = len(labels)
     observed = np.zeros(k)
     expected = np.zeros(k)
@@ -634,9 +610,7 @@ def incidence_at(cif: CumulativeIncidence, time: float) -> PointEstimate | None:
     if not previous:
         return PointEstimate(time, 0.0, 0.0, None, None, at_risk)
     step = previous[-1]
-    return PointEstimate(
-        time, step.estimate, step.std_err, step.lower, step.upper, at_risk
-    )
+    return PointEstimate(time, step.estimate, step.std_err, step.lower, step.upper, at_risk)
 
 
 # --------------------------------------------------------------------------- #
@@ -695,14 +669,8 @@ def _gray_stratum(
         if nd1 > 0:
             idx = np.flatnonzero(active)
             km_k = km_after[idx]
-            t4 = np.where(
-                km_k > 0, 1 - (1 - f_after) / np.where(km_k > 0, km_k, 1.0), 1.0
-            )
-            t5 = (
-                1 - (nd1 - 1) / (tr * km_before[idx] - 1)
-                if nd1 > 1
-                else np.ones(idx.size)
-            )
+            t4 = np.where(km_k > 0, 1 - (1 - f_after) / np.where(km_k > 0, km_k, 1.0), 1.0)
+            t5 = 1 - (nd1 - 1) / (tr * km_before[idx] - 1) if nd1 > 1 else np.ones(idx.size)
             t3 = t5 * km_before[idx] * nd1 / (tr * at_risk[idx])
             v3[idx] += t4 * t4 * t3
             t1 = a[:, idx] - c[:, idx] * t4
@@ -750,11 +718,7 @@ def gray_test(
     t = _times_array(times)
     s_codes = _codes_array(status, t.size, "status")
     labels, group_idx = _labels(groups, t.size, "groups")
-    strata_idx = (
-        _labels(strata, t.size, "strata")[1]
-        if strata is not None
-        else np.zeros(t.size, np.int64)
-    )
+    strata_idx = _labels(strata, t.size, "strata")[1] if strata is not None else np.zeros(t.size, np.int64)
     kind = np.where(s_codes == 0, 0, np.where(s_codes == cause, 1, 2)).astype(np.int64)
     g = len(labels)
     if g < 2:

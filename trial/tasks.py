@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from trial.services import computation_run
+from trial.services import computation_relay_stale, computation_run
 
 
 @shared_task(bind=True, max_retries=5, default_retry_delay=5, acks_late=True)
@@ -12,3 +12,8 @@ def trial_recompute(self, trial_id: int, kind: str) -> str:  # type: ignore[no-u
     except Exception as exc:  # retried with back-off; the request stays stale meanwhile
         raise self.retry(exc=exc) from exc
     return computation.computed_at.isoformat() if computation.computed_at else ""
+
+
+@shared_task
+def trial_relay_stale() -> int:
+    return computation_relay_stale()

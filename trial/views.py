@@ -27,4 +27,6 @@ def trial_detail(request, trial_id: int):  # type: ignore[no-untyped-def]
                 "sites": [row for row in computation.data.get("sites", []) if row["code"] in own],
                 "dose_levels": computation.data.get("dose_levels", []),
             }
-    return render(request, "trial/trial_detail.html", {"trial": trial, "roles": roles, "summary": summary, "clinical": clinical})
+    return render(
+        request, "trial/trial_detail.html", {"trial": trial, "roles": roles, "summary": summary, "clinical": clinical}
+    )

@@ -41,9 +41,7 @@ DUBOIS = BsaParams(method="dubois")
         (150, 40, "dubois", "1.3029", "1.30"),
     ],
 )
-def test_bsa_worked_values(
-    height: int, weight: int, method: BsaMethod, unrounded_4dp: str, rounded: str
-) -> None:
+def test_bsa_worked_values(height: int, weight: int, method: BsaMethod, unrounded_4dp: str, rounded: str) -> None:
     exact = bsa_unrounded(height, weight, method)
     assert exact.quantize(Decimal("0.0001")) == Decimal(unrounded_4dp)
     assert body_surface_area(height, weight, method) == Decimal(rounded)
@@ -54,17 +52,11 @@ def test_bsa_worked_values(
     height=st.integers(min_value=120, max_value=230),
     weight=st.integers(min_value=25, max_value=250),
 )
-def test_decimal_formulas_match_an_independent_float_evaluation(
-    height: int, weight: int
-) -> None:
+def test_decimal_formulas_match_an_independent_float_evaluation(height: int, weight: int) -> None:
     mosteller = math.sqrt(height * weight / 3600)
     dubois = 0.007184 * weight**0.425 * height**0.725
-    assert float(bsa_unrounded(height, weight, "mosteller")) == pytest.approx(
-        mosteller, rel=1e-12
-    )
-    assert float(bsa_unrounded(height, weight, "dubois")) == pytest.approx(
-        dubois, rel=1e-12
-    )
+    assert float(bsa_unrounded(height, weight, "mosteller")) == pytest.approx(mosteller, rel=1e-12)
+    assert float(bsa_unrounded(height, weight, "dubois")) == pytest.approx(dubois, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -164,13 +156,8 @@ def test_cycle_dose_and_its_arithmetic(
 
 
 def test_float_and_trailing_zero_inputs_are_shown_as_written() -> None:
-    assert (
-        dose_arithmetic_text(cycle_dose(0.3, 170.0, 70.0, reduced=False))
-        == "0.3 mg/m² x 1.82 m² = 0.55 mg"
-    )
-    assert dose_arithmetic_text(
-        cycle_dose(Decimal("0.30"), 170, 70, reduced=False)
-    ).startswith("0.3 mg/m²")
+    assert dose_arithmetic_text(cycle_dose(0.3, 170.0, 70.0, reduced=False)) == "0.3 mg/m² x 1.82 m² = 0.55 mg"
+    assert dose_arithmetic_text(cycle_dose(Decimal("0.30"), 170, 70, reduced=False)).startswith("0.3 mg/m²")
 
 
 @pytest.mark.parametrize(
@@ -181,14 +168,7 @@ def test_float_and_trailing_zero_inputs_are_shown_as_written() -> None:
     ],
 )
 def test_bsa_arithmetic_text(params: BsaParams, text: str) -> None:
-    assert (
-        bsa_arithmetic_text(
-            cycle_dose(
-                Decimal("0.5"), 170, Decimal("70.5"), reduced=False, params=params
-            )
-        )
-        == text
-    )
+    assert bsa_arithmetic_text(cycle_dose(Decimal("0.5"), 170, Decimal("70.5"), reduced=False, params=params)) == text
 
 
 @pytest.mark.parametrize(
@@ -200,66 +180,50 @@ def test_bsa_arithmetic_text(params: BsaParams, text: str) -> None:
         (
             1.7,
             70,
-            (
-                "Height 1.7 cm is outside the plausible range 120-230 cm: did you mean 170 cm (1.7 metres)?",
-            ),
+            ("Height 1.7 cm is outside the plausible range 120-230 cm: did you mean 170 cm (1.7 metres)?",),
             (),
         ),
         (
             1700,
             70,
-            (
-                "Height 1700 cm is outside the plausible range 120-230 cm: did you mean 170 cm (1700 millimetres)?",
-            ),
+            ("Height 1700 cm is outside the plausible range 120-230 cm: did you mean 170 cm (1700 millimetres)?",),
             (),
         ),
         (
             67,
             70,
-            (
-                "Height 67 cm is outside the plausible range 120-230 cm: did you mean 170.2 cm (67 inches)?",
-            ),
+            ("Height 67 cm is outside the plausible range 120-230 cm: did you mean 170.2 cm (67 inches)?",),
             (),
         ),
         (
             119.9,
             70,
-            (
-                "Height 119.9 cm is outside the plausible range 120-230 cm; check the unit (cm) and the decimal point.",
-            ),
+            ("Height 119.9 cm is outside the plausible range 120-230 cm; check the unit (cm) and the decimal point.",),
             (),
         ),
         (
             170,
             700,
             (),
-            (
-                "Weight 700 kg is outside the plausible range 25-250 kg; check the unit (kg) and the decimal point.",
-            ),
+            ("Weight 700 kg is outside the plausible range 25-250 kg; check the unit (kg) and the decimal point.",),
         ),
         (
             170,
             70000,
             (),
-            (
-                "Weight 70000 kg is outside the plausible range 25-250 kg: did you mean 70 kg (70000 grams)?",
-            ),
+            ("Weight 70000 kg is outside the plausible range 25-250 kg: did you mean 70 kg (70000 grams)?",),
         ),
         (
             170,
             250.1,
             (),
-            (
-                "Weight 250.1 kg is outside the plausible range 25-250 kg: did you mean 113.4 kg (250.1 pounds)?",
-            ),
+            ("Weight 250.1 kg is outside the plausible range 25-250 kg: did you mean 113.4 kg (250.1 pounds)?",),
         ),
         (
             170,
             500,
             (),
-            (
-                "Weight 500 kg is outside the plausible range 25-250 kg: did you mean 226.8 kg (500 pounds)?",
-            ),
+            ("Weight 500 kg is outside the plausible range 25-250 kg: did you mean 226.8 kg (500 pounds)?",),
         ),
         (
             0,
@@ -300,9 +264,7 @@ def test_plausible_ranges_are_params() -> None:
         ("-0.3", 170, 70, "dose level must be greater than 0"),
     ],
 )
-def test_cycle_dose_refuses_what_must_never_be_dosed(
-    level: str, height: float, weight: float, match: str
-) -> None:
+def test_cycle_dose_refuses_what_must_never_be_dosed(level: str, height: float, weight: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         cycle_dose(Decimal(level), height, weight, reduced=False)
 
@@ -315,8 +277,6 @@ def test_cycle_dose_refuses_what_must_never_be_dosed(
         ({"reduction_percent": Decimal(-5)}, "reduction_percent"),
     ],
 )
-def test_params_refuse_an_unknown_method_or_reduction(
-    bad: dict[str, object], match: str
-) -> None:
+def test_params_refuse_an_unknown_method_or_reduction(bad: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         BsaParams(**bad)  # type: ignore[arg-type]

@@ -27,13 +27,7 @@ def ctcae_csv_path() -> Path:
     env = os.environ.get("TRIALDESK_CTCAE_CSV")
     if env:
         return Path(env)
-    return (
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "reference"
-        / "ctcae"
-        / "ctcae_v5.csv"
-    )
+    return Path(__file__).resolve().parents[3] / "shared" / "reference" / "ctcae" / "ctcae_v5.csv"
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +112,7 @@ def test_sos_starts_at_grade_2(catalogue: CtcaeCatalogue) -> None:
         ),
     ],
 )
-def test_terms_match_the_file(
-    catalogue: CtcaeCatalogue, code: str, term: str, soc: str, grades: set[int]
-) -> None:
+def test_terms_match_the_file(catalogue: CtcaeCatalogue, code: str, term: str, soc: str, grades: set[int]) -> None:
     by_code = catalogue.by_code(code)
     assert by_code is not None
     assert by_code.term == term
@@ -140,10 +132,7 @@ def test_grade_texts_and_notes_are_kept(catalogue: CtcaeCatalogue) -> None:
     assert plt.definition.startswith("A finding based on laboratory test results")
     alt = catalogue.by_code("10001551")
     assert alt is not None
-    assert (
-        alt.navigational_note
-        == "Also consider Hepatobiliary disorders: Hepatic failure"
-    )
+    assert alt.navigational_note == "Also consider Hepatobiliary disorders: Hepatic failure"
 
 
 def test_haematological_set_is_the_five_cytopenias(catalogue: CtcaeCatalogue) -> None:
@@ -170,9 +159,7 @@ def test_other_specify_terms(catalogue: CtcaeCatalogue) -> None:
     assert {t.soc for t in others} == set(catalogue.socs)
     immune = catalogue.by_term("Immune system disorders - Other, specify")
     assert immune is not None and is_other_specify(immune)
-    assert is_other_specify(
-        "Musculoskeletal and connective tissue disorder - Other, specify"
-    )
+    assert is_other_specify("Musculoskeletal and connective tissue disorder - Other, specify")
     assert not is_other_specify("Nausea")
     assert check_specify(immune, "  ") == (
         "'Immune system disorders - Other, specify' requires the event to be specified"
@@ -207,9 +194,7 @@ def test_other_specify_terms(catalogue: CtcaeCatalogue) -> None:
         ("Nausea", 3.0, "grade must be a whole number 1-5, not 3.0"),
     ],
 )
-def test_check_grade(
-    catalogue: CtcaeCatalogue, term: str, grade: object, message: str | None
-) -> None:
+def test_check_grade(catalogue: CtcaeCatalogue, term: str, grade: object, message: str | None) -> None:
     t = catalogue.by_term(term)
     assert t is not None
     assert check_grade(t, grade) == message
@@ -242,9 +227,7 @@ def test_format_grades(grades: set[int], text: str) -> None:
         ("anemia", "any", "Anemia"),
     ],
 )
-def test_search_first_hit(
-    catalogue: CtcaeCatalogue, query: str, by: str, first: str
-) -> None:
+def test_search_first_hit(catalogue: CtcaeCatalogue, query: str, by: str, first: str) -> None:
     hits = catalogue.search(query, by=by)  # type: ignore[arg-type]
     assert hits[0].term == first
 
@@ -275,9 +258,7 @@ def test_search_any_ranks_by_match_quality_then_field(
     members = [t.term for t in catalogue.terms if t.soc == "Investigations"]
     assert hits == sorted(members, key=str.casefold)
     # No SOC contains "blood bil"; one term does.
-    assert [t.term for t in catalogue.search("blood bil")] == [
-        "Blood bilirubin increased"
-    ]
+    assert [t.term for t in catalogue.search("blood bil")] == ["Blood bilirubin increased"]
     # Equal quality (prefix): term matches come before the SOC's members.
     blood = catalogue.search("blood")
     assert blood[0].term == "Blood and lymphatic system disorders - Other, specify"
@@ -287,18 +268,13 @@ def test_search_any_ranks_by_match_quality_then_field(
 def test_search_by_soc_and_limit(catalogue: CtcaeCatalogue) -> None:
     hepato = catalogue.search("hepatobiliary", by="soc")
     assert {t.soc for t in hepato} == {"Hepatobiliary disorders"}
-    assert len(hepato) == sum(
-        t.soc == "Hepatobiliary disorders" for t in catalogue.terms
-    )
+    assert len(hepato) == sum(t.soc == "Hepatobiliary disorders" for t in catalogue.terms)
     assert len(catalogue.search("a", limit=5)) == 5
     assert catalogue.search("   ") == []
     assert catalogue.search("no such term xyz") == []
 
 
-_HEADER = (
-    "meddra_code,soc,term,grade_1,grade_2,grade_3,grade_4,grade_5,"
-    "definition,navigational_note,v5_change\n"
-)
+_HEADER = "meddra_code,soc,term,grade_1,grade_2,grade_3,grade_4,grade_5,definition,navigational_note,v5_change\n"
 
 
 def test_load_from_stream() -> None:

@@ -46,9 +46,7 @@ def ae(
 ) -> AdverseEvent:
     if haematological is None:
         haematological = code in {PLT, ANC_CODE, "10002272"}
-    return AdverseEvent(
-        ae_id, term, code, grade, onset, resolved, attribution, haematological
-    )
+    return AdverseEvent(ae_id, term, code, grade, onset, resolved, attribution, haematological)
 
 
 def candidates(
@@ -108,9 +106,7 @@ def test_window_end(cycles: tuple[date, ...], end: date, basis: str) -> None:
         ),
     ],
 )
-def test_window_is_parametrised(
-    cycles: tuple[date, ...], params: DltParams, end: date
-) -> None:
+def test_window_is_parametrised(cycles: tuple[date, ...], params: DltParams, end: date) -> None:
     assert dlt_window_end(cycles, params) == end
 
 
@@ -136,9 +132,7 @@ def test_window_needs_increasing_day1s(cycles: tuple[date, ...]) -> None:
         (D("2024-02-01"), None, D("2024-03-01"), True),  # ongoing, 29 days so far
     ],
 )
-def test_thrombocytopenia_duration(
-    onset: date, resolved: date | None, as_of: date, flagged: bool
-) -> None:
+def test_thrombocytopenia_duration(onset: date, resolved: date | None, as_of: date, flagged: bool) -> None:
     found = candidates(ae(onset=onset, resolved=resolved), as_of=as_of)
     assert bool(found) is flagged
     if flagged:
@@ -167,9 +161,7 @@ def test_29_day_grade3_thrombocytopenia_evidence() -> None:
         ("White blood cell decreased", "10049182", 4, True, False),
     ],
 )
-def test_which_cytopenias_count(
-    term: str, code: str, grade: int, haem: bool, flagged: bool
-) -> None:
+def test_which_cytopenias_count(term: str, code: str, grade: int, haem: bool, flagged: bool) -> None:
     long_ae = ae(
         term=term,
         code=code,
@@ -234,8 +226,7 @@ def test_lab_episode_starting_before_c1d1_does_not_count() -> None:
 
 def test_neutropenia_from_labs() -> None:
     labs = tuple(
-        LabDraw(D(d), anc=v, anc_lln=1.8)
-        for d, v in [("2024-02-01", 0.9), ("2024-02-15", 0.4), ("2024-03-05", 1.2)]
+        LabDraw(D(d), anc=v, anc_lln=1.8) for d, v in [("2024-02-01", 0.9), ("2024-02-15", 0.4), ("2024-03-05", 1.2)]
     )
     (c,) = candidates(labs=labs)
     assert "neutropenia" in c.evidence and "33 days" in c.evidence
@@ -299,9 +290,7 @@ def test_cytopenia_episodes(
     ],
 )
 def test_nausea(grade: int, attribution: str, onset: date, flagged: bool) -> None:
-    nausea = ae(
-        7, "Nausea", "10028813", grade, onset, None, attribution, haematological=False
-    )
+    nausea = ae(7, "Nausea", "10028813", grade, onset, None, attribution, haematological=False)
     found = candidates(nausea)
     assert bool(found) is flagged
     if flagged:
@@ -493,9 +482,7 @@ def test_bad_params_are_refused(kwargs: dict[str, object]) -> None:
         ((), D("2024-01-10"), {"treatment_ended": D("2024-01-05")}, "non_evaluable"),
     ],
 )
-def test_evaluability(
-    cycles: tuple[date, ...], as_of: date, kwargs: dict[str, object], status: str
-) -> None:
+def test_evaluability(cycles: tuple[date, ...], as_of: date, kwargs: dict[str, object], status: str) -> None:
     result = dlt_evaluability(cycles, as_of=as_of, **kwargs)  # type: ignore[arg-type]
     assert result.status == status
     assert result.status is Evaluability(status)

@@ -74,10 +74,7 @@ def test_enrolment_day_window_is_inclusive(day: int, expected: str) -> None:
 def test_enrolment_day_reason_in_words() -> None:
     on = HCT + timedelta(days=104)
     result = assess_eligibility(facts(enrolment_date=on, lab_date=on))
-    assert (
-        result.criterion("enrolment_window").reason
-        == "day +104 after HCT; window is +40 to +100"
-    )
+    assert result.criterion("enrolment_window").reason == "day +104 after HCT; window is +40 to +100"
     assert result.overall == "not_eligible"
 
 
@@ -93,9 +90,7 @@ def test_enrolment_day_reason_in_words() -> None:
     ],
 )
 def test_graft_function_thresholds(platelets: float, anc: float, expected: str) -> None:
-    assert (
-        status("graft_function", platelets_10e9_l=platelets, anc_10e9_l=anc) == expected
-    )
+    assert status("graft_function", platelets_10e9_l=platelets, anc_10e9_l=anc) == expected
 
 
 @pytest.mark.parametrize(
@@ -103,9 +98,7 @@ def test_graft_function_thresholds(platelets: float, anc: float, expected: str) 
     [(2002, "fail"), (2001, "pass"), (1942, "pass"), (1941, "fail")],
     ids=["age15", "age16", "age75", "age76"],
 )
-def test_age_at_consent_is_consent_year_minus_birth_year(
-    birth_year: int, expected: str
-) -> None:
+def test_age_at_consent_is_consent_year_minus_birth_year(birth_year: int, expected: str) -> None:
     result = assess_eligibility(facts(birth_year=birth_year))
     age = result.criterion("age")
     assert age.status == expected
@@ -116,13 +109,8 @@ def test_age_at_consent_is_consent_year_minus_birth_year(
     ("days_before", "expected"),
     [(0, "pass"), (1, "pass"), (14, "pass"), (15, "fail"), (-1, "fail")],
 )
-def test_labs_must_be_drawn_within_14_days_before_enrolment(
-    days_before: int, expected: str
-) -> None:
-    assert (
-        status("graft_function", lab_date=ENROL - timedelta(days=days_before))
-        == expected
-    )
+def test_labs_must_be_drawn_within_14_days_before_enrolment(days_before: int, expected: str) -> None:
+    assert status("graft_function", lab_date=ENROL - timedelta(days=days_before)) == expected
 
 
 # Base for high-risk paths: every path fails unless changed.
@@ -162,23 +150,15 @@ NO_RISK = {
         ({"conditioning": None}, "missing", ()),
     ],
 )
-def test_high_risk_paths(
-    changes: dict[str, Any], expected_status: str, expected_paths: tuple[str, ...]
-) -> None:
-    criterion = assess_eligibility(facts(**{**NO_RISK, **changes})).criterion(
-        "high_risk"
-    )
+def test_high_risk_paths(changes: dict[str, Any], expected_status: str, expected_paths: tuple[str, ...]) -> None:
+    criterion = assess_eligibility(facts(**{**NO_RISK, **changes})).criterion("high_risk")
     assert criterion.status == expected_status
     assert criterion.paths == expected_paths
 
 
 def test_high_risk_reason_names_each_path() -> None:
-    criterion = assess_eligibility(facts(**{**NO_RISK, "mrd_before": True})).criterion(
-        "high_risk"
-    )
-    assert criterion.reason == (
-        "(a) MRD positive before HCT; (b) transplanted in cr1; (c) mac conditioning"
-    )
+    criterion = assess_eligibility(facts(**{**NO_RISK, "mrd_before": True})).criterion("high_risk")
+    assert criterion.reason == ("(a) MRD positive before HCT; (b) transplanted in cr1; (c) mac conditioning")
 
 
 @pytest.mark.parametrize(
@@ -203,9 +183,7 @@ def test_high_risk_reason_names_each_path() -> None:
         ("sos_history", "sos", {}),
     ],
 )
-def test_each_missing_field_is_missing_never_pass(
-    field: str, key: str, base: dict[str, Any]
-) -> None:
+def test_each_missing_field_is_missing_never_pass(field: str, key: str, base: dict[str, Any]) -> None:
     result = assess_eligibility(facts(**{**base, field: None}))
     assert result.criterion(key).status == "missing"
     assert not result.eligible
@@ -242,12 +220,8 @@ def test_diagnosis(changes: dict[str, Any], expected: str) -> None:
 
 
 def test_cd22_can_be_required_for_cml_too_by_parameter() -> None:
-    params = EligibilityParams(
-        cd22_required_for=frozenset({"b_all", "cml_lymphoid_blast"})
-    )
-    result = assess_eligibility(
-        facts(diagnosis="cml_lymphoid_blast", cd22_positive=None), params
-    )
+    params = EligibilityParams(cd22_required_for=frozenset({"b_all", "cml_lymphoid_blast"}))
+    result = assess_eligibility(facts(diagnosis="cml_lymphoid_blast", cd22_positive=None), params)
     assert result.criterion("diagnosis").status == "missing"
 
 
@@ -284,9 +258,7 @@ def test_cr_and_sos(changes: dict[str, Any], expected: str) -> None:
         ("anc_10e9_l", 1500.0, "did you mean 1.5 x10^9/L?"),
     ],
 )
-def test_implausible_lab_is_missing_not_pass(
-    field: str, value: float, hint: str
-) -> None:
+def test_implausible_lab_is_missing_not_pass(field: str, value: float, hint: str) -> None:
     criterion = assess_eligibility(facts(**{field: value})).criterion("graft_function")
     assert criterion.status == "missing"
     assert hint in criterion.reason
@@ -339,9 +311,7 @@ def test_anc_problems(value: float, expected: tuple[str, ...]) -> None:
         (40, 14, True),
     ],
 )
-def test_screening_validity_on_a_date(
-    day: int, lab_days_before: int, valid: bool
-) -> None:
+def test_screening_validity_on_a_date(day: int, lab_days_before: int, valid: bool) -> None:
     on = HCT + timedelta(days=day)
     result = screening_validity(HCT, on - timedelta(days=lab_days_before), on)
     assert result.valid is valid
@@ -356,9 +326,7 @@ def test_screening_valid_from_and_until() -> None:
     early = screening_validity(HCT, HCT + timedelta(days=30), HCT + timedelta(days=40))
     assert early.valid_from == HCT + timedelta(days=40)
     assert early.valid_until == HCT + timedelta(days=44)  # labs 14 days old
-    assert not screening_validity(
-        HCT, HCT + timedelta(days=10), HCT + timedelta(days=50)
-    ).valid
+    assert not screening_validity(HCT, HCT + timedelta(days=10), HCT + timedelta(days=50)).valid
     none = screening_validity(HCT, HCT + timedelta(days=10), HCT + timedelta(days=50))
     assert none.valid_from is None and none.valid_until is None
     missing = screening_validity(None, lab, lab)
@@ -397,6 +365,4 @@ def test_another_trial_needs_only_other_params() -> None:
             "lab_date": HCT + timedelta(days=91),
         },
     ):
-        assert not assess_eligibility(
-            dataclasses.replace(ok, **changes), params
-        ).eligible
+        assert not assess_eligibility(dataclasses.replace(ok, **changes), params).eligible

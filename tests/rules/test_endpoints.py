@@ -187,9 +187,7 @@ EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("p", "cutoff", "os_hct", "os_dose", "pfs_hct", "pfs_dose", "nrm"), EXAMPLES
-)
+@pytest.mark.parametrize(("p", "cutoff", "os_hct", "os_dose", "pfs_hct", "pfs_dose", "nrm"), EXAMPLES)
 def test_worked_examples(
     p: PatientOutcome,
     cutoff: int | None,
@@ -237,9 +235,7 @@ def test_cutoff_before_hct_excludes_everything() -> None:
         (patient(alive=-1), "last known alive date .* is before the HCT date"),
     ],
 )
-def test_inconsistent_dates_are_listed_and_refused(
-    p: PatientOutcome, problem: str
-) -> None:
+def test_inconsistent_dates_are_listed_and_refused(p: PatientOutcome, problem: str) -> None:
     assert any(re.search(problem, m) for m in outcome_date_problems(p))
     with pytest.raises(ValueError, match=problem):
         os_time(p)
@@ -293,10 +289,7 @@ def test_endpoint_data_rejects_unknown_endpoint() -> None:
 def test_paper_figures_from_an_eighteen_patient_cohort() -> None:
     # PROTOCOL 8: 1-year PFS 89% (16/18: one relapse at 7 months, one GVHD death),
     # OS 94% (17/18), NRM 5.6% (1/18). Everyone else followed beyond 1 year.
-    cohort = [
-        PatientOutcome(f"P{i:02d}", HCT, day(50), None, None, day(400 + 30 * i))
-        for i in range(16)
-    ]
+    cohort = [PatientOutcome(f"P{i:02d}", HCT, day(50), None, None, day(400 + 30 * i)) for i in range(16)]
     cohort.append(PatientOutcome("REL", HCT, day(55), day(213), None, day(600)))
     cohort.append(PatientOutcome("GVHD", HCT, day(48), None, day(180), day(170)))
     year = 365.25

@@ -29,13 +29,7 @@ def ctcae_csv_path() -> Path:
     env = os.environ.get("TRIALDESK_CTCAE_CSV")
     if env:
         return Path(env)
-    return (
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "reference"
-        / "ctcae"
-        / "ctcae_v5.csv"
-    )
+    return Path(__file__).resolve().parents[3] / "shared" / "reference" / "ctcae" / "ctcae_v5.csv"
 
 
 # Platelets, LLN 150 x10^9/L: each cut-off and the value just beyond it.
@@ -170,9 +164,7 @@ def test_bilirubin(value: Number, baseline: Number | None, grade: int) -> None:
 
 
 def test_bilirubin_rule_text_follows_baseline() -> None:
-    assert (
-        grade_bilirubin(30.1, uln=20).rule == ">1.5 - 3.0 x ULN if baseline was normal"
-    )
+    assert grade_bilirubin(30.1, uln=20).rule == ">1.5 - 3.0 x ULN if baseline was normal"
     abnormal = grade_bilirubin(60.1, uln=20, baseline=40)
     assert abnormal.rule == ">1.5 - 3.0 x baseline if baseline was abnormal"
     assert "1.50 x baseline 40" in abnormal.explanation
@@ -209,9 +201,7 @@ ALT_ULN = 40  # U/L
         (1600.1, 80, 4),
     ],
 )
-def test_aminotransferases(
-    grader: object, value: Number, baseline: Number | None, grade: int
-) -> None:
+def test_aminotransferases(grader: object, value: Number, baseline: Number | None, grade: int) -> None:
     assert callable(grader)
     result = grader(value, uln=ALT_ULN, baseline=baseline)
     assert result.grade == grade
@@ -244,9 +234,7 @@ def test_grade_lab_dispatch(result: LabResult, grade: int) -> None:
 
 
 def test_same_number_in_any_type_grades_the_same() -> None:
-    grades = {
-        grade_platelet_count(v, lln=150).grade for v in (74.9, "74.9", Decimal("74.9"))
-    }
+    grades = {grade_platelet_count(v, lln=150).grade for v in (74.9, "74.9", Decimal("74.9"))}
     assert grades == {2}
     assert to_decimal(74.9) == Decimal("74.9")
 

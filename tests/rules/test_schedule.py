@@ -83,9 +83,7 @@ def test_a_delay_moves_every_later_due_date() -> None:
         ),
     ],
 )
-def test_delay_allowance_of_7_days(
-    days_after_due: int, status: str, delay: int, message: str
-) -> None:
+def test_delay_allowance_of_7_days(days_after_due: int, status: str, delay: int, message: str) -> None:
     c2 = next_cycle(HCT, 4, cycles_every_28_days(1))
     timing = cycle_timing(d(days_after_due, c2.due), c2)
     assert (timing.status, timing.delay_days) == (status, delay)
@@ -93,9 +91,7 @@ def test_delay_allowance_of_7_days(
 
 
 def test_another_trial_needs_only_other_params() -> None:
-    params = ScheduleParams(
-        cycle_length_days=21, c1d1_day_min=30, c1d1_day_max=60, delay_allowance_days=3
-    )
+    params = ScheduleParams(cycle_length_days=21, c1d1_day_min=30, c1d1_day_max=60, delay_allowance_days=3)
     assert cycle_timing(d(61), next_cycle(HCT, 6, (), params)).status == "deviation"
     c2 = next_cycle(HCT, 6, cycles_every_28_days(1), params)
     assert c2.due == d(21, C1D1)
@@ -113,9 +109,7 @@ def test_another_trial_needs_only_other_params() -> None:
         (12, 12, 13, True),
     ],
 )
-def test_protocol_maximum(
-    given: int, max_cycles: int, number: int, reached: bool
-) -> None:
+def test_protocol_maximum(given: int, max_cycles: int, number: int, reached: bool) -> None:
     nxt = next_cycle(HCT, max_cycles, cycles_every_28_days(given))
     assert (nxt.number, nxt.max_cycles, nxt.max_reached) == (
         number,
@@ -136,9 +130,7 @@ V2 = Consent("2", date(2018, 1, 15))
         (date(2018, 1, 15), 12),  # re-consent to v2 raises the maximum from its date on
     ],
 )
-def test_max_cycles_follow_the_version_last_consented_to(
-    on: date, expected: int | None
-) -> None:
+def test_max_cycles_follow_the_version_last_consented_to(on: date, expected: int | None) -> None:
     assert max_cycles_on([V2, V1], on) == expected
 
 
@@ -155,16 +147,12 @@ def test_a_regular_sequence_has_no_problems() -> None:
         (
             (PastCycle(1, C1D1), PastCycle(2, d(-1, C1D1))),
             [V1],
-            [
-                "cycles[1].day1: cycle 2 day 1 (2017-08-01) is not after cycle 1 day 1 (2017-08-02)"
-            ],
+            ["cycles[1].day1: cycle 2 day 1 (2017-08-01) is not after cycle 1 day 1 (2017-08-02)"],
         ),
         (
             (PastCycle(1, C1D1), PastCycle(2, C1D1)),
             [V1],
-            [
-                "cycles[1].day1: cycle 2 day 1 (2017-08-02) is not after cycle 1 day 1 (2017-08-02)"
-            ],
+            ["cycles[1].day1: cycle 2 day 1 (2017-08-02) is not after cycle 1 day 1 (2017-08-02)"],
         ),
         (
             (PastCycle(1, C1D1), PastCycle(2, d(28, C1D1)), PastCycle(2, d(56, C1D1))),
@@ -219,9 +207,7 @@ def test_re_consent_to_v2_between_cycles_4_and_5_allows_up_to_12() -> None:
 
     # Re-consent one day after cycle 5: cycle 5 was given under v1.
     late = Consent("2", d(1, cycles[4].day1))
-    assert [p.field for p in validate_cycles(cycles, [V1, late])] == [
-        "cycles[4].number"
-    ]
+    assert [p.field for p in validate_cycles(cycles, [V1, late])] == ["cycles[4].number"]
 
     # A 13th cycle is beyond v2's maximum too.
     thirteen = cycles_every_28_days(13)
@@ -253,9 +239,7 @@ def test_re_consent_to_v2_between_cycles_4_and_5_allows_up_to_12() -> None:
         (cycles_every_28_days(1), d(55, C1D1), "C1D1 + 55 days", False),
     ],
 )
-def test_dlt_window(
-    cycles: tuple[PastCycle, ...], end: date, rule: str, closed: bool
-) -> None:
+def test_dlt_window(cycles: tuple[PastCycle, ...], end: date, rule: str, closed: bool) -> None:
     window = dlt_window(cycles)
     assert window is not None
     assert (window.start, window.end, window.end_rule, window.closed_by_next_cycle) == (
@@ -264,11 +248,7 @@ def test_dlt_window(
         rule,
         closed,
     )
-    assert (
-        window.contains(end)
-        and not window.contains(d(1, end))
-        and not window.contains(d(-1, C1D1))
-    )
+    assert window.contains(end) and not window.contains(d(1, end)) and not window.contains(d(-1, C1D1))
 
 
 def test_no_dlt_window_before_c1() -> None:
@@ -298,18 +278,11 @@ def follow_up(
     withdrawal: date | None = None,
     done: tuple[DoneAssessment, ...] = (),
 ) -> FollowUpFacts:
-    return FollowUpFacts(
-        HCT, cycles_every_28_days(cycles), eot, death, withdrawal, done
-    )
+    return FollowUpFacts(HCT, cycles_every_28_days(cycles), eot, death, withdrawal, done)
 
 
-def calendar(
-    facts: FollowUpFacts, today: date
-) -> dict[str, tuple[date, date, date, str]]:
-    return {
-        p.key: (p.due, p.window_start, p.window_end, p.status)
-        for p in visit_calendar(facts, today)
-    }
+def calendar(facts: FollowUpFacts, today: date) -> dict[str, tuple[date, date, date, str]]:
+    return {p.key: (p.due, p.window_start, p.window_end, p.status) for p in visit_calendar(facts, today)}
 
 
 def test_calendar_before_eot_lists_hct_and_c1d1_anchored_assessments() -> None:
@@ -349,19 +322,14 @@ def test_an_assessment_counts_only_inside_its_window(mrd_day: int, status: str) 
 def test_pre_treatment_mrd_window_is_the_14_days_before_c1d1() -> None:
     def status(day: int) -> str:
         facts = follow_up(done=(DoneAssessment("mrd", d(day, C1D1)),))
-        return next(
-            p.status for p in visit_calendar(facts, C1D1) if p.key == "mrd_pre_c1d1"
-        )
+        return next(p.status for p in visit_calendar(facts, C1D1) if p.key == "mrd_pre_c1d1")
 
     assert [status(n) for n in (-15, -14, 0, 1)] == ["due", "done", "done", "due"]
 
 
 def test_the_kind_must_match() -> None:
     facts = follow_up(done=(DoneAssessment("bone_marrow", d(91)),))
-    assert (
-        next(p.status for p in visit_calendar(facts, d(91)) if p.key == "mrd_hct_3m")
-        == "due"
-    )
+    assert next(p.status for p in visit_calendar(facts, d(91)) if p.key == "mrd_hct_3m") == "due"
 
 
 def test_eot_and_last_dose_entries_once_eot_is_recorded() -> None:
@@ -387,9 +355,7 @@ def test_eot_and_last_dose_entries_once_eot_is_recorded() -> None:
         (106, "overdue"),  # the window closed, missed, before death
     ],
 )
-def test_death_makes_later_assessments_not_applicable(
-    death_day: int, status: str
-) -> None:
+def test_death_makes_later_assessments_not_applicable(death_day: int, status: str) -> None:
     planned = visit_calendar(follow_up(death=d(death_day)), today=d(400))
     assert next(p.status for p in planned if p.key == "mrd_hct_3m") == status
     assert next(p.status for p in planned if p.key == "mrd_hct_9m") == "not_applicable"

@@ -131,9 +131,7 @@ AML_MAINTAINED_TABLE = [
 
 
 @pytest.mark.parametrize("conf_type", ["log", "log-log"])
-@pytest.mark.parametrize(
-    ("t", "n", "d", "s", "se", "log_ci", "loglog_ci"), AML_MAINTAINED_TABLE
-)
+@pytest.mark.parametrize(("t", "n", "d", "s", "se", "log_ci", "loglog_ci"), AML_MAINTAINED_TABLE)
 def test_aml_maintained_km(
     conf_type: ConfType,
     t: float,
@@ -155,9 +153,7 @@ def test_aml_maintained_km(
 
 def test_aml_maintained_event_times_are_exactly_the_table() -> None:
     km = kaplan_meier(*AML_MAINTAINED)
-    assert [step.time for step in km.steps if step.n_event] == [
-        r[0] for r in AML_MAINTAINED_TABLE
-    ]
+    assert [step.time for step in km.steps if step.n_event] == [r[0] for r in AML_MAINTAINED_TABLE]
     # Censor-only times are steps too (R survfit), carrying the value: 13 has both.
     assert [(s.time, s.n_censor) for s in km.steps if s.n_censor] == [
         (13, 1),
@@ -180,9 +176,7 @@ def test_aml_maintained_event_times_are_exactly_the_table() -> None:
         (43, 0.097222, 0.091866, 0.015257, 0.619549),
     ],
 )
-def test_aml_nonmaintained_km_log_ci(
-    t: float, s: float, se: float, lower: float, upper: float
-) -> None:
+def test_aml_nonmaintained_km_log_ci(t: float, s: float, se: float, lower: float, upper: float) -> None:
     km = kaplan_meier(*AML_NONMAINTAINED, conf_type="log")
     step = next(step for step in km.steps if step.time == t)
     assert (step.survival, step.std_err) == (approx(s, abs=TOL), approx(se, abs=TOL))
@@ -213,22 +207,14 @@ def test_aml_logrank() -> None:
 # R print(survfit(Surv(time, status) ~ x, aml)) with the log CI: 31 (18, NA) and
 # 23 (8, NA). Both follow from the README tables: the first time each curve
 # (estimate, lower, upper) is <= 0.5.
-@pytest.mark.parametrize(
-    ("conf_type", "expected"), [("log", (31, 18, None)), ("log-log", (31, 13, None))]
-)
-def test_aml_maintained_median(
-    conf_type: ConfType, expected: tuple[float, float, float | None]
-) -> None:
+@pytest.mark.parametrize(("conf_type", "expected"), [("log", (31, 18, None)), ("log-log", (31, 13, None))])
+def test_aml_maintained_median(conf_type: ConfType, expected: tuple[float, float, float | None]) -> None:
     result = median_survival(kaplan_meier(*AML_MAINTAINED, conf_type=conf_type))
     assert (result.median, result.lower, result.upper) == expected
 
 
-@pytest.mark.parametrize(
-    ("conf_type", "expected"), [("log", (23, 8, None)), ("log-log", (23, 5, 33))]
-)
-def test_aml_nonmaintained_median(
-    conf_type: ConfType, expected: tuple[float, float, float | None]
-) -> None:
+@pytest.mark.parametrize(("conf_type", "expected"), [("log", (23, 8, None)), ("log-log", (23, 5, 33))])
+def test_aml_nonmaintained_median(conf_type: ConfType, expected: tuple[float, float, float | None]) -> None:
     result = median_survival(kaplan_meier(*AML_NONMAINTAINED, conf_type=conf_type))
     assert (result.median, result.lower, result.upper) == expected
 
@@ -244,9 +230,7 @@ def test_aml_nonmaintained_median(
         ([], [], None),
     ],
 )
-def test_median_rule(
-    times: list[float], events: list[int], expected: float | None
-) -> None:
+def test_median_rule(times: list[float], events: list[int], expected: float | None) -> None:
     assert median_survival(kaplan_meier(times, events)).median == expected
 
 
@@ -254,9 +238,7 @@ def test_median_rule(
     ("grid", "expected"),
     [([0, 9, 10, 13, 14, 161, 162], (11, 11, 10, 10, 8, 1, 0)), ([], ())],
 )
-def test_numbers_at_risk_r_convention(
-    grid: list[float], expected: tuple[int, ...]
-) -> None:
+def test_numbers_at_risk_r_convention(grid: list[float], expected: tuple[int, ...]) -> None:
     # At risk at t: time >= t, so a patient censored or failing at t still counts.
     assert numbers_at_risk(kaplan_meier(*AML_MAINTAINED), grid) == expected
 
@@ -291,9 +273,7 @@ def test_freireich_logrank() -> None:
         (23, 0.448179, 0.134591, 0.188052, 0.680143),
     ],
 )
-def test_freireich_6mp_km_loglog(
-    t: float, s: float, se: float, lower: float, upper: float
-) -> None:
+def test_freireich_6mp_km_loglog(t: float, s: float, se: float, lower: float, upper: float) -> None:
     km = kaplan_meier(*SIX_MP)  # log-log is the default (API.md)
     point = survival_at(km, t)
     assert point is not None
@@ -323,12 +303,8 @@ def test_landmark_is_right_continuous_between_events() -> None:
     assert (at_21.n_at_risk, at_22.n_at_risk) == (7, 7)
 
 
-@pytest.mark.parametrize(
-    ("conf_type", "bounds"), [("log", (1.0, 1.0)), ("log-log", (None, None))]
-)
-def test_landmark_before_first_event(
-    conf_type: ConfType, bounds: tuple[float | None, float | None]
-) -> None:
+@pytest.mark.parametrize(("conf_type", "bounds"), [("log", (1.0, 1.0)), ("log-log", (None, None))])
+def test_landmark_before_first_event(conf_type: ConfType, bounds: tuple[float | None, float | None]) -> None:
     point = survival_at(kaplan_meier(*SIX_MP, conf_type=conf_type), 3)
     assert point is not None
     assert (point.estimate, point.std_err, (point.lower, point.upper)) == (
@@ -369,9 +345,7 @@ def test_gray_test_does_not_depend_on_time_unit() -> None:
         (3, 0.166667, 0.051359, 0.081269, 0.278302),
     ],
 )
-def test_bmt_relapse_cif_group_2(
-    years: float, f: float, se: float, lower: float, upper: float
-) -> None:
+def test_bmt_relapse_cif_group_2(years: float, f: float, se: float, lower: float, upper: float) -> None:
     point = incidence_at(cumulative_incidence(*bmt_group(2), cause=1), years)
     assert point is not None
     assert (point.estimate, point.std_err) == (approx(f, abs=TOL), approx(se, abs=TOL))
@@ -404,9 +378,7 @@ def test_bmt_cif_at_one_year(group: int, cause: int, f: float, se: float) -> Non
         (3, 0.377778, 0.239099, 0.515688),
     ],
 )
-def test_bmt_disease_free_survival_at_one_year(
-    group: int, s: float, lower: float, upper: float
-) -> None:
+def test_bmt_disease_free_survival_at_one_year(group: int, s: float, lower: float, upper: float) -> None:
     years, status = bmt_group(group)
     point = survival_at(kaplan_meier(years, [int(x > 0) for x in status]), 1)
     assert point is not None
@@ -475,9 +447,7 @@ def test_stratified_logrank_sums_u_and_v_over_strata() -> None:
             for j in range(3):
                 v[i][j] += part.variance[i][j]
     assert result.observed == (24, 25, 34)
-    assert [
-        o - e for o, e in zip(result.observed, result.expected, strict=True)
-    ] == approx(u)
+    assert [o - e for o, e in zip(result.observed, result.expected, strict=True)] == approx(u)
     assert [list(row) for row in result.variance] == [approx(row) for row in v]
     # Drop the first group and solve the 2x2 system by hand.
     a, b, c = v[1][1], v[1][2], v[2][2]
@@ -601,9 +571,7 @@ def bounded(value: float | None) -> bool:
 
 @FAST
 @given(patients, st.sampled_from(["log", "log-log"]))
-def test_km_is_a_non_increasing_probability(
-    rows: list[tuple[int, int, str]], ct: ConfType
-) -> None:
+def test_km_is_a_non_increasing_probability(rows: list[tuple[int, int, str]], ct: ConfType) -> None:
     times, status, _ = columns(rows)
     km = kaplan_meier(times, [int(s > 0) for s in status], conf_type=ct)
     previous = 1.0
@@ -640,9 +608,7 @@ def test_cifs_plus_event_free_km_sum_to_one(rows: list[tuple[int, int, str]]) ->
         assert all(cif.steps[i].time == step.time for cif in cifs)
 
 
-def _same_curves(
-    a: KaplanMeier | CumulativeIncidence, b: KaplanMeier | CumulativeIncidence
-) -> None:
+def _same_curves(a: KaplanMeier | CumulativeIncidence, b: KaplanMeier | CumulativeIncidence) -> None:
     assert len(a.steps) == len(b.steps)
     for x, y in zip(a.steps, b.steps, strict=True):
         for field in x.__dataclass_fields__:
@@ -658,9 +624,7 @@ def _same_stat(a: float | None, b: float | None) -> None:
 
 @FAST
 @given(patients, st.randoms(use_true_random=False))
-def test_reordering_and_relabelling_change_nothing(
-    rows: list[tuple[int, int, str]], rnd: random.Random
-) -> None:
+def test_reordering_and_relabelling_change_nothing(rows: list[tuple[int, int, str]], rnd: random.Random) -> None:
     times, status, groups = columns(rows)
     shuffled = rows[:]
     rnd.shuffle(shuffled)
@@ -670,9 +634,7 @@ def test_reordering_and_relabelling_change_nothing(
     events, events2 = [int(s > 0) for s in status], [int(s > 0) for s in s2]
 
     _same_curves(kaplan_meier(times, events), kaplan_meier(t2, events2))
-    _same_curves(
-        cumulative_incidence(times, status, 1), cumulative_incidence(t2, s2, 1)
-    )
+    _same_curves(cumulative_incidence(times, status, 1), cumulative_incidence(t2, s2, 1))
     lr, lr2 = logrank_test(times, events, groups), logrank_test(t2, events2, g2)
     _same_stat(lr.statistic, lr2.statistic)
     assert lr.df == lr2.df
