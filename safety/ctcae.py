@@ -17,10 +17,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, TextIO
 
 CTCAE_VERSION = "5.0"
+# The dictionary shipped with the app (safety/data/README.md).
+BUNDLED_CSV = Path(__file__).resolve().parent / "data" / "ctcae_v5.csv"
 GRADES = (1, 2, 3, 4, 5)
 
 # MedDRA codes of the terms the rules below refer to by name. They are the codes

@@ -36,12 +36,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
 from typing import Literal
 
+from dosing import schedule
 from safety.ctcae import (
     DLT_CYTOPENIA_MEDDRA_CODES,
     NEUTROPHIL_COUNT_DECREASED,
@@ -231,16 +232,13 @@ def dlt_window(cycle_day1s: Sequence[date], params: DltParams = DEFAULT_PARAMS) 
     for n, (earlier, later) in enumerate(pairwise(cycle_day1s), start=1):
         if later <= earlier:
             raise ValueError(f"C{n + 1}D1 {later} is not after C{n}D1 {earlier}")
-    n_window = params.window_cycles
-    start = cycle_day1s[0]
-    if len(cycle_day1s) > n_window:
-        # The next cycle exists: the window closes the day before it starts,
-        # which stretches it over any dose delay (PROTOCOL section 5).
-        end = cycle_day1s[n_window] - timedelta(days=1)
-        return DltWindow(start, end, f"day before C{n_window + 1}D1")
-    k = len(cycle_day1s)
-    span = (n_window - k + 1) * params.cycle_length_days - 1
-    return DltWindow(start, cycle_day1s[k - 1] + timedelta(days=span), f"C{k}D1 + {span} days")
+    # One rule, one place: the window is the schedule's (dosing.schedule, PROTOCOL s5).
+    window = schedule.dlt_window(
+        [schedule.PastCycle(number, day1) for number, day1 in enumerate(cycle_day1s, start=1)],
+        schedule.ScheduleParams(cycle_length_days=params.cycle_length_days, dlt_window_cycles=params.window_cycles),
+    )
+    assert window is not None  # noqa: S101 - C1D1 exists, checked above
+    return DltWindow(window.start, window.end, window.end_rule)
 
 
 def dlt_window_end(cycle_day1s: Sequence[date], params: DltParams = DEFAULT_PARAMS) -> date:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from safety.ctcae import (
+    BUNDLED_CSV,
     DLT_CYTOPENIA_MEDDRA_CODES,
     HAEMATOLOGICAL_MEDDRA_CODES,
     CtcaeCatalogue,
@@ -23,11 +24,9 @@ from safety.ctcae import (
 
 
 def ctcae_csv_path() -> Path:
-    """TRIALDESK_CTCAE_CSV, else ../shared beside the repo (as on CI)."""
+    """The dictionary the app ships (TRIALDESK_CTCAE_CSV overrides it)."""
     env = os.environ.get("TRIALDESK_CTCAE_CSV")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "reference" / "ctcae" / "ctcae_v5.csv"
+    return Path(env) if env else BUNDLED_CSV
 
 
 @pytest.fixture(scope="module")
@@ -313,3 +312,10 @@ def test_malformed_rows_are_refused(body: str, error: str | None) -> None:
 def test_missing_column_is_refused() -> None:
     with pytest.raises(CtcaeFormatError, match="lacks column"):
         load_ctcae(io.StringIO("meddra_code,soc,term\n"))
+
+
+def test_bundled_dictionary_is_the_reference_file() -> None:
+    reference = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ctcae" / "ctcae_v5.csv"
+    if not reference.is_file():
+        pytest.skip("../shared/reference is not beside this checkout")
+    assert BUNDLED_CSV.read_bytes() == reference.read_bytes()

@@ -72,12 +72,12 @@ def candidates(
     [
         ((C1,), D("2024-02-25"), "C1D1 + 55 days"),
         ((C1, C2), D("2024-02-25"), "C2D1 + 27 days"),
-        ((C1, C2, C3), D("2024-02-25"), "day before C3D1"),
-        ((C1, C2, C3, D("2024-03-25")), D("2024-02-25"), "day before C3D1"),
+        ((C1, C2, C3), D("2024-02-25"), "the day before C3D1"),
+        ((C1, C2, C3, D("2024-03-25")), D("2024-02-25"), "the day before C3D1"),
         # C2 delayed 4 days: C2D1 + 27 (2024 is a leap year).
         ((C1, D("2024-02-02")), D("2024-02-29"), "C2D1 + 27 days"),
         # C3 delayed 7 days: the window stretches to the day before it.
-        ((C1, C2, D("2024-03-04")), D("2024-03-03"), "day before C3D1"),
+        ((C1, C2, D("2024-03-04")), D("2024-03-03"), "the day before C3D1"),
     ],
 )
 def test_window_end(cycles: tuple[date, ...], end: date, basis: str) -> None:

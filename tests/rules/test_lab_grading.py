@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from safety.ctcae import load_ctcae
+from safety.ctcae import BUNDLED_CSV, load_ctcae
 from safety.lab_grading import (
     CRITERIA,
     LabResult,
@@ -26,10 +26,9 @@ from safety.lab_grading import (
 
 
 def ctcae_csv_path() -> Path:
+    """The dictionary the app ships (TRIALDESK_CTCAE_CSV overrides it)."""
     env = os.environ.get("TRIALDESK_CTCAE_CSV")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "reference" / "ctcae" / "ctcae_v5.csv"
+    return Path(env) if env else BUNDLED_CSV
 
 
 # Platelets, LLN 150 x10^9/L: each cut-off and the value just beyond it.
