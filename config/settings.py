@@ -212,3 +212,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("RELAY_STALE_SECONDS", default=60),
     },
 }
+
+# The admin's "revert to this version" would save without a reason for change; edits go
+# through forms that ask for one.
+SIMPLE_HISTORY_REVERT_DISABLED = True

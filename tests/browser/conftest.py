@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.conftest import missing
 
@@ -37,4 +38,8 @@ def page(postgres_required, live_server):  # type: ignore[no-untyped-def]
         yield page
         context.close()
         browser.close()
+        # ORM calls made while Playwright's loop runs (fixtures, the test) get a
+        # connection of their own context; close it there, or it outlives the run and
+        # the test database cannot be dropped.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,11 @@ from safety.ctcae import (
 )
 
 
-def ctcae_csv_path() -> Path:
-    """The dictionary the app ships (TRIALDESK_CTCAE_CSV overrides it)."""
-    env = os.environ.get("TRIALDESK_CTCAE_CSV")
-    return Path(env) if env else BUNDLED_CSV
-
-
 @pytest.fixture(scope="module")
 def catalogue() -> CtcaeCatalogue:
-    path = ctcae_csv_path()
+    path = BUNDLED_CSV
     if not path.is_file():
-        pytest.fail(f"CTCAE CSV not found at {path}; set TRIALDESK_CTCAE_CSV")
+        pytest.fail(f"the bundled CTCAE CSV is missing: {path}")
     return load_ctcae(path)
 
 

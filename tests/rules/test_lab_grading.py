@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -23,12 +21,6 @@ from safety.lab_grading import (
     grade_platelet_count,
     to_decimal,
 )
-
-
-def ctcae_csv_path() -> Path:
-    """The dictionary the app ships (TRIALDESK_CTCAE_CSV overrides it)."""
-    env = os.environ.get("TRIALDESK_CTCAE_CSV")
-    return Path(env) if env else BUNDLED_CSV
 
 
 # Platelets, LLN 150 x10^9/L: each cut-off and the value just beyond it.
@@ -261,9 +253,9 @@ def test_bad_input_is_refused(call: object, error: type[Exception]) -> None:
 
 def test_criteria_texts_are_the_files() -> None:
     """Every criterion this module prints is verbatim in the CTCAE file."""
-    path = ctcae_csv_path()
+    path = BUNDLED_CSV
     if not path.is_file():
-        pytest.fail(f"CTCAE CSV not found at {path}; set TRIALDESK_CTCAE_CSV")
+        pytest.fail(f"the bundled CTCAE CSV is missing: {path}")
     catalogue = load_ctcae(path)
     # Platelets and ANC grades 1-4, anemia 1-3 (4 is clinical), 3 liver tests 1-4.
     assert len(CRITERIA) == 4 + 4 + 3 + 3 * 4
