@@ -6,7 +6,7 @@ from django.db import models
 from django.urls import reverse
 
 from core.models import AuditedModel
-from trial.models import DoseLevel, Site, Trial
+from trial.models import DoseLevel, ProtocolVersion, Site, Trial
 
 
 class Patient(AuditedModel):
@@ -20,6 +20,15 @@ class Patient(AuditedModel):
         ASIAN = "asian", "Asian"
         OTHER = "other", "Other"
         UNREPORTED = "unreported", "Unreported"
+
+    class Diagnosis(models.TextChoices):
+        B_ALL = "b_all", "CD22+ B-cell ALL"
+        CML_LYMPHOID_BLAST = "cml_lymphoid_blast", "CML in lymphoid blast crisis"
+
+    class CytogeneticRisk(models.TextChoices):
+        STANDARD = "standard", "Standard"
+        ADVERSE = "adverse", "Adverse"
+        UNKNOWN = "unknown", "Unknown"
 
     scope_trial_path = "trial"
     scope_site_path = "site"
@@ -36,8 +45,26 @@ class Patient(AuditedModel):
     sex = models.CharField(max_length=10, choices=Sex.choices)
     race = models.CharField(max_length=12, choices=Race.choices, default=Race.UNREPORTED)
     birth_year = models.PositiveSmallIntegerField(validators=[MinValueValidator(1900), MaxValueValidator(2100)])
+    # Disease and prior therapy (PROTOCOL s2; the paper's Table 1)
+    diagnosis = models.CharField(max_length=24, choices=Diagnosis.choices, blank=True)
+    cd22_positive = models.BooleanField("CD22 positive", null=True, blank=True)
+    ph_positive = models.BooleanField("Ph positive", null=True, blank=True)
+    cytogenetic_risk = models.CharField(max_length=12, choices=CytogeneticRisk.choices, blank=True)
+    prior_lines = models.PositiveSmallIntegerField(
+        "prior lines of therapy", null=True, blank=True, validators=[MaxValueValidator(20)]
+    )
+    prior_asparaginase = models.BooleanField("prior asparaginase-containing regimen", null=True, blank=True)
+    prior_blinatumomab = models.BooleanField(null=True, blank=True)
+    prior_inotuzumab = models.BooleanField("prior INO", null=True, blank=True)
+    prior_car_t = models.BooleanField("prior CAR T-cell therapy", null=True, blank=True)
+    prior_hct = models.BooleanField("prior allo-HCT", null=True, blank=True)
+    hct_ci = models.PositiveSmallIntegerField("HCT-CI", null=True, blank=True, validators=[MaxValueValidator(30)])
+    # Enrolment: the dose level comes from the trial's open slot (escalation engine).
     dose_level = models.ForeignKey(DoseLevel, null=True, blank=True, on_delete=models.PROTECT, related_name="patients")
     enrolled_on = models.DateField(null=True, blank=True)
+    enrolment_deviation = models.TextField(
+        blank=True, help_text="Set when the patient was enrolled at a level the 3+3 rules had not opened."
+    )
 
     class Meta:
         ordering = ["trial", "subject_id"]
@@ -59,3 +86,204 @@ class Patient(AuditedModel):
             errors["dose_level"] = "This dose level belongs to another trial."
         if errors:
             raise ValidationError(errors)
+
+
+class PatientRecord(AuditedModel):
+    """Base of the records that hang off one patient: scoped through the patient."""
+
+    scope_trial_path = "patient__trial"
+    scope_site_path = "patient__site"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class Transplant(AuditedModel):
+    """The allogeneic HCT the trial follows (day 0 = stem cell infusion)."""
+
+    class DiseaseStatus(models.TextChoices):
+        CR1 = "cr1", "CR1"
+        CR2 = "cr2", "CR2"
+        CR3_PLUS = "cr3_plus", "CR3 or later"
+
+    class Conditioning(models.TextChoices):
+        MAC = "mac", "Myeloablative (MAC)"
+        RIC = "ric", "Reduced intensity (RIC)"
+        NMA = "nma", "Non-myeloablative (NMA)"
+
+    class Regimen(models.TextChoices):
+        BUSULFAN = "busulfan", "Busulfan based"
+        MELPHALAN = "melphalan", "Melphalan based"
+        TBI = "tbi", "Other + TBI"
+        OTHER = "other", "Other"
+
+    class DonorType(models.TextChoices):
+        MATCHED_SIBLING = "matched_sibling", "Matched sibling"
+        MATCHED_RELATED = "matched_related", "Matched related (other)"
+        HAPLOIDENTICAL = "haploidentical", "Haploidentical"
+        MATCHED_UNRELATED = "matched_unrelated", "Matched unrelated"
+        MISMATCHED_UNRELATED = "mismatched_unrelated", "Mismatched unrelated"
+        CORD_BLOOD = "cord_blood", "Cord blood"
+
+    class GraftSource(models.TextChoices):
+        BONE_MARROW = "bone_marrow", "Bone marrow"
+        PERIPHERAL_BLOOD = "peripheral_blood", "Peripheral blood"
+        CORD_BLOOD = "cord_blood", "Cord blood"
+
+    class GvhdProphylaxis(models.TextChoices):
+        CNI_MTX = "cni_mtx", "CNI + MTX"
+        CNI_MMF = "cni_mmf", "CNI + MMF"
+        PTCY = "ptcy", "PTCy"
+        OTHER = "other", "Other"
+
+    scope_trial_path = "patient__trial"
+    scope_site_path = "patient__site"
+
+    patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="transplant")
+    date = models.DateField("HCT date (day 0)")
+    disease_status = models.CharField("disease status at HCT", max_length=10, choices=DiseaseStatus.choices)
+    conditioning = models.CharField(max_length=4, choices=Conditioning.choices)
+    regimen = models.CharField("conditioning regimen", max_length=12, choices=Regimen.choices, blank=True)
+    atg = models.BooleanField("ATG", null=True, blank=True)
+    donor_type = models.CharField(max_length=24, choices=DonorType.choices, blank=True)
+    graft_source = models.CharField(max_length=20, choices=GraftSource.choices, blank=True)
+    gvhd_prophylaxis = models.CharField("GVHD prophylaxis", max_length=10, choices=GvhdProphylaxis.choices, blank=True)
+    mrd_before = models.BooleanField("MRD positive before HCT", null=True, blank=True)
+    mrd_after = models.BooleanField("MRD positive after HCT", null=True, blank=True)
+    cr_at_day30 = models.BooleanField("CR confirmed at day +30", null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.patient} HCT {self.date}"
+
+
+class Consent(PatientRecord):
+    """Consent to a protocol version; re-consent to a later version is a new row."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="consents")
+    protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
+    date = models.DateField()
+
+    class Meta:
+        ordering = ["patient", "date", "id"]
+        constraints = [models.UniqueConstraint(fields=["patient", "protocol_version"], name="consent_once_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.patient} consent v{self.protocol_version.version} {self.date}"
+
+
+class Screening(PatientRecord):
+    """One eligibility screening; re-screening adds a row, the old one stays (PROTOCOL s2)."""
+
+    class Result(models.TextChoices):
+        ELIGIBLE = "eligible", "Eligible"
+        NOT_ELIGIBLE = "not_eligible", "Not eligible (screen failure)"
+        INCOMPLETE = "incomplete", "Incomplete (missing data)"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings")
+    date = models.DateField("screening date")
+    lab_date = models.DateField("labs drawn on", null=True, blank=True)
+    platelets_10e9_l = models.DecimalField("platelets (x10^9/L)", max_digits=7, decimal_places=1, null=True, blank=True)
+    anc_10e9_l = models.DecimalField("ANC (x10^9/L)", max_digits=6, decimal_places=2, null=True, blank=True)
+    agvhd_grade = models.PositiveSmallIntegerField(
+        "active acute GVHD grade", null=True, blank=True, validators=[MaxValueValidator(4)]
+    )
+    liver_gvhd = models.BooleanField("active liver GVHD", null=True, blank=True)
+    sos_history = models.BooleanField("history of SOS/VOD", null=True, blank=True)
+    result = models.CharField(max_length=14, choices=Result.choices)
+    criteria = models.JSONField(default=list, help_text="Every criterion with status and reason, as computed.")
+
+    class Meta:
+        ordering = ["patient", "date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} screening {self.date}: {self.get_result_display()}"
+
+
+class Assessment(PatientRecord):
+    """MRD and bone-marrow disease assessments (PROTOCOL s7)."""
+
+    class Kind(models.TextChoices):
+        MRD = "mrd", "MRD"
+        BONE_MARROW = "bone_marrow", "Bone marrow disease assessment"
+
+    class Method(models.TextChoices):
+        FLOW = "flow", "Flow cytometry"
+        PCR = "pcr", "PCR"
+        NGS = "ngs", "NGS / clonoSEQ"
+
+    class Result(models.TextChoices):
+        POSITIVE = "positive", "Positive"
+        NEGATIVE = "negative", "Negative"
+        INDETERMINATE = "indeterminate", "Indeterminate"
+
+    class Response(models.TextChoices):
+        CR = "cr", "CR"
+        CRI = "cri", "CRi"
+        RELAPSE = "relapse", "Relapse"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="assessments")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    date = models.DateField()
+    method = models.CharField(max_length=6, choices=Method.choices, blank=True)
+    result = models.CharField(max_length=14, choices=Result.choices, blank=True)
+    level = models.DecimalField("MRD level (fraction)", max_digits=12, decimal_places=8, null=True, blank=True)
+    blasts_pct = models.DecimalField("marrow blasts (%)", max_digits=5, decimal_places=1, null=True, blank=True)
+    response = models.CharField(max_length=8, choices=Response.choices, blank=True)
+    extramedullary = models.BooleanField("extramedullary disease", null=True, blank=True)
+
+    class Meta:
+        ordering = ["patient", "date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.get_kind_display()} {self.date}"
+
+
+class PatientEvent(PatientRecord):
+    """Outcome events: relapse, death, last contact, end of treatment, withdrawal (s3, s8)."""
+
+    class Kind(models.TextChoices):
+        RELAPSE = "relapse", "Relapse"
+        DEATH = "death", "Death"
+        LAST_CONTACT = "last_contact", "Last known alive"
+        END_OF_TREATMENT = "end_of_treatment", "End of treatment"
+        WITHDRAWAL = "withdrawal", "Withdrawal of consent"
+
+    class DeathCause(models.TextChoices):
+        RELAPSE = "relapse", "Relapse"
+        GVHD = "gvhd", "GVHD"
+        INFECTION = "infection", "Infection"
+        ORGAN_FAILURE = "organ_failure", "Organ failure"
+        OTHER = "other", "Other"
+
+    class EotReason(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+        WITHDRAWAL = "withdrawal", "Withdrawal (patient or physician decision)"
+        TOXICITY = "toxicity", "Toxicity / cytopenia"
+        RELAPSE = "relapse", "Relapse"
+        DEATH = "death", "Death"
+        OTHER = "other", "Other"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    date = models.DateField()
+    cause = models.CharField("cause of death", max_length=16, choices=DeathCause.choices, blank=True)
+    reason = models.CharField("end-of-treatment reason", max_length=12, choices=EotReason.choices, blank=True)
+    blasts_pct = models.DecimalField("blasts at relapse (%)", max_digits=5, decimal_places=1, null=True, blank=True)
+    relapse_site = models.CharField(max_length=100, blank=True)
+    details = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["patient", "date", "id"]
+        constraints = [
+            # One death, one end of treatment, one withdrawal per patient.
+            models.UniqueConstraint(
+                fields=["patient", "kind"],
+                condition=models.Q(kind__in=["death", "end_of_treatment", "withdrawal"]),
+                name="patient_event_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.get_kind_display()} {self.date}"

@@ -1,13 +1,16 @@
 """factory_boy factories. The site-wall walker builds one out-of-scope object of every
 scoped model from ``SCOPED_FACTORIES``: a new scoped model needs a factory here."""
 
+import datetime
 from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
 
-from patients.models import Patient
-from trial.models import DoseLevel, ProtocolVersion, RoleGrant, Site, Trial
+from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
+from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
+from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode
+from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Site, Trial
 
 PASSWORD = "correct horse battery staple"
 
@@ -87,6 +90,146 @@ class PatientFactory(AuditedFactory):
         return super()._create(model_class, *args, **kwargs)
 
 
+class PatientRecordFactory(AuditedFactory):
+    class Meta:
+        abstract = True
+
+    patient = factory.SubFactory(PatientFactory)
+
+
+class TransplantFactory(PatientRecordFactory):
+    class Meta:
+        model = Transplant
+
+    date = datetime.date(2024, 1, 10)
+    disease_status = Transplant.DiseaseStatus.CR1
+    conditioning = Transplant.Conditioning.RIC
+    regimen = Transplant.Regimen.MELPHALAN
+    donor_type = Transplant.DonorType.MATCHED_UNRELATED
+    graft_source = Transplant.GraftSource.PERIPHERAL_BLOOD
+    gvhd_prophylaxis = Transplant.GvhdProphylaxis.CNI_MTX
+    mrd_before = False
+    mrd_after = False
+    cr_at_day30 = True
+
+
+class ConsentFactory(PatientRecordFactory):
+    class Meta:
+        model = Consent
+
+    protocol_version = factory.LazyAttribute(
+        lambda o: (
+            o.patient.trial.protocol_versions.first() or ProtocolVersionFactory(trial=o.patient.trial, version="1")
+        )
+    )
+    date = datetime.date(2024, 3, 20)
+
+
+class ScreeningFactory(PatientRecordFactory):
+    class Meta:
+        model = Screening
+
+    date = datetime.date(2024, 3, 20)
+    lab_date = datetime.date(2024, 3, 19)
+    platelets_10e9_l = Decimal("133")
+    anc_10e9_l = Decimal("2.1")
+    agvhd_grade = 0
+    liver_gvhd = False
+    sos_history = False
+    result = Screening.Result.ELIGIBLE
+
+
+class AssessmentFactory(PatientRecordFactory):
+    class Meta:
+        model = Assessment
+
+    kind = Assessment.Kind.MRD
+    date = datetime.date(2024, 4, 10)
+    method = Assessment.Method.FLOW
+    result = Assessment.Result.NEGATIVE
+
+
+class PatientEventFactory(PatientRecordFactory):
+    class Meta:
+        model = PatientEvent
+
+    kind = PatientEvent.Kind.LAST_CONTACT
+    date = datetime.date(2025, 1, 10)
+
+
+class LabPanelFactory(PatientRecordFactory):
+    class Meta:
+        model = LabPanel
+
+    date = datetime.date(2024, 3, 30)
+    platelets = Decimal("120")
+    anc = Decimal("2.0")
+    hemoglobin = Decimal("110")
+
+
+class DeviationFactory(PatientRecordFactory):
+    class Meta:
+        model = Deviation
+
+    kind = Deviation.Kind.OTHER
+    date = datetime.date(2024, 5, 1)
+    reason = "test deviation"
+
+
+class CycleFactory(PatientRecordFactory):
+    class Meta:
+        model = Cycle
+
+    number = 1
+    due_date = datetime.date(2024, 4, 1)
+    day1 = datetime.date(2024, 4, 1)
+    dose_level = factory.LazyAttribute(
+        lambda o: o.patient.trial.dose_levels.first() or DoseLevelFactory(trial=o.patient.trial)
+    )
+    height_cm = Decimal("170")
+    weight_kg = Decimal("70")
+    bsa_m2 = Decimal("1.82")
+    dose_mg_m2 = Decimal("0.3")
+    dose_mg = Decimal("0.55")
+
+
+class ConcomitantMedicationFactory(PatientRecordFactory):
+    class Meta:
+        model = ConcomitantMedication
+
+    agent = ConcomitantMedication.Agent.DASATINIB
+    start = datetime.date(2024, 4, 1)
+
+
+class AdverseEventFactory(PatientRecordFactory):
+    class Meta:
+        model = AdverseEvent
+
+    term = factory.LazyFunction(lambda: CtcaeTerm.objects.get(version="5.0", meddra_code="10035528"))
+    grade = 3
+    onset = datetime.date(2024, 4, 20)
+    attribution = AdverseEvent.Attribution.PROBABLE
+
+
+class GvhdEpisodeFactory(PatientRecordFactory):
+    class Meta:
+        model = GvhdEpisode
+
+    kind = GvhdEpisode.Kind.ACUTE
+    onset = datetime.date(2024, 5, 1)
+    acute_grade = 2
+
+
+class DltAdjudicationFactory(PatientRecordFactory):
+    class Meta:
+        model = DltAdjudication
+
+    rule = DltAdjudication.Rule.INVESTIGATOR
+    event_date = datetime.date(2024, 5, 1)
+    is_dlt = False
+    rationale = "test"
+
+
 def grant(user, trial, role, site=None):  # type: ignore[no-untyped-def]
     return RoleGrant.objects.create(user=user, trial=trial, role=role, site=site)
 
@@ -98,4 +241,16 @@ SCOPED_FACTORIES = {
     DoseLevel: lambda trial, site: DoseLevelFactory(trial=trial, level=1, dose_mg_m2=Decimal("0.7")),
     ProtocolVersion: lambda trial, site: ProtocolVersionFactory(trial=trial, version="9"),
     Patient: lambda trial, site: PatientFactory(site=site, trial=trial),
+    EscalationSignoff: lambda trial, site: EscalationSignoff.objects.create(
+        trial=trial, decision="escalate", dose_level=2, signed_by_name="Walker Test", imported=True
+    ),
 }
+# Records of one patient: built for a patient of the given site.
+for _factory in (
+    TransplantFactory, ConsentFactory, ScreeningFactory, AssessmentFactory, PatientEventFactory, LabPanelFactory,
+    DeviationFactory, CycleFactory, ConcomitantMedicationFactory, AdverseEventFactory, GvhdEpisodeFactory,
+    DltAdjudicationFactory,
+):  # fmt: skip
+    SCOPED_FACTORIES[_factory._meta.model] = lambda trial, site, f=_factory: f(
+        patient=PatientFactory(site=site, trial=trial)
+    )

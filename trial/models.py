@@ -187,11 +187,17 @@ class RoleGrant(models.Model):
                 condition=(Q(role="coordinator", site__isnull=False) | (~Q(role="coordinator") & Q(site__isnull=True))),
                 name="role_grant_site_only_for_coordinator",
             ),
+            # One active grant per user, trial, role (and site for coordinators). Two
+            # partial constraints, because SQLite cannot treat NULL sites as equal.
             models.UniqueConstraint(
                 fields=["user", "trial", "role", "site"],
-                condition=Q(revoked_at__isnull=True),
-                name="role_grant_active_unique",
-                nulls_distinct=False,
+                condition=Q(revoked_at__isnull=True, site__isnull=False),
+                name="role_grant_active_unique_site",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "trial", "role"],
+                condition=Q(revoked_at__isnull=True, site__isnull=True),
+                name="role_grant_active_unique_trial",
             ),
         ]
 
@@ -220,6 +226,8 @@ class TrialComputation(models.Model):
 
     class Kind(models.TextChoices):
         ENROLMENT = "enrolment", "Enrolment summary"
+        ESCALATION = "escalation", "3+3 escalation state"
+        SURVIVAL = "survival", "Survival summaries"
 
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="computations")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -239,3 +247,31 @@ class TrialComputation(models.Model):
     @property
     def stale(self) -> bool:
         return self.computed_seq < self.request_seq
+
+
+class EscalationSignoff(models.Model):
+    """An investigator's signed 3+3 decision (dose-escalation meeting, PROTOCOL s6).
+
+    A decision takes effect (opens slots) only once signed. Imported historic sign-offs
+    keep the signer's name and date as recorded and carry no live signature.
+    """
+
+    scope_trial_path = "trial"
+    scope_site_path = None
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="escalation_signoffs")
+    decision = models.CharField(max_length=20)
+    dose_level = models.PositiveSmallIntegerField()
+    rationale = models.TextField(blank=True)
+    signature = models.ForeignKey("core.Signature", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    signed_by_name = models.CharField(max_length=200, blank=True)
+    signed_at = models.DateTimeField(default=timezone.now)
+    imported = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["trial", "signed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.trial} {self.decision} L{self.dose_level} ({self.signed_by_name})"

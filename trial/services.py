@@ -48,6 +48,18 @@ def role_revoke(grant: RoleGrant, *, by: Any, reason: str) -> RoleGrant:
     return grant
 
 
+def escalation_open_slots(trial: Trial) -> dict[int, int]:
+    """Open slots per dose level number, as signed into effect (PROTOCOL s6).
+
+    Read from the latest escalation computation; the enrolment service assigns the dose
+    level from here. Empty when nothing is open (or nothing was computed yet).
+    """
+    computation = TrialComputation.objects.filter(trial=trial, kind=TrialComputation.Kind.ESCALATION).first()
+    if computation is None or not computation.data:
+        return {}
+    return {row["dose_level"]: row["slots"] for row in computation.data.get("open_slots", []) if row["slots"] > 0}
+
+
 # --- trial-level recomputation -------------------------------------------------------
 
 

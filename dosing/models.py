@@ -1,0 +1,117 @@
+"""Dosing records: labs, cycles (with the dose arithmetic), deviations, concomitant drugs.
+
+The numbers (BSA, dose, due dates, windows) come from the pure modules ``bsa`` and
+``schedule``; the services store what they computed so the record shows what was given.
+"""
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from patients.models import Patient, PatientRecord
+from trial.models import DoseLevel
+
+
+class LabPanel(PatientRecord):
+    """A CBC and liver panel on one date, in SI units (shared/API.md)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_panels")
+    date = models.DateField("drawn on")
+    platelets = models.DecimalField("platelets (x10^9/L)", max_digits=7, decimal_places=1, null=True, blank=True)
+    anc = models.DecimalField("ANC (x10^9/L)", max_digits=6, decimal_places=2, null=True, blank=True)
+    hemoglobin = models.DecimalField("haemoglobin (g/L)", max_digits=5, decimal_places=1, null=True, blank=True)
+    bilirubin = models.DecimalField("bilirubin (umol/L)", max_digits=6, decimal_places=1, null=True, blank=True)
+    alt = models.DecimalField("ALT (U/L)", max_digits=7, decimal_places=1, null=True, blank=True)
+    ast = models.DecimalField("AST (U/L)", max_digits=7, decimal_places=1, null=True, blank=True)
+
+    class Meta:
+        ordering = ["patient", "date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} labs {self.date}"
+
+
+class Deviation(PatientRecord):
+    """A protocol deviation recorded by an investigator (delay > allowance, dosing with a
+    failed safety check, enrolment at a level not opened)."""
+
+    class Kind(models.TextChoices):
+        DELAY = "delay", "Dose delayed beyond the allowance"
+        SAFETY_CHECK = "safety_check", "Dosed with a failed pre-dose safety check"
+        ENROLMENT = "enrolment", "Enrolment outside the open slot"
+        OTHER = "other", "Other"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="deviations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    date = models.DateField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["patient", "date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} deviation ({self.get_kind_display()}) {self.date}"
+
+
+class Cycle(PatientRecord):
+    """One treatment cycle: INO on day 1 (PROTOCOL s1, s3)."""
+
+    class ReductionReason(models.TextChoices):
+        CYTOPENIA = "cytopenia", "Cytopenia"
+        UNRESOLVED_SYMPTOMS = "unresolved_symptoms", "Unresolved symptoms"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cycles")
+    number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    due_date = models.DateField()
+    day1 = models.DateField("day 1 (dose date)", null=True, blank=True)
+    dose_level = models.ForeignKey(DoseLevel, on_delete=models.PROTECT, related_name="+")
+    height_cm = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    weight_kg = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    bsa_m2 = models.DecimalField("BSA (m²)", max_digits=4, decimal_places=2, null=True, blank=True)
+    dose_mg_m2 = models.DecimalField("dose (mg/m²)", max_digits=6, decimal_places=3, null=True, blank=True)
+    dose_mg = models.DecimalField("dose given (mg)", max_digits=7, decimal_places=2, null=True, blank=True)
+    reduced = models.BooleanField(default=False)
+    reduction_reason = models.CharField(max_length=20, choices=ReductionReason.choices, blank=True)
+    full_dose_restored = models.BooleanField(
+        default=False, help_text="An investigator documented a return to full dose from this cycle on."
+    )
+    delay_days = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(365)])
+    delay_reason = models.CharField(max_length=200, blank=True)
+    given = models.BooleanField(default=True)
+    not_given_reason = models.CharField(max_length=200, blank=True)
+    safety_check = models.JSONField(default=list, help_text="The pre-dose safety check as computed.")
+    deviation = models.ForeignKey(Deviation, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["patient", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "number"], name="cycle_number_unique"),
+            models.CheckConstraint(
+                condition=models.Q(reduced=False) | ~models.Q(reduction_reason=""), name="cycle_reduction_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} C{self.number}"
+
+
+class ConcomitantMedication(PatientRecord):
+    """Concomitant medication, e.g. a TKI for Ph+ ALL (PROTOCOL s3)."""
+
+    class Agent(models.TextChoices):
+        IMATINIB = "imatinib", "Imatinib"
+        DASATINIB = "dasatinib", "Dasatinib"
+        NILOTINIB = "nilotinib", "Nilotinib"
+        PONATINIB = "ponatinib", "Ponatinib"
+        OTHER = "other", "Other"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="medications")
+    agent = models.CharField(max_length=12, choices=Agent.choices)
+    other_agent = models.CharField(max_length=100, blank=True)
+    start = models.DateField()
+    stop = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["patient", "start", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.get_agent_display()} from {self.start}"
