@@ -19,6 +19,7 @@ for app_urls in APPS:
 api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    *trial.urls.api_urlpatterns,
     path("", include(router.urls)),
 ]
 

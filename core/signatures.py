@@ -32,12 +32,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _signed(field: models.Field) -> bool:
+    # A link from the record to its own signature is set after signing: not content.
+    return field.name not in _UNSIGNED_FIELDS and getattr(field, "related_model", None) is not Signature
+
+
 def record_hash(record: models.Model) -> str:
-    content = {
-        f.attname: _jsonable(getattr(record, f.attname))
-        for f in record._meta.concrete_fields
-        if f.name not in _UNSIGNED_FIELDS
-    }
+    content = {f.attname: _jsonable(getattr(record, f.attname)) for f in record._meta.concrete_fields if _signed(f)}
     content["__model__"] = record._meta.label_lower
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

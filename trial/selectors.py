@@ -1,5 +1,7 @@
 """Reads for the trial app's views and API."""
 
+from typing import Any
+
 from django.db.models import Prefetch, QuerySet
 
 from trial import access
@@ -20,3 +22,24 @@ def trial_get(user, trial_id: int) -> Trial:  # type: ignore[no-untyped-def]
 
 def computation_get(trial: Trial, kind: str) -> TrialComputation | None:
     return TrialComputation.objects.filter(trial=trial, kind=kind).first()
+
+
+def computation_payload(trial: Trial, kind: str) -> dict[str, Any]:
+    """A stored trial-level result with when it was computed and whether it is stale."""
+    computation = computation_get(trial, kind)
+    if computation is None:
+        return {"computed_at": None, "stale": True}
+    return {**computation.data, "computed_at": computation.computed_at, "stale": computation.stale}
+
+
+# Parts of the stored results that list patients by subject ID.
+_PATIENT_ROWS = {"patients", "excluded", "data_problems"}
+
+
+def without_patient_rows(payload: Any) -> Any:
+    """The payload with every list of subject IDs removed (recursively)."""
+    if isinstance(payload, dict):
+        return {k: without_patient_rows(v) for k, v in payload.items() if k not in _PATIENT_ROWS}
+    if isinstance(payload, list):
+        return [without_patient_rows(v) for v in payload]
+    return payload

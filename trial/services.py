@@ -3,14 +3,27 @@
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.models import Signature
+from core.signatures import signature_apply
 from trial import access
 from trial.configuration import DoseLevelSpec, dose_level_problems
-from trial.models import RoleGrant, Site, Trial, TrialComputation
+from trial.endpoints import PatientOutcome as SurvivalOutcome
+from trial.escalation import (
+    Decision,
+    DltStatus,
+    EscalationDesign,
+    PatientOutcome,
+    SignedDecision,
+    Variant,
+    escalation_state,
+)
+from trial.models import EscalationSignoff, RoleGrant, Site, Trial, TrialComputation
+from trial.survival_summary import SurvivalSubject, survival_summary
 
 
 def dose_levels_validate(trial: Trial, specs: list[DoseLevelSpec]) -> None:
@@ -71,9 +84,120 @@ def _enrolment_summary(trial: Trial) -> dict[str, Any]:
     return enrolment_counts(trial)
 
 
+def _escalation_inputs(trial: Trial) -> tuple[EscalationDesign, list[PatientOutcome], list[EscalationSignoff], list]:  # type: ignore[type-arg]
+    from safety.selectors import patient_dlt_outcomes
+
+    rows = sorted(patient_dlt_outcomes(trial, as_of=timezone.localdate()), key=lambda r: r["enrolment_order"])
+    patients = [
+        PatientOutcome(str(r["patient_id"]), r["dose_level"], order, DltStatus(r["status"]))
+        for order, r in enumerate(rows)
+    ]
+    levels = tuple(float(d) for d in trial.dose_levels.order_by("level").values_list("dose_mg_m2", flat=True))
+    signoffs = list(trial.escalation_signoffs.order_by("signed_at", "id"))
+    return EscalationDesign(levels, Variant(trial.escalation_variant)), patients, signoffs, rows
+
+
+def _escalation(trial: Trial) -> dict[str, Any]:
+    """The 3+3 state (PROTOCOL s6) in the shape of shared/API.md's escalation resource."""
+    design, patients, signoffs, rows = _escalation_inputs(trial)
+    state = escalation_state(design, patients, [SignedDecision(Decision(s.decision), s.dose_level) for s in signoffs])
+    by_id = {str(r["patient_id"]): r for r in rows}
+    return {
+        "design": "3+3",
+        "variant": str(state.variant),
+        "current_dose_level": state.current_dose_level,
+        "decision": str(state.decision),
+        "recommended_dose_level": state.recommended_dose_level,
+        "mtd_dose_level": state.mtd_dose_level,
+        "open_slots": [{"dose_level": level, "slots": n} for level, n in state.open_slots],
+        "awaiting_signoff": None
+        if state.awaiting_signoff is None
+        else {"decision": str(state.awaiting_signoff.decision), "dose_level": state.awaiting_signoff.dose_level},
+        "cohorts": [
+            {
+                "dose_level": c.dose_level,
+                "dose_mg_m2": design.dose_levels[c.dose_level - 1],
+                "enrolled": c.enrolled,
+                "evaluable": c.evaluable,
+                "non_evaluable": c.non_evaluable,
+                "pending": c.pending,
+                "dlts": c.dlts,
+            }
+            for c in state.cohorts
+        ],
+        "history": [
+            {
+                "at": s.signed_at.isoformat(),
+                "dose_level": s.dose_level,
+                "decision": s.decision,
+                "signed_by": s.signed_by_name,
+                "signed_at": s.signed_at.isoformat(),
+                "imported": s.imported,
+            }
+            for s in signoffs
+        ],
+        "rule_steps": [
+            {
+                "decision": str(step.decision),
+                "dose_level": step.dose_level,
+                "from_dose_level": step.from_dose_level,
+                "signed": step.signed,
+                "reason": step.reason,
+            }
+            for step in state.history
+        ],  # fmt: skip
+        "reasons": list(state.reasons),
+        "warnings": list(state.warnings),
+        "patients": [
+            {
+                "subject_id": by_id[p.patient_id]["subject_id"],
+                "dose_level": p.dose_level,
+                "status": str(p.status),
+                "reason": by_id[p.patient_id].get("reason", ""),
+            }
+            for p in patients
+        ],
+    }
+
+
+def _survival(trial: Trial) -> dict[str, Any]:
+    """OS, PFS and NRM summaries (PROTOCOL s8) in the shape of shared/API.md."""
+    from dosing.selectors import first_dose_dates
+    from patients.selectors import outcome_rows
+
+    first_doses = first_dose_dates(trial)
+    subjects = [
+        SurvivalSubject(
+            SurvivalOutcome(
+                subject_id=r["subject_id"],
+                hct_date=r["hct_date"],
+                first_dose_date=first_doses.get(r["patient_id"]),
+                relapse_date=r["relapse_date"],
+                death_date=r["death_date"],
+                last_known_alive=r["last_contact_date"],
+            ),
+            {
+                "mrd": None if r["mrd_positive"] is None else ("positive" if r["mrd_positive"] else "negative"),
+                "conditioning": None
+                if r["conditioning"] is None
+                else ("mac" if r["conditioning"] == "mac" else "ric_nma"),
+                "dose_level": None if r["dose_level"] is None else str(r["dose_level"]),
+            },
+        )
+        for r in outcome_rows(trial)
+        if r["hct_date"] is not None
+    ]
+    return survival_summary(subjects, origin=trial.survival_origin, landmark_days=float(trial.landmark_days))
+
+
 COMPUTATIONS: dict[str, Callable[[Trial], dict[str, Any]]] = {
     TrialComputation.Kind.ENROLMENT: _enrolment_summary,
+    TrialComputation.Kind.ESCALATION: _escalation,
+    TrialComputation.Kind.SURVIVAL: _survival,
 }
+# Results that change with the calendar alone (a DLT window closes, follow-up grows):
+# the periodic relay recomputes them once a day even when no data changed.
+DATE_DEPENDENT = {TrialComputation.Kind.ESCALATION, TrialComputation.Kind.SURVIVAL}
 
 
 def computation_request(trial_id: int, kind: str) -> None:
@@ -119,9 +243,88 @@ def computation_relay_stale() -> int:
     lost (broker down at commit time, worker killed). Returns how many were enqueued."""
     from trial.tasks import trial_recompute
 
+    start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    outdated = TrialComputation.objects.filter(kind__in=DATE_DEPENDENT, computed_at__lt=start_of_day)
+    for computation in outdated:
+        computation_request(computation.trial_id, computation.kind)
     stale = TrialComputation.objects.filter(computed_seq__lt=F("request_seq")).values_list("trial_id", "kind")
     count = 0
     for trial_id, kind in stale:
         trial_recompute.delay(trial_id, kind)
         count += 1
     return count
+
+
+def escalation_sign(
+    *, trial: Trial, user: Any, password: str, rationale: str, expected: dict[str, Any]
+) -> EscalationSignoff:
+    """An investigator signs the decision awaiting sign-off; it then takes effect.
+
+    ``expected`` is the decision the investigator saw ({"decision", "dose_level"}): if
+    the data changed meanwhile (or a recomputation is pending) nothing is signed.
+    """
+    if not access.can(user, "sign", trial):
+        raise PermissionDenied("Only an investigator of this trial signs escalation decisions.")
+    if not (rationale or "").strip():
+        raise ValidationError({"rationale": ["State the basis of the decision (dose-escalation meeting)."]})
+    with transaction.atomic():
+        computation = (
+            TrialComputation.objects.select_for_update()
+            .filter(trial=trial, kind=TrialComputation.Kind.ESCALATION)
+            .first()
+        )
+        if computation is None or computation.stale:
+            raise ValidationError(
+                {"decision": ["The escalation state is being recomputed; reload in a moment and sign the current one."]}
+            )
+        awaiting = computation.data.get("awaiting_signoff")
+        if not awaiting:
+            raise ValidationError({"decision": ["No decision is awaiting sign-off."]})
+        if {"decision": expected.get("decision"), "dose_level": expected.get("dose_level")} != awaiting:
+            raise ValidationError(
+                {"decision": [f"The decision changed to {awaiting['decision']} at level {awaiting['dose_level']}; "
+                              "review it again before signing."]}
+            )  # fmt: skip
+        signoff = EscalationSignoff(
+            trial=trial,
+            decision=awaiting["decision"],
+            dose_level=awaiting["dose_level"],
+            rationale=rationale.strip(),
+            signed_by_name=user.get_full_name() or user.get_username(),
+        )
+        signoff._history_user = user  # type: ignore[attr-defined]
+        signoff._change_reason = "escalation decision signed"  # type: ignore[attr-defined]
+        signoff.save()
+        signature = signature_apply(signoff, user=user, password=password, meaning=Signature.Meaning.ESCALATION)
+        # The link to its signature is not signed content (core.signatures._signed).
+        EscalationSignoff.objects.filter(pk=signoff.pk).update(signature=signature)
+        computation_request(trial.pk, TrialComputation.Kind.ESCALATION)
+    signoff.refresh_from_db()
+    return signoff
+
+
+def oc_parameters(query: Any) -> dict[str, Any]:
+    """Validate the planning tool's inputs; errors name the parameter."""
+    errors: dict[str, list[str]] = {}
+    raw = str(query.get("p", "")).strip()
+    try:
+        ps = [float(x) for x in raw.split(",")] if raw else []
+    except ValueError:
+        ps = []
+        errors["p"] = ["Give the true DLT probability of each level as numbers, e.g. p=0.1,0.2,0.3."]
+    if not errors and not 1 <= len(ps) <= 10:
+        errors["p"] = ["Give between 1 and 10 probabilities (one per dose level)."]
+    elif not errors and any(not 0 <= x <= 1 for x in ps):
+        errors["p"] = ["Each probability must be between 0 and 1."]
+    variant = str(query.get("variant", Variant.STORER_A))
+    if variant not in Variant.__members__.values():
+        errors["variant"] = [f"Use one of: {', '.join(v.value for v in Variant)}."]
+    try:
+        simulations = int(query.get("simulations", 0))
+    except ValueError:
+        simulations = -1
+    if not 0 <= simulations <= 20000:
+        errors["simulations"] = ["A whole number from 0 to 20000."]
+    if errors:
+        raise ValidationError(errors)
+    return {"p": ps, "variant": Variant(variant), "simulations": simulations}
