@@ -75,6 +75,78 @@ def login(client):  # type: ignore[no-untyped-def]
     return _login
 
 
+class WorkerProcess:
+    """A real ``celery worker`` process on its own queue, reading the test database."""
+
+    def __init__(self, queue: str, log_dir, extra_env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        import socket
+
+        self.queue = queue
+        self.node = f"{queue}-{os.getpid()}-{id(self)}@{socket.gethostname()}"
+        self.log = log_dir / f"worker-{id(self)}.log"
+        db = connection.settings_dict
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "CELERY_QUEUE": queue,
+            "DJANGO_ENV": "test",
+            **(extra_env or {}),
+        }
+        self.process = None
+
+    def start(self, timeout: float = 60) -> "WorkerProcess":
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+
+        from config.celery import app
+
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", self.queue,
+                 "-n", self.node, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+                cwd=Path(__file__).resolve().parents[1], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not app.control.ping(destination=[self.node], timeout=0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"the Celery worker did not start:\n{self.log.read_text()[-3000:]}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no ack; what it held must come back by itself."""
+        self.process.kill()
+        self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _redis_url() -> str:
+    import redis
+
+    if connection.vendor != "postgresql":
+        missing("PostgreSQL (the worker must share the test database)")
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        missing("Redis (set REDIS_URL)")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError:
+        missing(f"Redis at {url}")
+    return url
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A real Celery worker process on Redis, reading and writing the test database.
@@ -82,60 +154,22 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # type
     It consumes a queue of its own, so a developer's worker on the same Redis never
     sees the test's tasks (and never writes them into the wrong database).
     """
-    import socket
-    import subprocess
-    import sys
-    import time
     import uuid
-    from pathlib import Path
 
     import redis
 
     from config.celery import app
 
-    if connection.vendor != "postgresql":
-        missing("PostgreSQL (the worker must share the test database)")
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        missing("Redis (set REDIS_URL)")
-    try:
-        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
-    except redis.exceptions.RedisError:
-        missing(f"Redis at {redis_url}")
-
-    db = connection.settings_dict
-    database_url = (
-        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    redis_url = _redis_url()
     queue = f"trialdesk-test-{uuid.uuid4().hex[:8]}"
-    node = f"{queue}@{socket.gethostname()}"
-    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CELERY_QUEUE": queue,
-        "DJANGO_ENV": "test",
-    }
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue, "-n", node,
-             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     app.conf.broker_url = redis_url
     app.conf.task_default_queue = queue
-    deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[node], timeout=0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
-    yield {"node": node, "queue": queue, "process": process, "log": log_path}
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    # A short visibility timeout so that what a killed worker held is redelivered within
+    # the test (production: 600 s); tasks are idempotent, so redelivery is harmless.
+    worker = WorkerProcess(queue, tmp_path_factory.mktemp("celery"), {"CELERY_VISIBILITY_TIMEOUT": "4"}).start()
+    handle = {"node": worker.node, "queue": queue, "log": worker.log, "worker": worker}
+    yield handle
+    handle["worker"].stop()
     redis.Redis.from_url(redis_url).delete(queue)
 
 
