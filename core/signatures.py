@@ -32,13 +32,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _signed(field: models.Field) -> bool:
-    # A link from the record to its own signature is set after signing: not content.
-    return field.name not in _UNSIGNED_FIELDS and getattr(field, "related_model", None) is not Signature
+def _signed(record: models.Model, field: models.Field) -> bool:
+    # Not content: the automatic timestamps, a link from the record to its own signature
+    # (set after signing), and what the model names in ``signature_unsigned_fields``
+    # (e.g. the pointer to the decision that later superseded a signed one).
+    unsigned = _UNSIGNED_FIELDS | set(getattr(record, "signature_unsigned_fields", ()))
+    return field.name not in unsigned and getattr(field, "related_model", None) is not Signature
 
 
 def record_hash(record: models.Model) -> str:
-    content = {f.attname: _jsonable(getattr(record, f.attname)) for f in record._meta.concrete_fields if _signed(f)}
+    content = {
+        f.attname: _jsonable(getattr(record, f.attname)) for f in record._meta.concrete_fields if _signed(record, f)
+    }
     content["__model__"] = record._meta.label_lower
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

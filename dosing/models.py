@@ -44,6 +44,12 @@ class Deviation(PatientRecord):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     date = models.DateField()
     reason = models.TextField()
+    cycle_number = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="The cycle this deviation allows (a late dose or a dose with a failed safety check).",
+    )
 
     class Meta:
         ordering = ["patient", "date", "id"]
@@ -72,13 +78,29 @@ class Cycle(PatientRecord):
     reduced = models.BooleanField(default=False)
     reduction_reason = models.CharField(max_length=20, choices=ReductionReason.choices, blank=True)
     full_dose_restored = models.BooleanField(
-        default=False, help_text="An investigator documented a return to full dose from this cycle on."
+        default=False,
+        help_text="An investigator documented a return to full dose after this cycle: later cycles are not reduced.",
     )
     delay_days = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(365)])
     delay_reason = models.CharField(max_length=200, blank=True)
     given = models.BooleanField(default=True)
     not_given_reason = models.CharField(max_length=200, blank=True)
-    safety_check = models.JSONField(default=list, help_text="The pre-dose safety check as computed.")
+    safety_check = models.JSONField(default=list, blank=True, help_text="The pre-dose safety check as computed.")
+    # GVHD/SOS status at the visit, entered with the labs: the safety app (GVHD episodes)
+    # is above dosing in the dependency order, so the check cannot read it from there.
+    acute_gvhd_grade = models.PositiveSmallIntegerField(
+        "active acute GVHD grade", null=True, blank=True, validators=[MaxValueValidator(4)]
+    )
+    liver_gvhd = models.BooleanField("active liver GVHD", null=True, blank=True)
+    sos = models.BooleanField("SOS/VOD", null=True, blank=True)
+    lab_panel = models.ForeignKey(
+        LabPanel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Labs entered with the visit.",
+    )
     deviation = models.ForeignKey(Deviation, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:

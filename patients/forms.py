@@ -1,14 +1,42 @@
+"""Patient forms: shape and types only. Every clinical rule is the service's (one place);
+its errors come back next to the fields through core.forms.add_service_errors."""
+
 from django import forms
 
 from core.forms import ReasonForChangeForm
-from patients.models import Patient
+from patients.models import Assessment, Patient, PatientEvent, Screening, Transplant
+from patients.services import (
+    ASSESSMENT_FIELDS,
+    DISEASE_FIELDS,
+    EDITABLE_FIELDS,
+    EVENT_FIELDS,
+    SCREENING_FIELDS,
+    TRANSPLANT_FIELDS,
+)
 from trial import access
 
 
-class PatientRegisterForm(forms.ModelForm):
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):  # type: ignore[no-untyped-def]
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+def _date_widgets(*fields: str) -> dict[str, forms.Widget]:
+    return {field: DateInput() for field in fields}
+
+
+class ServiceValidatedModelForm(forms.ModelForm):
+    def validate_unique(self) -> None:
+        # Uniqueness is the service's rule (one place); it reports it on the right field.
+        pass
+
+
+class PatientRegisterForm(ServiceValidatedModelForm):
     class Meta:
         model = Patient
-        fields = ["site", "subject_id", "sex", "race", "birth_year"]
+        fields = ["site", "subject_id", "sex", "race", "birth_year", *DISEASE_FIELDS]
         help_texts = {"birth_year": "Year only: Trialdesk stores no birth dates or names."}
 
     def __init__(self, *args, user, trial, **kwargs):  # type: ignore[no-untyped-def]
@@ -17,12 +45,99 @@ class PatientRegisterForm(forms.ModelForm):
         self.fields["site"].queryset = access.sites_for(user, trial)
         self.instance.trial = trial
 
-    def validate_unique(self) -> None:
-        # Uniqueness is the service's rule (one place); it reports it on subject_id.
-        pass
 
-
-class PatientEditForm(ReasonForChangeForm, forms.ModelForm):
+class PatientEditForm(ReasonForChangeForm, ServiceValidatedModelForm):
     class Meta:
         model = Patient
-        fields = ["sex", "race", "birth_year"]
+        fields = list(EDITABLE_FIELDS)
+
+
+class TransplantForm(ServiceValidatedModelForm):
+    class Meta:
+        model = Transplant
+        fields = list(TRANSPLANT_FIELDS)
+        widgets = _date_widgets("date")
+        help_texts = {"date": "Day 0: the stem cell infusion date."}
+
+
+class TransplantEditForm(ReasonForChangeForm, TransplantForm):
+    pass
+
+
+class ConsentForm(forms.Form):
+    protocol_version = forms.ModelChoiceField(queryset=None, label="Protocol version consented to")  # type: ignore[arg-type]
+    date = forms.DateField(label="Consent date", widget=DateInput())
+
+    def __init__(self, *args, trial, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["protocol_version"].queryset = trial.protocol_versions.order_by("effective")
+
+
+class ScreeningForm(ServiceValidatedModelForm):
+    class Meta:
+        model = Screening
+        fields = list(SCREENING_FIELDS)
+        widgets = _date_widgets("date", "lab_date")
+        help_texts = {
+            "date": "Eligibility is judged for this date; enrol while the screening is valid.",
+            "platelets_10e9_l": "In x10^9/L (= x10^3/uL): 50, not 50000.",
+            "anc_10e9_l": "In x10^9/L: 1.2, not 1200.",
+            "agvhd_grade": "0 if none.",
+        }
+
+
+class EnrolForm(forms.Form):
+    enrolled_on = forms.DateField(label="Enrolment date", widget=DateInput())
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, trial, investigator: bool, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        if investigator:
+            # Only investigators may choose a level; it is recorded as a protocol deviation.
+            self.fields["dose_level"] = forms.ModelChoiceField(
+                queryset=trial.dose_levels.order_by("level"),
+                required=False,
+                label="Dose level (investigator's choice)",
+                help_text="Leave empty to assign the lowest level with an open slot.",
+            )
+            self.fields["deviation_reason"] = forms.CharField(
+                required=False,
+                label="Reason for enrolling at this level (protocol deviation)",
+                widget=forms.Textarea(attrs={"rows": 2}),
+                max_length=1000,
+            )
+
+
+class AssessmentForm(ServiceValidatedModelForm):
+    class Meta:
+        model = Assessment
+        fields = list(ASSESSMENT_FIELDS)
+        widgets = _date_widgets("date")
+        help_texts = {
+            "method": "MRD only.",
+            "result": "MRD only.",
+            "level": "MRD only: a fraction, e.g. 0.0001 for 10^-4.",
+            "blasts_pct": "Bone marrow only.",
+            "response": "Bone marrow only.",
+        }
+
+
+class AssessmentEditForm(ReasonForChangeForm, AssessmentForm):
+    pass
+
+
+class EventForm(ServiceValidatedModelForm):
+    class Meta:
+        model = PatientEvent
+        fields = list(EVENT_FIELDS)
+        widgets = {**_date_widgets("date"), "details": forms.Textarea(attrs={"rows": 2})}
+        help_texts = {
+            "cause": "Death only.",
+            "reason": "End of treatment only.",
+            "blasts_pct": "Relapse only.",
+            "relapse_site": "Relapse only: marrow, blood or the extramedullary site.",
+        }
+
+
+class EventEditForm(ReasonForChangeForm, EventForm):
+    pass

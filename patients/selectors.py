@@ -2,21 +2,88 @@
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from patients.models import Patient
+from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
 from trial import access
 from trial.models import Trial
 
+_PATIENT_RELATED = ("trial", "site", "dose_level", "transplant")
+
 
 def patient_list(user, trial: Trial | None = None) -> QuerySet[Patient]:  # type: ignore[no-untyped-def]
-    qs = access.scope(user, Patient.objects.select_related("trial", "site", "dose_level"))
+    qs = access.scope(user, Patient.objects.select_related(*_PATIENT_RELATED))
     return qs.filter(trial=trial) if trial is not None else qs
+
+
+def patient_list_with_status(user, trial: Trial) -> QuerySet[Patient]:  # type: ignore[no-untyped-def]
+    """The list page: each patient with the result of the latest screening (one query)."""
+    latest = Screening.objects.filter(patient=OuterRef("pk")).order_by("-date", "-id")
+    return patient_list(user, trial).annotate(
+        latest_screening_result=Subquery(latest.values("result")[:1]),
+        latest_screening_date=Subquery(latest.values("date")[:1]),
+    )
 
 
 def patient_get(user, patient_id: int) -> Patient:  # type: ignore[no-untyped-def]
     return access.get_scoped_or_404(  # type: ignore[return-value]
-        user, Patient.objects.select_related("trial", "site", "dose_level"), pk=patient_id
+        user, Patient.objects.select_related(*_PATIENT_RELATED), pk=patient_id
+    )
+
+
+def patient_casebook(user, patient_id: int) -> Patient:  # type: ignore[no-untyped-def]
+    """One patient with everything the casebook pages show, in a fixed number of queries."""
+    qs = Patient.objects.select_related(*_PATIENT_RELATED).prefetch_related(
+        Prefetch("consents", queryset=Consent.objects.select_related("protocol_version").order_by("date", "id")),
+        Prefetch("screenings", queryset=Screening.objects.order_by("-date", "-id")),
+        Prefetch("assessments", queryset=Assessment.objects.order_by("-date", "-id")),
+        Prefetch("events", queryset=PatientEvent.objects.order_by("date", "id")),
+    )
+    return access.get_scoped_or_404(user, qs, pk=patient_id)  # type: ignore[return-value]
+
+
+def transplant_of(patient: Patient) -> Transplant | None:
+    """The patient's transplant or None (the caller has already scoped the patient)."""
+    try:
+        return patient.transplant
+    except Transplant.DoesNotExist:
+        return None
+
+
+def screening_list(user, patient_id: int | None = None) -> QuerySet[Screening]:  # type: ignore[no-untyped-def]
+    qs = access.scope(user, Screening.objects.select_related("patient", "patient__site")).order_by("date", "id")
+    return qs.filter(patient_id=patient_id) if patient_id is not None else qs
+
+
+def screening_get(user, screening_id: int) -> Screening:  # type: ignore[no-untyped-def]
+    return access.get_scoped_or_404(  # type: ignore[return-value]
+        user, Screening.objects.select_related("patient", "patient__trial", "patient__site"), pk=screening_id
+    )
+
+
+def assessment_list(user, patient_id: int | None = None) -> QuerySet[Assessment]:  # type: ignore[no-untyped-def]
+    qs = access.scope(user, Assessment.objects.select_related("patient", "patient__site")).order_by(
+        "patient_id", "date", "id"
+    )
+    return qs.filter(patient_id=patient_id) if patient_id is not None else qs
+
+
+def assessment_get(user, assessment_id: int) -> Assessment:  # type: ignore[no-untyped-def]
+    return access.get_scoped_or_404(  # type: ignore[return-value]
+        user, Assessment.objects.select_related("patient", "patient__trial", "patient__site"), pk=assessment_id
+    )
+
+
+def event_list(user, patient_id: int | None = None) -> QuerySet[PatientEvent]:  # type: ignore[no-untyped-def]
+    qs = access.scope(user, PatientEvent.objects.select_related("patient", "patient__site")).order_by(
+        "patient_id", "date", "id"
+    )
+    return qs.filter(patient_id=patient_id) if patient_id is not None else qs
+
+
+def event_get(user, patient_event_id: int) -> PatientEvent:  # type: ignore[no-untyped-def]
+    return access.get_scoped_or_404(  # type: ignore[return-value]
+        user, PatientEvent.objects.select_related("patient", "patient__trial", "patient__site"), pk=patient_event_id
     )
 
 
@@ -36,3 +103,53 @@ def enrolment_counts(trial: Trial) -> dict[str, Any]:
         "registered": sum(s.registered for s in sites),
         "enrolled": sum(s.enrolled for s in sites),
     }
+
+
+def _mrd_positive(transplant: Transplant | None) -> bool | None:
+    if transplant is None:
+        return None
+    if transplant.mrd_before or transplant.mrd_after:
+        return True
+    if transplant.mrd_before is False and transplant.mrd_after is False:
+        return False
+    return None
+
+
+def outcome_rows(trial: Trial) -> list[dict[str, Any]]:
+    """One row per enrolled patient of ``trial`` for the survival computation (PROTOCOL s8).
+
+    Unscoped: trial-level use only. Two queries whatever the number of patients.
+    ``relapse_date`` is the first relapse; ``last_contact_date`` the latest last-contact event.
+    """
+    patients = (
+        Patient.objects.filter(trial=trial, enrolled_on__isnull=False)
+        .select_related("site", "dose_level", "transplant")
+        .prefetch_related(Prefetch("events", queryset=PatientEvent.objects.order_by("date", "id")))
+        .order_by("subject_id")
+    )
+    rows = []
+    for p in patients:
+        transplant = transplant_of(p)
+        by_kind: dict[str, list[PatientEvent]] = {}
+        for event in p.events.all():
+            by_kind.setdefault(event.kind, []).append(event)
+        relapses = by_kind.get(PatientEvent.Kind.RELAPSE, [])
+        deaths = by_kind.get(PatientEvent.Kind.DEATH, [])
+        contacts = by_kind.get(PatientEvent.Kind.LAST_CONTACT, [])
+        rows.append(
+            {
+                "patient_id": p.pk,
+                "subject_id": p.subject_id,
+                "site_code": p.site.code,
+                "dose_level": p.dose_level.level if p.dose_level is not None else None,
+                "enrolled_on": p.enrolled_on,
+                "hct_date": transplant.date if transplant is not None else None,
+                "relapse_date": relapses[0].date if relapses else None,
+                "death_date": deaths[0].date if deaths else None,
+                "death_cause": (deaths[0].cause or None) if deaths else None,
+                "last_contact_date": contacts[-1].date if contacts else None,
+                "mrd_positive": _mrd_positive(transplant),
+                "conditioning": (transplant.conditioning or None) if transplant is not None else None,
+            }
+        )
+    return rows

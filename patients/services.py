@@ -1,17 +1,120 @@
-"""Writes for patients: registration and edits, each audited, each checked for scope."""
+"""Writes for patients: registration, transplant, consent, screening, enrolment,
+assessments and outcome events. Each checks scope, validates with the pure rules,
+writes audited inside one transaction and asks for the trial-level recomputations
+the change affects. Nothing is written when anything is refused."""
 
+import dataclasses
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.audit import record_create, record_update
-from patients.models import Patient
+from patients.eligibility import (
+    EligibilityParams,
+    ScreeningFacts,
+    anc_problems,
+    assess_eligibility,
+    platelets_problems,
+    screening_validity,
+)
+from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
 from trial import access
-from trial.models import Trial, TrialComputation
-from trial.services import computation_request
+from trial.endpoints import PatientOutcome, outcome_date_problems
+from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation
+from trial.services import computation_request, escalation_open_slots
 
-EDITABLE_FIELDS = ("sex", "race", "birth_year")
+Errors = dict[str, list[str]]
+
+DISEASE_FIELDS = (
+    "diagnosis",
+    "cd22_positive",
+    "ph_positive",
+    "cytogenetic_risk",
+    "prior_lines",
+    "prior_asparaginase",
+    "prior_blinatumomab",
+    "prior_inotuzumab",
+    "prior_car_t",
+    "prior_hct",
+    "hct_ci",
+)
+EDITABLE_FIELDS = ("sex", "race", "birth_year", *DISEASE_FIELDS)
+TRANSPLANT_FIELDS = (
+    "date",
+    "disease_status",
+    "conditioning",
+    "regimen",
+    "atg",
+    "donor_type",
+    "graft_source",
+    "gvhd_prophylaxis",
+    "mrd_before",
+    "mrd_after",
+    "cr_at_day30",
+)
+SCREENING_FIELDS = ("date", "lab_date", "platelets_10e9_l", "anc_10e9_l", "agvhd_grade", "liver_gvhd", "sos_history")
+ASSESSMENT_FIELDS = ("kind", "date", "method", "result", "level", "blasts_pct", "response", "extramedullary")
+EVENT_FIELDS = ("kind", "date", "cause", "reason", "blasts_pct", "relapse_site", "details")
+
+# Which trial-level results an outcome event changes (PROTOCOL s6, s8): every event
+# moves survival; a death or an end of treatment also moves DLT evaluability.
+EVENT_COMPUTATIONS = {
+    PatientEvent.Kind.DEATH: (TrialComputation.Kind.SURVIVAL, TrialComputation.Kind.ESCALATION),
+    PatientEvent.Kind.END_OF_TREATMENT: (TrialComputation.Kind.SURVIVAL, TrialComputation.Kind.ESCALATION),
+}
+
+
+def _today() -> date:
+    return timezone.localdate()
+
+
+def _raise(errors: Errors) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+def _add(errors: Errors, field: str, message: str) -> None:
+    errors.setdefault(field, []).append(message)
+
+
+def _not_future(errors: Errors, field: str, label: str, value: date | None) -> None:
+    if value is not None and value > _today():
+        _add(errors, field, f"The {label} {value} is in the future; enter a date up to today ({_today()}).")
+
+
+def _unknown_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise ValidationError({field: ["This field cannot be set here."] for field in sorted(unknown)})
+
+
+def _require_data_entry(user: Any, patient: Patient) -> None:
+    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You do not enter data for this patient.")
+
+
+def _transplant_of(patient: Patient) -> Transplant | None:
+    return Transplant.objects.filter(patient=patient).first()
+
+
+def eligibility_params(trial: Trial) -> EligibilityParams:
+    """The trial's own thresholds (PROTOCOL s2 *(param)*): never hard-coded."""
+    return EligibilityParams(
+        min_age=trial.age_min,
+        max_age=trial.age_max,
+        enrolment_day_min=trial.enrol_day_min,
+        enrolment_day_max=trial.enrol_day_max,
+        platelets_above=float(trial.min_platelets),
+        anc_above=float(trial.min_anc),
+        lab_max_age_days=trial.screening_lab_days,
+    )
+
+
+# --- registration -------------------------------------------------------------------
 
 
 def patient_register(*, user: Any, trial: Trial, data: dict[str, Any]) -> Patient:
@@ -24,6 +127,8 @@ def patient_register(*, user: Any, trial: Trial, data: dict[str, Any]) -> Patien
     patient = Patient(trial=trial, **{k: v for k, v in data.items() if k in {"site", "subject_id", *EDITABLE_FIELDS}})
     if Patient.objects.filter(trial=trial, subject_id=patient.subject_id).exists():
         raise ValidationError({"subject_id": [f"Subject ID {patient.subject_id} is already registered in this trial."]})
+    if patient.birth_year is not None and patient.birth_year > _today().year:
+        raise ValidationError({"birth_year": [f"The birth year {patient.birth_year} is in the future."]})
     try:
         with transaction.atomic():
             record_create(patient, user=user)
@@ -36,13 +141,512 @@ def patient_register(*, user: Any, trial: Trial, data: dict[str, Any]) -> Patien
 def patient_update(
     *, user: Any, patient: Patient, changes: dict[str, Any], reason: str | None, expected_version: int | None = None
 ) -> Patient:
-    """Edit demographics after first entry: needs a reason; a stale version is refused."""
-    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
-        raise PermissionDenied("You do not enter data for this patient.")
+    """Edit demographics and disease after first entry: needs a reason; a stale version is refused."""
+    _require_data_entry(user, patient)
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: ["This field cannot be changed here."] for field in sorted(unknown)})
+    if changes.get("birth_year") is not None and changes["birth_year"] > _today().year:
+        raise ValidationError({"birth_year": [f"The birth year {changes['birth_year']} is in the future."]})
     with transaction.atomic():
-        patient = record_update(patient, changes, user=user, reason=reason, expected_version=expected_version)
+        patient = record_update(patient, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
         computation_request(patient.trial_id, TrialComputation.Kind.ENROLMENT)
-    return patient  # type: ignore[return-value]
+        if patient.enrolled_on is not None:
+            # Disease facts feed the survival subgroups of enrolled patients.
+            computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
+    return patient
+
+
+# --- transplant ---------------------------------------------------------------------
+
+
+def _transplant_problems(patient: Patient, values: dict[str, Any]) -> Errors:
+    errors: Errors = {}
+    hct = values.get("date")
+    _not_future(errors, "date", "HCT date", hct)
+    if hct is not None:
+        first_screening = Screening.objects.filter(patient=patient).order_by("date").first()
+        if first_screening is not None and first_screening.date < hct:
+            _add(errors, "date", f"The HCT date {hct} is after the screening of {first_screening.date}.")
+        if patient.enrolled_on is not None and patient.enrolled_on < hct:
+            _add(errors, "date", f"The HCT date {hct} is after enrolment on {patient.enrolled_on}.")
+        early = PatientEvent.objects.filter(patient=patient, date__lt=hct).order_by("date").first()
+        if early is not None:
+            _add(errors, "date", f"The HCT date {hct} is after the {early.get_kind_display().lower()} of {early.date}.")
+    return errors
+
+
+def transplant_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Transplant:
+    """First entry of the allo-HCT (day 0 = stem cell infusion)."""
+    _require_data_entry(user, patient)
+    _unknown_fields(data, TRANSPLANT_FIELDS)
+    if _transplant_of(patient) is not None:
+        raise ValidationError({"date": ["The transplant is already recorded; edit it with a reason for change."]})
+    _raise(_transplant_problems(patient, data))
+    transplant = Transplant(patient=patient, **data)
+    try:
+        with transaction.atomic():
+            record_create(transplant, user=user)
+            computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
+    except IntegrityError as exc:
+        raise ValidationError({"date": ["The transplant was recorded meanwhile; reload the page."]}) from exc
+    return transplant
+
+
+def transplant_update(
+    *, user: Any, transplant: Transplant, changes: dict[str, Any], reason: str | None, expected_version: int | None
+) -> Transplant:
+    patient = transplant.patient
+    _require_data_entry(user, patient)
+    _unknown_fields(changes, TRANSPLANT_FIELDS)
+    _raise(_transplant_problems(patient, {"date": changes.get("date", transplant.date)}))
+    with transaction.atomic():
+        transplant = record_update(transplant, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
+        computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
+        if patient.enrolled_on is not None:
+            computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return transplant
+
+
+# --- consent ------------------------------------------------------------------------
+
+
+def consent_record(*, user: Any, patient: Patient, protocol_version: ProtocolVersion, on: date) -> Consent:
+    """Consent, or re-consent to a later protocol version (PROTOCOL s1): the patient is
+    bound to the version last consented to."""
+    _require_data_entry(user, patient)
+    errors: Errors = {}
+    _not_future(errors, "date", "consent date", on)
+    if protocol_version.trial_id != patient.trial_id:
+        _add(errors, "protocol_version", "This protocol version belongs to another trial.")
+    elif on is not None and on < protocol_version.effective:
+        _add(
+            errors,
+            "date",
+            f"Version {protocol_version.version} takes effect on {protocol_version.effective}; "
+            f"a consent on {on} cannot be to it.",
+        )
+    latest = Consent.objects.filter(patient=patient).select_related("protocol_version").order_by("date", "id").last()
+    if latest is not None and protocol_version.trial_id == patient.trial_id:
+        if latest.protocol_version_id == protocol_version.pk:
+            _add(errors, "protocol_version", f"Consent to version {protocol_version.version} is already recorded.")
+        elif protocol_version.effective <= latest.protocol_version.effective:
+            _add(
+                errors,
+                "protocol_version",
+                f"Re-consent must be to a later version than {latest.protocol_version.version}.",
+            )
+        if on is not None and on < latest.date:
+            _add(errors, "date", f"A re-consent cannot be dated before the previous consent ({latest.date}).")
+    _raise(errors)
+    consent = Consent(patient=patient, protocol_version=protocol_version, date=on)
+    try:
+        with transaction.atomic():
+            record_create(consent, user=user)
+            if patient.enrolled_on is not None:
+                # The bound version sets the maximum number of cycles (PROTOCOL s1, s3).
+                computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+    except IntegrityError as exc:
+        raise ValidationError({"protocol_version": ["This consent was recorded meanwhile."]}) from exc
+    return consent
+
+
+# --- screening ----------------------------------------------------------------------
+
+
+def _as_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def screening_facts(
+    patient: Patient, transplant: Transplant | None, consent: Consent | None, values: dict[str, Any]
+) -> ScreeningFacts:
+    """What the rule sees: the patient, transplant, first consent and the screening values.
+    Eligibility is judged for the screening date; enrolment re-checks the dates."""
+    return ScreeningFacts(
+        birth_year=patient.birth_year,
+        consent_date=consent.date if consent is not None else None,
+        diagnosis=patient.diagnosis or None,
+        cd22_positive=patient.cd22_positive,
+        cr_at_day30=transplant.cr_at_day30 if transplant else None,
+        mrd_before=transplant.mrd_before if transplant else None,
+        mrd_after=transplant.mrd_after if transplant else None,
+        disease_status=transplant.disease_status if transplant else None,
+        conditioning=transplant.conditioning if transplant else None,
+        hct_date=transplant.date if transplant else None,
+        enrolment_date=values.get("date"),
+        lab_date=values.get("lab_date"),
+        platelets_10e9_l=_as_float(values.get("platelets_10e9_l")),
+        anc_10e9_l=_as_float(values.get("anc_10e9_l")),
+        agvhd_grade=values.get("agvhd_grade"),
+        liver_gvhd=values.get("liver_gvhd"),
+        sos_history=values.get("sos_history"),
+    )
+
+
+def _screening_problems(patient: Patient, transplant: Transplant | None, values: dict[str, Any]) -> Errors:
+    errors: Errors = {}
+    params = eligibility_params(patient.trial)
+    on, lab_date = values.get("date"), values.get("lab_date")
+    if on is None:
+        _add(errors, "date", "The screening date is required.")
+    _not_future(errors, "date", "screening date", on)
+    _not_future(errors, "lab_date", "lab date", lab_date)
+    if transplant is not None:
+        if on is not None and on < transplant.date:
+            _add(errors, "date", f"The screening date {on} is before the HCT date {transplant.date}.")
+        if lab_date is not None and lab_date < transplant.date:
+            _add(errors, "lab_date", f"The lab date {lab_date} is before the HCT date {transplant.date}.")
+    if on is not None and lab_date is not None and lab_date > on:
+        _add(errors, "lab_date", f"The labs ({lab_date}) cannot be drawn after the screening date ({on}).")
+    # Unit slips (50000 typed for 50 x10^9/L) are refused here with a hint, so that an
+    # implausible count never reaches the rule (which would call it missing).
+    for field, check in (("platelets_10e9_l", platelets_problems), ("anc_10e9_l", anc_problems)):
+        if values.get(field) is not None:
+            for message in check(float(values[field]), params):
+                _add(errors, field, message)
+    grade = values.get("agvhd_grade")
+    if grade is not None and not 0 <= grade <= 4:
+        _add(errors, "agvhd_grade", "The acute GVHD grade is 0 (none) to 4.")
+    return errors
+
+
+def screening_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Screening:
+    """A new eligibility screening (PROTOCOL s2), stored with every criterion's result.
+    A re-screening is another call: earlier screenings stay as they were."""
+    _require_data_entry(user, patient)
+    _unknown_fields(data, SCREENING_FIELDS)
+    if patient.enrolled_on is not None:
+        raise ValidationError({"date": [f"{patient.subject_id} is already enrolled; no further screening."]})
+    transplant = _transplant_of(patient)
+    _raise(_screening_problems(patient, transplant, data))
+    consent = Consent.objects.filter(patient=patient).order_by("date", "id").first()
+    result = assess_eligibility(screening_facts(patient, transplant, consent, data), eligibility_params(patient.trial))
+    screening = Screening(
+        patient=patient,
+        result=result.overall,
+        criteria=[
+            {"number": c.number, "key": c.key, "status": c.status, "reason": c.reason, "paths": list(c.paths)}
+            for c in result.criteria
+        ],
+        **data,
+    )
+    with transaction.atomic():
+        record_create(screening, user=user)
+    return screening
+
+
+# --- enrolment ----------------------------------------------------------------------
+
+
+def enrolment_level(trial: Trial) -> int | None:
+    """The lowest dose level with an open slot (PROTOCOL s6), or None when none is open."""
+    open_slots = escalation_open_slots(trial)
+    return min(open_slots) if open_slots else None
+
+
+def patient_enrol(
+    *,
+    user: Any,
+    patient: Patient,
+    on: date,
+    dose_level: DoseLevel | None = None,
+    deviation_reason: str = "",
+    expected_version: int | None = None,
+) -> Patient:
+    """Enrol at the lowest dose level with an open slot.
+
+    Refused unless consent is recorded and the latest screening passed and is still
+    valid on ``on`` (PROTOCOL s2). With no open slot, or at another level than the one
+    open, only an investigator may enrol, at a chosen level and with a reason; the
+    reason is stored as the protocol deviation (``Patient.enrolment_deviation``).
+    """
+    is_override = dose_level is not None or bool(deviation_reason.strip())
+    if is_override:
+        if not access.can(user, "sign", patient.trial_id):
+            raise PermissionDenied("Only an investigator may enrol at a chosen dose level.")
+    else:
+        _require_data_entry(user, patient)
+    errors: Errors = {}
+    if patient.enrolled_on is not None:
+        raise ValidationError({"enrolled_on": [f"{patient.subject_id} was enrolled on {patient.enrolled_on}."]})
+    if PatientEvent.objects.filter(patient=patient, kind__in=["death", "withdrawal"]).exists():
+        raise ValidationError({"enrolled_on": ["A patient who died or withdrew consent cannot be enrolled."]})
+    if on is None:
+        raise ValidationError({"enrolled_on": ["The enrolment date is required."]})
+    _not_future(errors, "enrolled_on", "enrolment date", on)
+    consent = Consent.objects.filter(patient=patient, date__lte=on).order_by("date", "id").first()
+    if consent is None:
+        _add(errors, "enrolled_on", "No consent is recorded on or before the enrolment date.")
+    screening = Screening.objects.filter(patient=patient).order_by("date", "id").last()
+    transplant = _transplant_of(patient)
+    params = eligibility_params(patient.trial)
+    if screening is None:
+        _add(errors, "enrolled_on", "The patient has not been screened.")
+    elif screening.result != Screening.Result.ELIGIBLE:
+        failed = [c["key"] for c in screening.criteria if c["status"] != "pass"]
+        _add(
+            errors,
+            "enrolled_on",
+            f"The latest screening ({screening.date}) is {screening.get_result_display().lower()}: "
+            f"{', '.join(failed)}. Re-screen first.",
+        )
+    elif on < screening.date:
+        _add(errors, "enrolled_on", f"The enrolment date {on} is before the screening of {screening.date}.")
+    else:
+        validity = screening_validity(transplant.date if transplant else None, screening.lab_date, on, params)
+        if not validity.valid:
+            window = f" (it was valid {validity.valid_from} to {validity.valid_until})" if validity.valid_from else ""
+            _add(
+                errors,
+                "enrolled_on",
+                f"The screening of {screening.date} is not valid on {on}{window}: "
+                f"{'; '.join(validity.reasons)}. Re-screen.",
+            )
+        else:
+            # Everything else judged at screening must still hold on the enrolment date.
+            facts = screening_facts(patient, transplant, consent, screening_values(screening))
+            now = assess_eligibility(dataclasses.replace(facts, enrolment_date=on), params)
+            if not now.eligible:
+                _add(
+                    errors,
+                    "enrolled_on",
+                    "The patient is not eligible on this date: "
+                    + "; ".join(f"{c.key}: {c.reason}" for c in now.criteria if c.status != "pass"),
+                )
+    _raise(errors)
+
+    with transaction.atomic():
+        # Lock the escalation result, then the patient, in this order: concurrent
+        # enrolments queue here, so one open slot is never given twice, and a patient
+        # is never enrolled twice.
+        escalation = (
+            TrialComputation.objects.select_for_update()
+            .filter(trial_id=patient.trial_id, kind=TrialComputation.Kind.ESCALATION)
+            .first()
+        )
+        if escalation is not None and escalation.stale:
+            # An enrolment, DLT or decision changed the 3+3 state and the slots are
+            # being recomputed (usually seconds): assigning from the old slots could
+            # overfill a cohort.
+            raise ValidationError(
+                {
+                    "dose_level": [
+                        "The dose-escalation state is being recomputed after a recent change; try again in a moment."
+                    ]
+                }
+            )
+        if Patient.objects.select_for_update().get(pk=patient.pk).enrolled_on is not None:
+            raise ValidationError({"enrolled_on": [f"{patient.subject_id} was enrolled meanwhile."]})
+        open_level = enrolment_level(patient.trial)
+        deviation = ""
+        if dose_level is None:
+            if open_level is None:
+                raise ValidationError(
+                    {
+                        "dose_level": [
+                            "No dose level has an open slot: enrolment waits for the escalation decision. "
+                            "An investigator may enrol at a chosen level, recorded as a protocol deviation."
+                        ]
+                    }
+                )
+            if deviation_reason.strip():
+                raise ValidationError({"dose_level": ["Choose the dose level the deviation is for."]})
+            level = DoseLevel.objects.get(trial_id=patient.trial_id, level=open_level)
+        else:
+            level = dose_level
+            if level.trial_id != patient.trial_id:
+                raise ValidationError({"dose_level": ["This dose level belongs to another trial."]})
+            if level.level != open_level:
+                if not deviation_reason.strip():
+                    open_text = f"L{open_level} is the open level" if open_level else "no level is open"
+                    raise ValidationError(
+                        {
+                            "deviation_reason": [
+                                f"{open_text}: enrolling at L{level.level} is a protocol deviation; say why."
+                            ]
+                        }
+                    )
+                open_text = f"open slot at L{open_level}" if open_level else "no open slot"
+                deviation = f"Enrolled at L{level.level} ({open_text}): {deviation_reason.strip()}"
+        patient = record_update(  # type: ignore[assignment]
+            patient,
+            {"enrolled_on": on, "dose_level": level, "enrolment_deviation": deviation},
+            user=user,
+            reason=f"enrolment at L{level.level}" + (" (protocol deviation)" if deviation else ""),
+            expected_version=expected_version,
+        )
+        for kind in (
+            TrialComputation.Kind.ENROLMENT,
+            TrialComputation.Kind.ESCALATION,
+            TrialComputation.Kind.SURVIVAL,
+        ):
+            computation_request(patient.trial_id, kind)
+    return patient
+
+
+def screening_values(screening: Screening) -> dict[str, Any]:
+    return {field: getattr(screening, field) for field in SCREENING_FIELDS}
+
+
+# --- assessments --------------------------------------------------------------------
+
+
+def _assessment_problems(values: dict[str, Any]) -> Errors:
+    errors: Errors = {}
+    kind = values.get("kind")
+    _not_future(errors, "date", "assessment date", values.get("date"))
+    if values.get("date") is None:
+        _add(errors, "date", "The assessment date is required.")
+    if kind == Assessment.Kind.MRD:
+        if not values.get("method"):
+            _add(errors, "method", "An MRD assessment needs its method (flow, PCR or NGS).")
+        if not values.get("result"):
+            _add(errors, "result", "An MRD assessment needs its result.")
+        level = values.get("level")
+        if level is not None and not Decimal(0) <= Decimal(level) <= Decimal(1):
+            _add(errors, "level", "The MRD level is a fraction between 0 and 1 (e.g. 0.0001 for 10^-4).")
+        for field in ("blasts_pct", "response"):
+            if values.get(field) not in (None, ""):
+                _add(errors, field, "This belongs to a bone-marrow assessment, not to MRD.")
+    elif kind == Assessment.Kind.BONE_MARROW:
+        blasts = values.get("blasts_pct")
+        if blasts is None:
+            _add(errors, "blasts_pct", "A bone-marrow assessment needs the marrow blast percentage.")
+        elif not Decimal(0) <= Decimal(blasts) <= Decimal(100):
+            _add(errors, "blasts_pct", "Marrow blasts are a percentage from 0 to 100.")
+        if not values.get("response"):
+            _add(errors, "response", "A bone-marrow assessment needs the response (CR, CRi or relapse).")
+        if values.get("level") is not None:
+            _add(errors, "level", "The MRD level belongs to an MRD assessment.")
+    else:
+        _add(errors, "kind", "Choose MRD or bone-marrow assessment.")
+    return errors
+
+
+def assessment_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Assessment:
+    """An MRD or bone-marrow disease assessment (PROTOCOL s7)."""
+    _require_data_entry(user, patient)
+    _unknown_fields(data, ASSESSMENT_FIELDS)
+    errors = _assessment_problems(data)
+    transplant = _transplant_of(patient)
+    if transplant is not None and data.get("date") is not None and data["date"] < transplant.date:
+        _add(errors, "date", f"The assessment date {data['date']} is before the HCT date {transplant.date}.")
+    _raise(errors)
+    assessment = Assessment(patient=patient, **data)
+    with transaction.atomic():
+        record_create(assessment, user=user)
+    return assessment
+
+
+def assessment_update(
+    *, user: Any, assessment: Assessment, changes: dict[str, Any], reason: str | None, expected_version: int | None
+) -> Assessment:
+    patient = assessment.patient
+    _require_data_entry(user, patient)
+    _unknown_fields(changes, ASSESSMENT_FIELDS)
+    merged = {**{f: getattr(assessment, f) for f in ASSESSMENT_FIELDS}, **changes}
+    _raise(_assessment_problems(merged))
+    with transaction.atomic():
+        return record_update(  # type: ignore[return-value]
+            assessment, changes, user=user, reason=reason, expected_version=expected_version
+        )
+
+
+# --- outcome events -----------------------------------------------------------------
+
+
+def _event_problems(patient: Patient, values: dict[str, Any], exclude_pk: int | None = None) -> Errors:
+    errors: Errors = {}
+    kind, on = values.get("kind"), values.get("date")
+    if kind not in PatientEvent.Kind.values:
+        _add(errors, "kind", "Choose the kind of event.")
+        return errors
+    if on is None:
+        _add(errors, "date", "The event date is required.")
+        return errors
+    _not_future(errors, "date", "event date", on)
+    if kind == PatientEvent.Kind.DEATH and not values.get("cause"):
+        _add(errors, "cause", "A death needs its cause.")
+    if kind != PatientEvent.Kind.DEATH and values.get("cause"):
+        _add(errors, "cause", "A cause is recorded for a death only.")
+    if kind == PatientEvent.Kind.END_OF_TREATMENT and not values.get("reason"):
+        _add(errors, "reason", "An end of treatment needs its reason.")
+    if kind != PatientEvent.Kind.END_OF_TREATMENT and values.get("reason"):
+        _add(errors, "reason", "A reason is recorded for an end of treatment only.")
+    blasts = values.get("blasts_pct")
+    if blasts is not None:
+        if kind != PatientEvent.Kind.RELAPSE:
+            _add(errors, "blasts_pct", "Blasts are recorded for a relapse only.")
+        elif not Decimal(0) <= Decimal(blasts) <= Decimal(100):
+            _add(errors, "blasts_pct", "Blasts are a percentage from 0 to 100.")
+    others = PatientEvent.objects.filter(patient=patient)
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    others_list = list(others)
+    once = {PatientEvent.Kind.DEATH, PatientEvent.Kind.END_OF_TREATMENT, PatientEvent.Kind.WITHDRAWAL}
+    for other in others_list:
+        if kind in once and other.kind == kind:
+            _add(errors, "kind", f"A {other.get_kind_display().lower()} is already recorded ({other.date}).")
+    transplant = _transplant_of(patient)
+    if transplant is None:
+        _add(errors, "date", "Record the transplant (HCT date) before outcome events.")
+        return errors
+    # The survival rule's own consistency checks (trial.endpoints, PROTOCOL s8).
+    everything = [*[(e.kind, e.date) for e in others_list], (kind, on)]
+
+    def first(k: str) -> date | None:
+        dates = [d for kk, d in everything if kk == k]
+        return min(dates) if dates else None
+
+    def last(k: str) -> date | None:
+        dates = [d for kk, d in everything if kk == k]
+        return max(dates) if dates else None
+
+    outcome = PatientOutcome(
+        subject_id=patient.subject_id,
+        hct_date=transplant.date,
+        first_dose_date=None,
+        relapse_date=first(PatientEvent.Kind.RELAPSE),
+        death_date=first(PatientEvent.Kind.DEATH),
+        last_known_alive=last(PatientEvent.Kind.LAST_CONTACT),
+    )
+    for problem in outcome_date_problems(outcome):
+        _add(errors, "date", problem[0].upper() + problem[1:] + ".")
+    late_kinds = (PatientEvent.Kind.END_OF_TREATMENT, PatientEvent.Kind.WITHDRAWAL)
+    if outcome.death_date is not None and kind in late_kinds and on > outcome.death_date:
+        _add(errors, "date", f"The date {on} is after death on {outcome.death_date}.")
+    return errors
+
+
+def event_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> PatientEvent:
+    """Relapse, death, last known alive, end of treatment or withdrawal (PROTOCOL s3, s8)."""
+    _require_data_entry(user, patient)
+    _unknown_fields(data, EVENT_FIELDS)
+    _raise(_event_problems(patient, data))
+    event = PatientEvent(patient=patient, **data)
+    try:
+        with transaction.atomic():
+            record_create(event, user=user)
+            for kind in EVENT_COMPUTATIONS.get(event.kind, (TrialComputation.Kind.SURVIVAL,)):
+                computation_request(patient.trial_id, kind)
+    except IntegrityError as exc:  # the same once-only event recorded concurrently
+        raise ValidationError({"kind": ["This event was recorded meanwhile."]}) from exc
+    return event
+
+
+def event_update(
+    *, user: Any, event: PatientEvent, changes: dict[str, Any], reason: str | None, expected_version: int | None
+) -> PatientEvent:
+    patient = event.patient
+    _require_data_entry(user, patient)
+    _unknown_fields(changes, EVENT_FIELDS)
+    merged = {**{f: getattr(event, f) for f in EVENT_FIELDS}, **changes}
+    _raise(_event_problems(patient, merged, exclude_pk=event.pk))
+    kinds = {*EVENT_COMPUTATIONS.get(event.kind, ()), *EVENT_COMPUTATIONS.get(merged["kind"], ())}
+    kinds.add(TrialComputation.Kind.SURVIVAL)
+    with transaction.atomic():
+        event = record_update(event, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
+        for kind in sorted(kinds):
+            computation_request(patient.trial_id, kind)
+    return event

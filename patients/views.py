@@ -1,8 +1,12 @@
 """Patient screens: thin (form -> service -> redirect); scope comes from the selectors."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from core.audit import record_history
@@ -11,15 +15,62 @@ from core.forms import SignatureForm, add_service_errors
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
 from patients import selectors, services
-from patients.forms import PatientEditForm, PatientRegisterForm
+from patients.forms import (
+    AssessmentEditForm,
+    AssessmentForm,
+    ConsentForm,
+    EnrolForm,
+    EventEditForm,
+    EventForm,
+    PatientEditForm,
+    PatientRegisterForm,
+    ScreeningForm,
+    TransplantEditForm,
+    TransplantForm,
+)
+from patients.models import Patient
 from trial import access
 from trial.models import Trial
+
+
+def _can_edit(user, patient: Patient) -> bool:  # type: ignore[no-untyped-def]
+    return access.can(user, "enter_data", patient.trial_id, patient.site_id)
+
+
+def _editable_patient(request, patient_id: int) -> Patient:  # type: ignore[no-untyped-def]
+    patient = selectors.patient_get(request.user, patient_id)  # 404 outside the user's scope
+    if not _can_edit(request.user, patient):
+        raise PermissionDenied("You can read this patient but not enter data for it.")
+    return patient
+
+
+def _save(form, call: Callable[[], Any]) -> Any:  # type: ignore[no-untyped-def]
+    """Run a service call; its refusals go next to the form's fields. None if refused."""
+    try:
+        return call()
+    except ValidationError as exc:
+        add_service_errors(form, exc)
+    except EditConflict as exc:
+        form.add_error(None, str(exc))
+    return None
+
+
+def _form_page(request, form, title: str, patient: Patient | None = None, trial: Trial | None = None) -> HttpResponse:  # type: ignore[no-untyped-def]
+    context = {"form": form, "title": title, "patient": patient, "trial": trial or (patient and patient.trial)}
+    return render(request, "patients/patient_form.html", context)
+
+
+def _changes(form, fields) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {f: form.cleaned_data[f] for f in fields}
+
+
+# --- patients ------------------------------------------------------------------------
 
 
 @login_required
 def patient_list(request, trial_id: int):  # type: ignore[no-untyped-def]
     trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
-    patients = selectors.patient_list(request.user, trial)
+    patients = selectors.patient_list_with_status(request.user, trial)
     can_register = access.can(request.user, "enter_data", trial)
     return render(
         request, "patients/patient_list.html", {"trial": trial, "patients": patients, "can_register": can_register}
@@ -31,14 +82,12 @@ def patient_create(request, trial_id: int):  # type: ignore[no-untyped-def]
     trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "enter_data", pk=trial_id)
     form = PatientRegisterForm(request.POST or None, user=request.user, trial=trial)
     if request.method == "POST" and form.is_valid():
-        try:
-            patient = services.patient_register(user=request.user, trial=trial, data=form.cleaned_data)
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        else:
+        data = form.cleaned_data
+        patient = _save(form, lambda: services.patient_register(user=request.user, trial=trial, data=data))
+        if patient is not None:
             messages.success(request, f"{patient.subject_id} registered.")
             return redirect("patient_detail", patient_id=patient.pk)
-    return render(request, "patients/patient_form.html", {"trial": trial, "form": form, "title": "Register a patient"})
+    return _form_page(request, form, "Register a patient", trial=trial)
 
 
 @login_required
@@ -49,8 +98,9 @@ def patient_detail(request, patient_id: int):  # type: ignore[no-untyped-def]
         "patients/patient_detail.html",
         {
             "patient": patient,
+            "transplant": selectors.transplant_of(patient),
             "signatures": signatures_for(patient),
-            "can_edit": access.can(request.user, "enter_data", patient.trial_id, patient.site_id),
+            "can_edit": _can_edit(request.user, patient),
             "can_sign": access.can(request.user, "sign", patient.trial_id),
         },
     )
@@ -58,32 +108,23 @@ def patient_detail(request, patient_id: int):  # type: ignore[no-untyped-def]
 
 @login_required
 def patient_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
-    patient = selectors.patient_get(request.user, patient_id)
-    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
-        raise PermissionDenied("You can read this patient but not edit it.")
+    patient = _editable_patient(request, patient_id)
     form = PatientEditForm(request.POST or None, instance=patient, initial={"version": patient.version})
     if request.method == "POST" and form.is_valid():
-        changes = {f: form.cleaned_data[f] for f in PatientEditForm.Meta.fields}
-        try:
-            services.patient_update(
+        saved = _save(
+            form,
+            lambda: services.patient_update(
                 user=request.user,
                 patient=patient,
-                changes=changes,
+                changes=_changes(form, PatientEditForm.Meta.fields),
                 reason=form.cleaned_data["reason_for_change"],
                 expected_version=form.cleaned_data["version"],
-            )
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        except EditConflict as exc:
-            form.add_error(None, str(exc))
-        else:
+            ),
+        )
+        if saved is not None:
             messages.success(request, "Change saved and recorded in the audit trail.")
             return redirect("patient_detail", patient_id=patient.pk)
-    return render(
-        request,
-        "patients/patient_form.html",
-        {"trial": patient.trial, "patient": patient, "form": form, "title": f"Edit {patient.subject_id}"},
-    )
+    return _form_page(request, form, f"Edit {patient.subject_id}", patient)
 
 
 @login_required
@@ -113,3 +154,221 @@ def patient_sign(request, patient_id: int):  # type: ignore[no-untyped-def]
         "core/sign.html",
         {"record": patient, "form": form, "meaning": meaning.label, "back": patient},
     )
+
+
+# --- transplant, consent, screening, enrolment ---------------------------------------
+
+
+@login_required
+def patient_eligibility(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """The casebook tab for transplant, consents, screenings and enrolment."""
+    patient = selectors.patient_casebook(request.user, patient_id)
+    return render(
+        request,
+        "patients/eligibility.html",
+        {
+            "patient": patient,
+            "transplant": selectors.transplant_of(patient),
+            "can_edit": _can_edit(request.user, patient),
+            "can_enrol": _can_edit(request.user, patient) or access.can(request.user, "sign", patient.trial_id),
+        },
+    )
+
+
+@login_required
+def transplant_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """First entry of the transplant, or an edit of it with a reason."""
+    patient = _editable_patient(request, patient_id)
+    transplant = selectors.transplant_of(patient)
+    if transplant is None:
+        form = TransplantForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = _changes(form, TransplantForm.Meta.fields)
+            saved = _save(form, lambda: services.transplant_record(user=request.user, patient=patient, data=data))
+            if saved is not None:
+                messages.success(request, "Transplant recorded.")
+                return redirect("patient_eligibility", patient_id=patient.pk)
+        return _form_page(request, form, f"Transplant of {patient.subject_id}", patient)
+    form = TransplantEditForm(request.POST or None, instance=transplant, initial={"version": transplant.version})
+    if request.method == "POST" and form.is_valid():
+        saved = _save(
+            form,
+            lambda: services.transplant_update(
+                user=request.user,
+                transplant=transplant,
+                changes=_changes(form, TransplantForm.Meta.fields),
+                reason=form.cleaned_data["reason_for_change"],
+                expected_version=form.cleaned_data["version"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, "Change saved and recorded in the audit trail.")
+            return redirect("patient_eligibility", patient_id=patient.pk)
+    return _form_page(request, form, f"Edit the transplant of {patient.subject_id}", patient)
+
+
+@login_required
+def consent_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = _editable_patient(request, patient_id)
+    form = ConsentForm(request.POST or None, trial=patient.trial)
+    if request.method == "POST" and form.is_valid():
+        saved = _save(
+            form,
+            lambda: services.consent_record(
+                user=request.user,
+                patient=patient,
+                protocol_version=form.cleaned_data["protocol_version"],
+                on=form.cleaned_data["date"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, f"Consent to version {saved.protocol_version.version} recorded.")
+            return redirect("patient_eligibility", patient_id=patient.pk)
+    return _form_page(request, form, f"Consent of {patient.subject_id}", patient)
+
+
+@login_required
+def screening_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = _editable_patient(request, patient_id)
+    form = ScreeningForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = _changes(form, ScreeningForm.Meta.fields)
+        saved = _save(form, lambda: services.screening_record(user=request.user, patient=patient, data=data))
+        if saved is not None:
+            messages.success(request, f"Screening stored: {saved.get_result_display()}.")
+            return redirect("screening_detail", screening_id=saved.pk)
+    return _form_page(request, form, f"Screen {patient.subject_id}", patient)
+
+
+@login_required
+def screening_detail(request, screening_id: int):  # type: ignore[no-untyped-def]
+    screening = selectors.screening_get(request.user, screening_id)
+    return render(request, "patients/screening_detail.html", {"screening": screening, "patient": screening.patient})
+
+
+@login_required
+def patient_enrol(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = selectors.patient_get(request.user, patient_id)
+    investigator = access.can(request.user, "sign", patient.trial_id)
+    if not (investigator or _can_edit(request.user, patient)):
+        raise PermissionDenied("You do not enrol patients in this trial.")
+    form = EnrolForm(
+        request.POST or None, trial=patient.trial, investigator=investigator, initial={"version": patient.version}
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = _save(
+            form,
+            lambda: services.patient_enrol(
+                user=request.user,
+                patient=patient,
+                on=form.cleaned_data["enrolled_on"],
+                dose_level=form.cleaned_data.get("dose_level"),
+                deviation_reason=form.cleaned_data.get("deviation_reason", ""),
+                expected_version=form.cleaned_data["version"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, f"{saved.subject_id} enrolled at {saved.dose_level}.")
+            return redirect("patient_eligibility", patient_id=patient.pk)
+    return _form_page(request, form, f"Enrol {patient.subject_id}", patient)
+
+
+# --- assessments and outcome events --------------------------------------------------
+
+
+@login_required
+def patient_assessments(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = selectors.patient_get(request.user, patient_id)
+    return render(
+        request,
+        "patients/assessments.html",
+        {
+            "patient": patient,
+            "assessments": selectors.assessment_list(request.user, patient.pk),
+            "can_edit": _can_edit(request.user, patient),
+        },
+    )
+
+
+@login_required
+def assessment_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = _editable_patient(request, patient_id)
+    form = AssessmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = _changes(form, AssessmentForm.Meta.fields)
+        saved = _save(form, lambda: services.assessment_record(user=request.user, patient=patient, data=data))
+        if saved is not None:
+            messages.success(request, f"{saved.get_kind_display()} of {saved.date} recorded.")
+            return redirect("patient_assessments", patient_id=patient.pk)
+    return _form_page(request, form, f"New assessment for {patient.subject_id}", patient)
+
+
+@login_required
+def assessment_edit(request, assessment_id: int):  # type: ignore[no-untyped-def]
+    assessment = selectors.assessment_get(request.user, assessment_id)
+    patient = _editable_patient(request, assessment.patient_id)
+    form = AssessmentEditForm(request.POST or None, instance=assessment, initial={"version": assessment.version})
+    if request.method == "POST" and form.is_valid():
+        saved = _save(
+            form,
+            lambda: services.assessment_update(
+                user=request.user,
+                assessment=assessment,
+                changes=_changes(form, AssessmentForm.Meta.fields),
+                reason=form.cleaned_data["reason_for_change"],
+                expected_version=form.cleaned_data["version"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, "Change saved and recorded in the audit trail.")
+            return redirect("patient_assessments", patient_id=patient.pk)
+    return _form_page(request, form, f"Edit {assessment}", patient)
+
+
+@login_required
+def patient_events(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = selectors.patient_get(request.user, patient_id)
+    return render(
+        request,
+        "patients/events.html",
+        {
+            "patient": patient,
+            "events": selectors.event_list(request.user, patient.pk),
+            "can_edit": _can_edit(request.user, patient),
+        },
+    )
+
+
+@login_required
+def event_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = _editable_patient(request, patient_id)
+    form = EventForm(request.POST or None, initial={"kind": request.GET.get("kind")})
+    if request.method == "POST" and form.is_valid():
+        data = _changes(form, EventForm.Meta.fields)
+        saved = _save(form, lambda: services.event_record(user=request.user, patient=patient, data=data))
+        if saved is not None:
+            messages.success(request, f"{saved.get_kind_display()} of {saved.date} recorded.")
+            return redirect("patient_events", patient_id=patient.pk)
+    return _form_page(request, form, f"New outcome event for {patient.subject_id}", patient)
+
+
+@login_required
+def event_edit(request, patient_event_id: int):  # type: ignore[no-untyped-def]
+    event = selectors.event_get(request.user, patient_event_id)
+    patient = _editable_patient(request, event.patient_id)
+    form = EventEditForm(request.POST or None, instance=event, initial={"version": event.version})
+    if request.method == "POST" and form.is_valid():
+        saved = _save(
+            form,
+            lambda: services.event_update(
+                user=request.user,
+                event=event,
+                changes=_changes(form, EventForm.Meta.fields),
+                reason=form.cleaned_data["reason_for_change"],
+                expected_version=form.cleaned_data["version"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, "Change saved and recorded in the audit trail.")
+            return redirect("patient_events", patient_id=patient.pk)
+    return _form_page(request, form, f"Edit {event}", patient)

@@ -143,6 +143,10 @@ class DltAdjudication(PatientRecord):
     Signed adjudications are never edited: a new one supersedes the old (PROTOCOL s5).
     """
 
+    # Set after signing, pointing forward to the superseding decision: not signed
+    # content (for core.signatures.record_hash once it honours this attribute).
+    signature_unsigned_fields = ("superseded_by",)
+
     class Rule(models.TextChoices):
         SOS = "sos", "SOS (any grade)"
         PROLONGED_CYTOPENIA = "prolonged_cytopenia", "Grade >= 3 neutropenia/thrombocytopenia > 28 days"
@@ -171,3 +175,24 @@ class DltAdjudication(PatientRecord):
     def __str__(self) -> str:
         verdict = "DLT" if self.is_dlt else "not a DLT"
         return f"{self.patient} {self.get_rule_display()} {self.event_date}: {verdict}"
+
+
+class LabProposalDismissal(PatientRecord):
+    """A coordinator's dismissal of an AE the lab grading proposed (PROTOCOL s4), with why.
+
+    One per lab panel and term: a dismissed proposal is not proposed again.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_dismissals")
+    lab_panel = models.ForeignKey(LabPanel, on_delete=models.PROTECT, related_name="+")
+    meddra_code = models.CharField("MedDRA code", max_length=12)
+    term = models.CharField(max_length=200)
+    proposed_grade = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    reason = models.TextField("reason for dismissal")
+
+    class Meta:
+        ordering = ["patient", "lab_panel", "id"]
+        constraints = [models.UniqueConstraint(fields=["lab_panel", "meddra_code"], name="lab_dismissal_once_per_term")]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.term} G{self.proposed_grade} dismissed"

@@ -37,6 +37,18 @@ def _eager_celery(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
+def _ctcae_dictionary(request):  # type: ignore[no-untyped-def]
+    """Transactional tests empty every table afterwards, the dictionary that migration
+    loaded included: put it back for the transactional tests that follow."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        from safety.services import ctcae_dictionary_load
+
+        ctcae_dictionary_load()
+
+
+@pytest.fixture(autouse=True)
 def _fast_passwords(settings):  # type: ignore[no-untyped-def]
     # PBKDF2's 1M rounds cost ~0.6 s per hash; tests check behaviour, not key stretching.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -166,7 +178,11 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # type
     app.conf.task_default_queue = queue
     # A short visibility timeout so that what a killed worker held is redelivered within
     # the test (production: 600 s); tasks are idempotent, so redelivery is harmless.
-    worker = WorkerProcess(queue, tmp_path_factory.mktemp("celery"), {"CELERY_VISIBILITY_TIMEOUT": "4"}).start()
+    worker = WorkerProcess(
+        queue,
+        tmp_path_factory.mktemp("celery"),
+        {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_RESTORE_INTERVAL": "1", "CELERY_RESTORE_THROTTLE": "1"},
+    ).start()
     handle = {"node": worker.node, "queue": queue, "log": worker.log, "worker": worker}
     yield handle
     handle["worker"].stop()

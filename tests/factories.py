@@ -254,3 +254,23 @@ for _factory in (
     SCOPED_FACTORIES[_factory._meta.model] = lambda trial, site, f=_factory: f(
         patient=PatientFactory(site=site, trial=trial)
     )
+
+
+# safety: lab-proposal dismissals (scoped through the patient).
+from safety.models import LabProposalDismissal  # noqa: E402
+
+
+class LabProposalDismissalFactory(PatientRecordFactory):
+    class Meta:
+        model = LabProposalDismissal
+
+    lab_panel = factory.LazyAttribute(lambda o: LabPanelFactory(patient=o.patient))
+    meddra_code = "10035528"
+    term = "Platelet count decreased"
+    proposed_grade = 1
+    reason = "test dismissal"
+
+
+SCOPED_FACTORIES[LabProposalDismissal] = lambda trial, site: LabProposalDismissalFactory(
+    patient=PatientFactory(site=site, trial=trial)
+)

@@ -4,24 +4,9 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from safety.ctcae import BUNDLED_CSV, load_ctcae
+    from safety.services import ctcae_dictionary_load
 
-    CtcaeTerm = apps.get_model("safety", "CtcaeTerm")
-    catalogue = load_ctcae(BUNDLED_CSV)
-    CtcaeTerm.objects.bulk_create(
-        [
-            CtcaeTerm(
-                version=t.version,
-                meddra_code=t.meddra_code,
-                soc=t.soc,
-                term=t.term,
-                **{f"grade_{g}": (t.grade_texts[g - 1] or "") for g in range(1, 6)},
-                definition=t.definition or "",
-                navigational_note=t.navigational_note or "",
-            )
-            for t in catalogue.terms
-        ]
-    )
+    ctcae_dictionary_load(apps.get_model("safety", "CtcaeTerm"))
 
 
 def unload(apps, schema_editor):

@@ -28,7 +28,11 @@ def _treated(world, level, n, start=datetime.date(2024, 1, 1), site="site_a"):  
     patient = PatientFactory(site=world[site], trial=world["trial"], dose_level=level, enrolled_on=start)
     for number, offset in ((1, 0), (2, 28)):
         CycleFactory(
-            patient=patient, number=number, dose_level=level, due_date=start, day1=start + datetime.timedelta(days=offset + n)
+            patient=patient,
+            number=number,
+            dose_level=level,
+            due_date=start,
+            day1=start + datetime.timedelta(days=offset + n),
         )
     return patient
 
@@ -80,7 +84,9 @@ def test_three_without_dlt_await_signed_escalation(world, levels, client, django
 
     served = api.get(f"/api/v1/trials/{world['trial'].pk}/escalation/").json()
     assert served["stale"] is False and served["open_slots"] == [{"dose_level": 2, "slots": 3}]
-    assert served["history"][0]["decision"] == "escalate" and served["history"][0]["signed_by"] == signoff.signed_by_name
+    assert (
+        served["history"][0]["decision"] == "escalate" and served["history"][0]["signed_by"] == signoff.signed_by_name
+    )
     assert escalation_open_slots(world["trial"]) == {2: 3}
 
 
@@ -100,7 +106,9 @@ def test_coordinator_sees_counts_not_other_sites_subject_ids(world, levels, clie
     coordinator = _api(client, world["coordinator_a"]).get(f"/api/v1/trials/{world['trial'].pk}/escalation/").json()
     assert "patients" not in coordinator and coordinator["cohorts"][0]["enrolled"] == 1
     investigator = _api(client, world["investigator"]).get(f"/api/v1/trials/{world['trial'].pk}/escalation/").json()
-    assert [p["subject_id"] for p in investigator["patients"]] == ["SB-" + investigator["patients"][0]["subject_id"][3:]]
+    assert [p["subject_id"] for p in investigator["patients"]] == [
+        "SB-" + investigator["patients"][0]["subject_id"][3:]
+    ]
 
 
 def test_coordinator_cannot_sign(world, levels, client):  # type: ignore[no-untyped-def]
@@ -109,7 +117,12 @@ def test_coordinator_cannot_sign(world, levels, client):  # type: ignore[no-unty
     _state(world)
     api = _api(client, world["coordinator_a"])
     body = {"decision": "escalate", "dose_level": 2, "rationale": "x", "password": PASSWORD}
-    assert api.post(f"/api/v1/trials/{world['trial'].pk}/escalation/sign/", body, content_type="application/json").status_code == 403
+    assert (
+        api.post(
+            f"/api/v1/trials/{world['trial'].pk}/escalation/sign/", body, content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert not EscalationSignoff.objects.exists()
 
 

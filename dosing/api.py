@@ -1,0 +1,139 @@
+"""Cycles and lab panels through the API (shared/API.md `patients/{id}/cycles/`): the
+same services and selectors as the screens."""
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.response import Response
+
+from core.api_concurrency import with_etag
+from dosing import selectors, services
+from dosing.models import Cycle, LabPanel
+from patients import selectors as patient_selectors
+from patients.models import Patient
+
+
+class CycleOutput(serializers.ModelSerializer):
+    dose_level = serializers.SlugRelatedField(slug_field="level", read_only=True)
+    day1 = serializers.DateField(read_only=True)
+    bsa_m2 = serializers.DecimalField(max_digits=4, decimal_places=2, coerce_to_string=False, read_only=True)
+    dose_mg_m2 = serializers.DecimalField(max_digits=6, decimal_places=3, coerce_to_string=False, read_only=True)
+    dose_mg = serializers.DecimalField(max_digits=7, decimal_places=2, coerce_to_string=False, read_only=True)
+    height_cm = serializers.DecimalField(max_digits=5, decimal_places=1, coerce_to_string=False, read_only=True)
+    weight_kg = serializers.DecimalField(max_digits=5, decimal_places=1, coerce_to_string=False, read_only=True)
+
+    class Meta:
+        model = Cycle
+        fields = [
+            "id",
+            "number",
+            "due_date",
+            "day1",
+            "dose_level",
+            "height_cm",
+            "weight_kg",
+            "bsa_m2",
+            "dose_mg_m2",
+            "dose_mg",
+            "reduced",
+            "reduction_reason",
+            "full_dose_restored",
+            "delay_days",
+            "delay_reason",
+            "given",
+            "not_given_reason",
+            "acute_gvhd_grade",
+            "liver_gvhd",
+            "sos",
+            "safety_check",
+            "deviation",
+            "version",
+        ]
+
+
+class CycleInput(serializers.Serializer):
+    number = serializers.IntegerField(min_value=1, required=False)
+    day1 = serializers.DateField()
+    given = serializers.BooleanField(default=True)
+    not_given_reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    height_cm = serializers.DecimalField(max_digits=6, decimal_places=1, required=False, allow_null=True)
+    weight_kg = serializers.DecimalField(max_digits=6, decimal_places=1, required=False, allow_null=True)
+    lab_date = serializers.DateField(required=False, allow_null=True)
+    platelets = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    anc = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=0, required=False, allow_null=True)
+    hemoglobin = serializers.DecimalField(max_digits=5, decimal_places=1, min_value=0, required=False, allow_null=True)
+    bilirubin = serializers.DecimalField(max_digits=6, decimal_places=1, min_value=0, required=False, allow_null=True)
+    alt = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    ast = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    acute_gvhd_grade = serializers.IntegerField(min_value=0, max_value=4, required=False, allow_null=True)
+    liver_gvhd = serializers.BooleanField(required=False, allow_null=True, default=None)
+    sos = serializers.BooleanField(required=False, allow_null=True, default=None)
+    reduced = serializers.BooleanField(default=False)
+    reduction_reason = serializers.ChoiceField(choices=Cycle.ReductionReason.choices, required=False, allow_blank=True)
+    delay_reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    dose_mg = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0, required=False, allow_null=True)
+
+
+class _PatientNested:
+    """The patient of the URL, through the scoped selector: out of scope answers 404."""
+
+    def patient(self) -> Patient:
+        cached = getattr(self, "_patient", None)
+        if cached is None:
+            cached = patient_selectors.patient_get(self.request.user, self.kwargs["patient_id"])  # type: ignore[attr-defined]
+            self._patient = cached
+        return cached
+
+
+class CycleViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = CycleOutput
+    queryset = Cycle.objects.none()
+
+    def get_queryset(self) -> QuerySet[Cycle]:
+        return selectors.cycle_list(self.request.user, self.patient()).order_by("number")
+
+    def retrieve(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return with_etag(super().retrieve(request, *args, **kwargs))
+
+    @extend_schema(request=CycleInput, responses={201: CycleOutput})
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        patient = self.patient()
+        data = CycleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        cycle = services.cycle_record(user=request.user, patient=patient, data=dict(data.validated_data))
+        return with_etag(Response(CycleOutput(cycle).data, status=status.HTTP_201_CREATED))
+
+
+class LabPanelOutput(serializers.ModelSerializer):
+    class Meta:
+        model = LabPanel
+        fields = ["id", "date", "platelets", "anc", "hemoglobin", "bilirubin", "alt", "ast", "version"]
+
+
+class LabPanelInput(serializers.Serializer):
+    date = serializers.DateField()
+    platelets = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    anc = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=0, required=False, allow_null=True)
+    hemoglobin = serializers.DecimalField(max_digits=5, decimal_places=1, min_value=0, required=False, allow_null=True)
+    bilirubin = serializers.DecimalField(max_digits=6, decimal_places=1, min_value=0, required=False, allow_null=True)
+    alt = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    ast = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+
+
+class LabPanelViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = LabPanelOutput
+    queryset = LabPanel.objects.none()
+
+    def get_queryset(self) -> QuerySet[LabPanel]:
+        return selectors.lab_panel_list(self.request.user, self.patient()).order_by("date", "id")
+
+    def retrieve(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return with_etag(super().retrieve(request, *args, **kwargs))
+
+    @extend_schema(request=LabPanelInput, responses={201: LabPanelOutput})
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        patient = self.patient()
+        data = LabPanelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        panel = services.lab_panel_record(user=request.user, patient=patient, data=dict(data.validated_data))
+        return with_etag(Response(LabPanelOutput(panel).data, status=status.HTTP_201_CREATED))

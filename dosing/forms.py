@@ -1,0 +1,90 @@
+from django import forms
+
+from core.forms import ReasonForChangeForm
+from dosing.models import ConcomitantMedication, Cycle, Deviation
+
+YES_NO_UNKNOWN = [("", "Not recorded"), ("false", "No"), ("true", "Yes")]
+
+
+def _yes_no(label: str) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(
+        label=label,
+        choices=YES_NO_UNKNOWN,
+        coerce=lambda v: v == "true",
+        empty_value=None,
+        required=False,
+    )
+
+
+class CycleForm(forms.Form):
+    """One coordinator screen per cycle: labs, GVHD/SOS status, dose, administration.
+
+    Only input shapes are checked here; every dosing rule is the service's.
+    """
+
+    number = forms.IntegerField(label="Cycle number", min_value=1)
+    day1 = forms.DateField(label="Day 1 (dose date)", widget=forms.DateInput(attrs={"type": "date"}))
+    # Labs (SI units)
+    lab_date = forms.DateField(
+        label="Labs drawn on", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty to use labs already on file.",
+    )  # fmt: skip
+    platelets = forms.DecimalField(
+        label="Platelets (x10^9/L)", required=False, min_value=0, max_digits=7, decimal_places=1
+    )
+    anc = forms.DecimalField(label="ANC (x10^9/L)", required=False, min_value=0, max_digits=6, decimal_places=2)
+    hemoglobin = forms.DecimalField(
+        label="Haemoglobin (g/L)", required=False, min_value=0, max_digits=5, decimal_places=1
+    )
+    bilirubin = forms.DecimalField(
+        label="Bilirubin (umol/L)", required=False, min_value=0, max_digits=6, decimal_places=1
+    )
+    alt = forms.DecimalField(label="ALT (U/L)", required=False, min_value=0, max_digits=7, decimal_places=1)
+    ast = forms.DecimalField(label="AST (U/L)", required=False, min_value=0, max_digits=7, decimal_places=1)
+    # GVHD / SOS status at the visit
+    acute_gvhd_grade = forms.TypedChoiceField(
+        label="Active acute GVHD grade",
+        choices=[("", "Not recorded"), ("0", "None"), ("1", "1"), ("2", "2"), ("3", "3"), ("4", "4")],
+        coerce=int, empty_value=None, required=False,
+    )  # fmt: skip
+    liver_gvhd = _yes_no("Active liver GVHD")
+    sos = _yes_no("SOS/VOD")
+    # Dose and administration
+    height_cm = forms.DecimalField(label="Height (cm)", required=False, max_digits=6, decimal_places=1)
+    weight_kg = forms.DecimalField(label="Weight (kg)", required=False, max_digits=6, decimal_places=1)
+    reduced = forms.BooleanField(label="Reduced dose", required=False)
+    reduction_reason = forms.ChoiceField(
+        label="Reason for the reduction", choices=[("", "—"), *Cycle.ReductionReason.choices], required=False
+    )
+    delay_reason = forms.CharField(label="Reason for a delay", max_length=200, required=False)
+    given = forms.TypedChoiceField(
+        label="Dose given", choices=[("true", "Given"), ("false", "Not given")], coerce=lambda v: v == "true",
+        initial="true",
+    )  # fmt: skip
+    not_given_reason = forms.CharField(label="Reason not given", max_length=200, required=False)
+    dose_mg = forms.DecimalField(
+        label="Administered dose (mg)", required=False, min_value=0, max_digits=7, decimal_places=2,
+        help_text="Leave empty to record the computed dose.",
+    )  # fmt: skip
+
+
+class DeviationForm(forms.ModelForm):
+    class Meta:
+        model = Deviation
+        fields = ["kind", "cycle_number", "date", "reason"]
+        widgets = {"date": forms.DateInput(attrs={"type": "date"})}
+
+
+class FullDoseRestoreForm(ReasonForChangeForm):
+    pass
+
+
+class MedicationForm(forms.ModelForm):
+    class Meta:
+        model = ConcomitantMedication
+        fields = ["agent", "other_agent", "start", "stop"]
+        widgets = {"start": forms.DateInput(attrs={"type": "date"}), "stop": forms.DateInput(attrs={"type": "date"})}
+
+
+class MedicationEditForm(ReasonForChangeForm, MedicationForm):
+    pass

@@ -1,0 +1,212 @@
+"""Reads for dosing screens, the API and the trial-level computations.
+
+Scoped reads take the user and go through ``trial.access``; the two trial-level reads
+used by the survival computation are unscoped (the caller shows results only to users
+who may see the trial). Every function costs a fixed number of queries.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from dosing import schedule
+from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
+from dosing.params import trial_schedule_params
+from patients.models import Patient, PatientEvent
+from trial import access
+from trial.models import Site, Trial
+
+# --- one patient ---------------------------------------------------------------------
+
+
+def patient_for_dosing(user, patient_id: int, capability: str = "view_clinical") -> Patient:  # type: ignore[no-untyped-def]
+    """The patient with everything the dosing rules read (404 when out of scope)."""
+    queryset = Patient.objects.select_related("trial", "site", "dose_level", "transplant").prefetch_related(
+        "events",
+        "cycles",
+        "consents__protocol_version",
+        "lab_panels",
+        "deviations",
+        "medications",
+        "trial__protocol_versions",
+    )
+    return access.get_scoped_or_404(user, queryset, capability, pk=patient_id)  # type: ignore[return-value]
+
+
+def cycle_list(user, patient: Patient | None = None) -> QuerySet[Cycle]:  # type: ignore[no-untyped-def]
+    qs = access.scope(user, Cycle.objects.select_related("patient", "dose_level", "deviation", "lab_panel"))
+    return qs.filter(patient=patient) if patient is not None else qs
+
+
+def cycle_get(user, cycle_id: int) -> Cycle:  # type: ignore[no-untyped-def]
+    return access.get_scoped_or_404(  # type: ignore[return-value]
+        user, Cycle.objects.select_related("patient__trial", "patient__site", "dose_level"), pk=cycle_id
+    )
+
+
+def lab_panel_list(user, patient: Patient | None = None) -> QuerySet[LabPanel]:  # type: ignore[no-untyped-def]
+    qs = access.scope(user, LabPanel.objects.select_related("patient"))
+    return qs.filter(patient=patient) if patient is not None else qs
+
+
+def deviation_list(user, trial: Trial) -> QuerySet[Deviation]:  # type: ignore[no-untyped-def]
+    """Protocol deviations of a trial, scoped (coordinators see their sites')."""
+    qs = access.scope(user, Deviation.objects.select_related("patient", "patient__site"))
+    return qs.filter(patient__trial=trial).order_by("date", "id")
+
+
+# --- trial level, unscoped (survival computation) ------------------------------------
+
+
+def first_dose_dates(trial: Trial) -> dict[int, datetime.date]:
+    """patient_id -> day 1 of the first cycle actually given. One query."""
+    result: dict[int, datetime.date] = {}
+    rows = (
+        Cycle.objects.filter(patient__trial=trial, given=True, day1__isnull=False)
+        .order_by("patient_id", "number")
+        .values_list("patient_id", "day1")
+    )
+    for patient_id, day1 in rows:
+        result.setdefault(patient_id, day1)
+    return result
+
+
+def cycles_by_patient(trial: Trial) -> dict[int, list[tuple[int, datetime.date]]]:
+    """patient_id -> [(number, day 1)] of the given cycles, by number. One query."""
+    result: dict[int, list[tuple[int, datetime.date]]] = {}
+    rows = (
+        Cycle.objects.filter(patient__trial=trial, given=True, day1__isnull=False)
+        .order_by("patient_id", "number")
+        .values_list("patient_id", "number", "day1")
+    )
+    for patient_id, number, day1 in rows:
+        result.setdefault(patient_id, []).append((number, day1))
+    return result
+
+
+# --- visit calendar and worklist (PROTOCOL 7) ----------------------------------------
+
+
+def _event_date(patient: Patient, kind: str) -> datetime.date | None:
+    return next((e.date for e in patient.events.all() if e.kind == kind), None)
+
+
+def follow_up_facts(patient: Patient) -> schedule.FollowUpFacts | None:
+    """The calendar's inputs from a patient read with ``_calendar_prefetch`` (None
+    without a transplant: nothing is anchored yet)."""
+    transplant = getattr(patient, "transplant", None)
+    if transplant is None:
+        return None
+    return schedule.FollowUpFacts(
+        hct_date=transplant.date,
+        cycles=tuple(
+            schedule.PastCycle(c.number, c.day1) for c in patient.cycles.all() if c.given and c.day1 is not None
+        ),
+        end_of_treatment=_event_date(patient, PatientEvent.Kind.END_OF_TREATMENT),
+        death=_event_date(patient, PatientEvent.Kind.DEATH),
+        withdrawal=_event_date(patient, PatientEvent.Kind.WITHDRAWAL),
+        assessments=tuple(schedule.DoneAssessment(a.kind, a.date) for a in patient.assessments.all()),
+    )
+
+
+def _calendar_queryset() -> QuerySet[Patient]:
+    return Patient.objects.select_related("trial", "site", "dose_level", "transplant").prefetch_related(
+        "events", "assessments", "consents__protocol_version", Prefetch("cycles", Cycle.objects.order_by("number"))
+    )
+
+
+def patient_calendar(  # type: ignore[no-untyped-def]
+    user, patient_id: int, today: datetime.date
+) -> tuple[Patient, tuple[schedule.PlannedAssessment, ...]]:
+    patient: Patient = access.get_scoped_or_404(user, _calendar_queryset(), pk=patient_id)  # type: ignore[assignment]
+    facts = follow_up_facts(patient)
+    if facts is None:
+        return patient, ()
+    return patient, schedule.visit_calendar(facts, today, trial_schedule_params(patient.trial))
+
+
+@dataclass(frozen=True)
+class DueCycle:
+    number: int
+    due: datetime.date
+    window_end: datetime.date
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    patient: Patient
+    cycle: DueCycle | None
+    assessments: tuple[schedule.PlannedAssessment, ...]
+
+
+@dataclass(frozen=True)
+class SiteWorklist:
+    site: Site
+    rows: tuple[WorklistRow, ...]
+
+
+def _dosing_closed(patient: Patient) -> bool:
+    stopping = {"end_of_treatment", "relapse", "death", "withdrawal"}
+    return any(e.kind in stopping for e in patient.events.all())
+
+
+def _due_cycle(
+    patient: Patient,
+    facts: schedule.FollowUpFacts,
+    params: schedule.ScheduleParams,
+    week_end: datetime.date,
+    today: datetime.date,
+) -> DueCycle | None:
+    if patient.dose_level_id is None or _dosing_closed(patient):
+        return None
+    recorded = [schedule.PastCycle(c.number, c.day1) for c in patient.cycles.all() if c.day1 is not None]
+    consents = [schedule.Consent(c.protocol_version.version, c.date) for c in patient.consents.all()]
+    maximum = schedule.max_cycles_on(consents, today, params) or 0
+    nxt = schedule.next_cycle(facts.hct_date, maximum, recorded, params)
+    if nxt.max_reached or nxt.due > week_end:
+        return None
+    return DueCycle(nxt.number, nxt.due, nxt.window_end, today > nxt.window_end)
+
+
+def site_worklist(user, trial: Trial, today: datetime.date, days: int = 7) -> list[SiteWorklist]:  # type: ignore[no-untyped-def]
+    """What is due or overdue in the ``days`` from ``today``, per site of the user's scope:
+    the next cycle when due by then, and assessments that are due or overdue."""
+    week_end = today + datetime.timedelta(days=days - 1)
+    params = trial_schedule_params(trial)
+    patients = access.scope(user, _calendar_queryset().filter(trial=trial)).order_by("site__code", "subject_id")
+    by_site: dict[int, tuple[Site, list[WorklistRow]]] = {}
+    for site in access.scope(user, Site.objects.filter(trial=trial)).order_by("code"):
+        by_site[site.pk] = (site, [])
+    for patient in patients:
+        facts = follow_up_facts(patient)
+        if facts is None:
+            continue
+        calendar = schedule.visit_calendar(facts, today, params)
+        pending = tuple(
+            a
+            for a in calendar
+            if a.status in ("due", "overdue") or (a.status == "upcoming" and a.window_start <= week_end)
+        )
+        cycle = _due_cycle(patient, facts, params, week_end, today)
+        if cycle is None and not pending:
+            continue
+        by_site.setdefault(patient.site_id, (patient.site, []))[1].append(WorklistRow(patient, cycle, pending))
+    return [SiteWorklist(site, tuple(rows)) for site, rows in by_site.values()]
+
+
+def calendar_summary(entries: tuple[schedule.PlannedAssessment, ...]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.status] = counts.get(entry.status, 0) + 1
+    return counts
+
+
+def medication_get(user, medication_id: int) -> ConcomitantMedication:  # type: ignore[no-untyped-def]
+    return access.get_scoped_or_404(  # type: ignore[return-value]
+        user, ConcomitantMedication.objects.select_related("patient__trial", "patient__site"), pk=medication_id
+    )

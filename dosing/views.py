@@ -1,0 +1,199 @@
+"""Dosing screens: thin (form -> service -> redirect); scope comes from the selectors."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from core.errors import EditConflict
+from core.forms import add_service_errors
+from dosing import selectors, services
+from dosing.forms import CycleForm, DeviationForm, FullDoseRestoreForm, MedicationEditForm, MedicationForm
+from dosing.params import trial_schedule_params
+from dosing.schedule import next_cycle
+from trial import access
+from trial.models import Trial
+
+
+def _today():  # type: ignore[no-untyped-def]
+    return timezone.localdate()
+
+
+@login_required
+def patient_dosing(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """The casebook's dosing tab: cycles, the next one, deviations."""
+    patient = selectors.patient_for_dosing(request.user, patient_id)
+    cycles = selectors.cycle_list(request.user, patient).order_by("number")
+    transplant = getattr(patient, "transplant", None)
+    upcoming = None
+    if transplant is not None:
+        from dosing.schedule import PastCycle
+
+        params = trial_schedule_params(patient.trial)
+        upcoming = next_cycle(
+            transplant.date, 0, [PastCycle(c.number, c.day1) for c in cycles if c.day1 is not None], params
+        )
+    return render(
+        request,
+        "dosing/patient_dosing.html",
+        {
+            "patient": patient,
+            "cycles": cycles,
+            "upcoming": upcoming,
+            "deviations": patient.deviations.all(),
+            "medications": patient.medications.all(),
+            "can_enter": access.can(request.user, "enter_data", patient.trial_id, patient.site_id),
+            "is_investigator": access.can(request.user, "adjudicate", patient.trial_id),
+        },
+    )
+
+
+@login_required
+def cycle_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """One form per cycle. "Check" evaluates every rule and shows the safety check and
+    the dose arithmetic without saving; "Save" records the cycle."""
+    patient = selectors.patient_for_dosing(request.user, patient_id)
+    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You can read this patient but not enter data.")
+    initial = {"number": services.cycle_evaluate(patient, {"day1": _today()}).number or 1, "given": "true"}
+    form = CycleForm(request.POST or None, initial=initial)
+    evaluation = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if "save" in request.POST:
+            try:
+                cycle = services.cycle_record(user=request.user, patient=patient, data=data)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, f"Cycle {cycle.number} recorded.")
+                return redirect("patient_dosing", patient_id=patient.pk)
+        evaluation = services.cycle_evaluate(patient, data)
+        if "save" not in request.POST:
+            for name, errors in evaluation.errors.items():
+                form.add_error(name if name in form.fields else None, errors)
+    return render(request, "dosing/cycle_form.html", {"patient": patient, "form": form, "evaluation": evaluation})
+
+
+@login_required
+def deviation_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = selectors.patient_for_dosing(request.user, patient_id)
+    if not access.can(request.user, "adjudicate", patient.trial_id):
+        raise PermissionDenied("Only an investigator records protocol deviations.")
+    form = DeviationForm(request.POST or None, initial={"date": _today()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.deviation_record(user=request.user, patient=patient, data=form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Protocol deviation recorded.")
+            return redirect("patient_dosing", patient_id=patient.pk)
+    return render(
+        request,
+        "dosing/simple_form.html",
+        {"patient": patient, "form": form, "title": f"Record a protocol deviation for {patient.subject_id}"},
+    )
+
+
+@login_required
+def cycle_full_dose(request, cycle_id: int):  # type: ignore[no-untyped-def]
+    """An investigator documents a return to full dose after this cycle."""
+    cycle = selectors.cycle_get(request.user, cycle_id)
+    if not access.can(request.user, "adjudicate", cycle.patient.trial_id):
+        raise PermissionDenied("Only an investigator documents a return to full dose.")
+    form = FullDoseRestoreForm(request.POST or None, initial={"version": cycle.version})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.cycle_full_dose_restore(
+                user=request.user,
+                cycle=cycle,
+                reason=form.cleaned_data["reason_for_change"],
+                expected_version=form.cleaned_data["version"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        except EditConflict as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Return to full dose after cycle {cycle.number} documented.")
+            return redirect("patient_dosing", patient_id=cycle.patient_id)
+    return render(
+        request,
+        "dosing/simple_form.html",
+        {
+            "patient": cycle.patient,
+            "form": form,
+            "title": f"Return to full dose after cycle {cycle.number} of {cycle.patient.subject_id}",
+        },
+    )
+
+
+@login_required
+def patient_calendar(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient, entries = selectors.patient_calendar(request.user, patient_id, _today())
+    return render(request, "dosing/calendar.html", {"patient": patient, "entries": entries, "today": _today()})
+
+
+@login_required
+def trial_deviations(request, trial_id: int):  # type: ignore[no-untyped-def]
+    trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
+    deviations = selectors.deviation_list(request.user, trial)
+    return render(request, "dosing/deviation_list.html", {"trial": trial, "deviations": deviations})
+
+
+@login_required
+def site_worklist(request, trial_id: int):  # type: ignore[no-untyped-def]
+    trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
+    today = _today()
+    sites = selectors.site_worklist(request.user, trial, today)
+    return render(request, "dosing/worklist.html", {"trial": trial, "sites": sites, "today": today})
+
+
+@login_required
+def medication_create(request, patient_id: int):  # type: ignore[no-untyped-def]
+    patient = selectors.patient_for_dosing(request.user, patient_id)
+    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You can read this patient but not enter data.")
+    form = MedicationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.medication_record(user=request.user, patient=patient, data=form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Concomitant medication recorded.")
+            return redirect("patient_dosing", patient_id=patient.pk)
+    return render(
+        request,
+        "dosing/simple_form.html",
+        {"patient": patient, "form": form, "title": f"Concomitant medication for {patient.subject_id}"},
+    )
+
+
+@login_required
+def medication_edit(request, concomitantmedication_id: int):  # type: ignore[no-untyped-def]
+    medication = selectors.medication_get(request.user, concomitantmedication_id)
+    patient = medication.patient
+    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You can read this patient but not enter data.")
+    form = MedicationEditForm(request.POST or None, instance=medication, initial={"version": medication.version})
+    if request.method == "POST" and form.is_valid():
+        changes = {f: form.cleaned_data[f] for f in MedicationForm.Meta.fields}
+        try:
+            services.medication_update(
+                user=request.user,
+                medication=medication,
+                changes=changes,
+                reason=form.cleaned_data["reason_for_change"],
+                expected_version=form.cleaned_data["version"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        except EditConflict as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Change saved and recorded in the audit trail.")
+            return redirect("patient_dosing", patient_id=patient.pk)
+    return render(request, "dosing/simple_form.html", {"patient": patient, "form": form, "title": f"Edit {medication}"})

@@ -1,0 +1,114 @@
+from django import forms
+
+from core.forms import ReasonForChangeForm
+from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode
+
+_DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class CtcaeTermField(forms.ModelChoiceField):
+    """A plain select of the dictionary (works without JS); safety_ae.js adds search."""
+
+    def label_from_instance(self, obj: CtcaeTerm) -> str:  # type: ignore[override]
+        return f"{obj.term} — {obj.soc} ({obj.meddra_code})"
+
+
+class AdverseEventForm(forms.ModelForm):
+    term = CtcaeTermField(
+        queryset=CtcaeTerm.objects.all(),
+        label="CTCAE term",
+        help_text="Type to search by term, system organ class or MedDRA code.",
+    )
+    sae_reported_at = forms.DateTimeField(
+        label="SAE reported to sponsor at (UTC)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    expected = forms.NullBooleanField(
+        label="Expected (per the investigator's brochure)",
+        required=False,
+        widget=forms.NullBooleanSelect,
+    )
+
+    class Meta:
+        model = AdverseEvent
+        fields = [
+            "term",
+            "specify",
+            "grade",
+            "onset",
+            "resolved",
+            "attribution",
+            "serious",
+            "sae_death",
+            "sae_life_threatening",
+            "sae_hospitalisation",
+            "sae_disability",
+            "sae_congenital",
+            "sae_important",
+            "sae_reported_at",
+            "expected",
+            "action",
+            "outcome",
+        ]
+        widgets = {"onset": _DATE, "resolved": _DATE, "grade": forms.Select(choices=[(g, g) for g in range(1, 6)])}
+
+    def _post_clean(self) -> None:
+        # Model validation is the service's (one rule, one place): it reports per field.
+        pass
+
+
+class AdverseEventEditForm(ReasonForChangeForm, AdverseEventForm):
+    pass
+
+
+class LabConfirmForm(forms.Form):
+    meddra_code = forms.CharField(widget=forms.HiddenInput)
+    attribution = forms.ChoiceField(label="Attribution to INO", choices=AdverseEvent.Attribution.choices)
+
+
+class LabDismissForm(forms.Form):
+    meddra_code = forms.CharField(widget=forms.HiddenInput)
+    reason = forms.CharField(label="Reason for dismissal", max_length=500)
+
+
+class GvhdForm(forms.ModelForm):
+    class Meta:
+        model = GvhdEpisode
+        fields = [
+            "kind",
+            "onset",
+            "resolved",
+            "acute_grade",
+            "skin_stage",
+            "liver_stage",
+            "gi_stage",
+            "chronic_severity",
+            "liver_involved",
+        ]
+        widgets = {"onset": _DATE, "resolved": _DATE}
+        labels = {"acute_grade": "Acute grade (MAGIC 1-4)", "chronic_severity": "Chronic severity (NIH)"}
+
+    def _post_clean(self) -> None:
+        pass
+
+
+class AdjudicationForm(forms.Form):
+    rule = forms.ChoiceField(label="DLT rule", choices=DltAdjudication.Rule.choices)
+    adverse_event = forms.ModelChoiceField(queryset=AdverseEvent.objects.none(), required=False, label="Adverse event")
+    event_date = forms.DateField(label="Event date", widget=_DATE)
+    is_dlt = forms.TypedChoiceField(
+        label="Decision",
+        choices=[("true", "Confirmed: this is a DLT"), ("false", "Rejected: not a DLT")],
+        coerce=lambda v: v == "true",
+        widget=forms.RadioSelect,
+    )
+    rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    password = forms.CharField(
+        label="Re-enter your password to sign",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, adverse_events, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["adverse_event"].queryset = adverse_events

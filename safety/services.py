@@ -1,0 +1,380 @@
+"""Writes for safety: adverse events, lab proposals, GVHD episodes, DLT adjudications.
+
+Each write checks access, validates with the pure rules (ctcae, adverse_events, dlt),
+writes through record_create/record_update inside one transaction, and marks the
+escalation result stale in the same transaction (AEs change DLT candidates; PROTOCOL s5-6).
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+
+from core.audit import record_create, record_update
+from core.errors import SignatureRefused
+from core.models import Signature
+from core.signatures import signature_apply
+from dosing.models import LabPanel
+from patients.models import Patient
+from safety import adverse_events, ctcae, selectors
+from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode, LabProposalDismissal
+from trial import access
+from trial.models import TrialComputation
+from trial.services import computation_request
+
+AE_FIELDS = (
+    "term",
+    "specify",
+    "grade",
+    "onset",
+    "resolved",
+    "attribution",
+    "serious",
+    "sae_death",
+    "sae_life_threatening",
+    "sae_hospitalisation",
+    "sae_disability",
+    "sae_congenital",
+    "sae_important",
+    "sae_reported_at",
+    "expected",
+    "action",
+    "outcome",
+)
+SAE_CRITERIA = (
+    "sae_death",
+    "sae_life_threatening",
+    "sae_hospitalisation",
+    "sae_disability",
+    "sae_congenital",
+    "sae_important",
+)
+
+
+def _require_data_entry(user: Any, patient: Patient) -> None:
+    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You do not enter data for this patient.")
+
+
+def _ae_validate(ae: AdverseEvent) -> None:
+    """Every AE rule, one place (PROTOCOL s4); raises ValidationError naming the fields."""
+    errors: dict[str, list[str]] = {}
+    if ae.term_id is None:
+        errors["term"] = ["Choose a CTCAE term."]
+    else:
+        pure = selectors.ctcae_term_pure(ae.term)
+        grade_error = ctcae.check_grade(pure, ae.grade)
+        if grade_error:
+            errors["grade"] = [grade_error[0].upper() + grade_error[1:] + "."]
+        specify_error = ctcae.check_specify(pure, ae.specify)
+        if specify_error:
+            errors["specify"] = [specify_error + "."]
+    if ae.onset is not None:
+        dates = adverse_events.check_dates(
+            adverse_events.AeDates(ae.onset, ae.resolved, selectors.first_consent(ae.patient))
+        )
+        for name, message in dates.items():
+            errors.setdefault(name, []).append(message)
+    ticked = [name for name in SAE_CRITERIA if getattr(ae, name)]
+    if ae.serious and not ticked:
+        errors.setdefault("serious", []).append("A serious AE needs at least one SAE criterion ticked.")
+    if ticked and not ae.serious:
+        errors.setdefault("serious", []).append("SAE criteria are ticked: mark the AE as serious.")
+    if ae.grade == 5 and "grade" not in errors:
+        # Grade 5 means death and requires (and links) the death record (PROTOCOL s4).
+        death = selectors.death_record(ae.patient)
+        if death is None:
+            errors.setdefault("grade", []).append(
+                "Grade 5 means death: record the patient's death (outcome event) first."
+            )
+        else:
+            ae.death = death
+    else:
+        ae.death = None
+    if ae.lab_panel_id is not None and ae.lab_panel.patient_id != ae.patient_id:
+        errors.setdefault("lab_panel", []).append("This lab panel belongs to another patient.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def ae_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> AdverseEvent:
+    """First entry of an AE. ``patient`` comes from a scoped selector (404 outside scope)."""
+    _require_data_entry(user, patient)
+    ae = AdverseEvent(patient=patient, **{k: v for k, v in data.items() if k in {*AE_FIELDS, "source", "lab_panel"}})
+    _ae_validate(ae)
+    with transaction.atomic():
+        record_create(ae, user=user)
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return ae
+
+
+def ae_update(
+    *,
+    user: Any,
+    ae: AdverseEvent,
+    changes: dict[str, Any],
+    reason: str | None,
+    expected_version: int | None = None,
+) -> AdverseEvent:
+    """A follow-up or correction: needs a reason; a stale version is refused (409)."""
+    _require_data_entry(user, ae.patient)
+    unknown = set(changes) - set(AE_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["This field cannot be changed here."] for name in sorted(unknown)})
+    if not (reason or "").strip():
+        raise ValidationError(
+            {"reason_for_change": ["A reason for change is required when editing a record after first entry."]}
+        )
+    candidate = AdverseEvent.objects.select_related("patient", "term", "lab_panel").get(pk=ae.pk)
+    for name, value in changes.items():
+        setattr(candidate, name, value)
+    _ae_validate(candidate)
+    changes = {**changes, "death": candidate.death}
+    with transaction.atomic():
+        updated = record_update(ae, changes, user=user, reason=reason, expected_version=expected_version)
+        computation_request(ae.patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return updated  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- lab proposals
+
+
+def _proposal(panel: LabPanel, meddra_code: str) -> Any:
+    for graded in selectors.lab_panel_grades(panel):
+        if graded.meddra_code == meddra_code:
+            return graded
+    raise ValidationError({"meddra_code": ["This lab panel proposes no AE for that term."]})
+
+
+def lab_proposal_confirm(
+    *, user: Any, panel: LabPanel, meddra_code: str, attribution: str, data: dict[str, Any] | None = None
+) -> AdverseEvent:
+    """The coordinator confirms a proposed lab AE: an AE with the proposed grade, source=lab."""
+    _require_data_entry(user, panel.patient)
+    graded = _proposal(panel, meddra_code)
+    if AdverseEvent.objects.filter(lab_panel=panel, term__meddra_code=meddra_code).exists():
+        raise ValidationError({"meddra_code": ["This proposal was already confirmed."]})
+    term = CtcaeTerm.objects.get(version=ctcae.CTCAE_VERSION, meddra_code=meddra_code)
+    values = {
+        "term": term,
+        "grade": graded.grade,
+        "onset": panel.date,
+        "attribution": attribution,
+        **(data or {}),
+        "source": AdverseEvent.Source.LAB,
+        "lab_panel": panel,
+    }
+    return ae_record(user=user, patient=panel.patient, data=values)
+
+
+def lab_proposal_dismiss(*, user: Any, panel: LabPanel, meddra_code: str, reason: str) -> LabProposalDismissal:
+    """The coordinator dismisses a proposal, saying why (kept, audited)."""
+    _require_data_entry(user, panel.patient)
+    if not (reason or "").strip():
+        raise ValidationError({"reason": ["Say why the proposed AE is dismissed."]})
+    graded = _proposal(panel, meddra_code)
+    dismissal = LabProposalDismissal(
+        patient=panel.patient,
+        lab_panel=panel,
+        meddra_code=meddra_code,
+        term=graded.term,
+        proposed_grade=graded.grade,
+        reason=reason.strip(),
+    )
+    try:
+        with transaction.atomic():
+            record_create(dismissal, user=user)
+    except (IntegrityError, ValidationError) as exc:
+        raise ValidationError({"meddra_code": ["This proposal was already dismissed."]}) from exc
+    return dismissal
+
+
+# ---------------------------------------------------------------- GVHD
+
+GVHD_FIELDS = (
+    "kind",
+    "onset",
+    "resolved",
+    "acute_grade",
+    "skin_stage",
+    "liver_stage",
+    "gi_stage",
+    "chronic_severity",
+    "liver_involved",
+)
+
+
+def _gvhd_validate(ep: GvhdEpisode) -> None:
+    errors: dict[str, list[str]] = {}
+    if ep.kind == GvhdEpisode.Kind.ACUTE:
+        if ep.acute_grade is None:
+            errors["acute_grade"] = ["Acute GVHD needs its MAGIC grade (1-4)."]
+        if ep.chronic_severity:
+            errors["chronic_severity"] = ["Severity (NIH) is for chronic GVHD only."]
+    elif ep.kind == GvhdEpisode.Kind.CHRONIC:
+        if not ep.chronic_severity:
+            errors["chronic_severity"] = ["Chronic GVHD needs its NIH severity (mild, moderate, severe)."]
+        for name in ("acute_grade", "skin_stage", "liver_stage", "gi_stage"):
+            if getattr(ep, name) is not None:
+                errors[name] = ["Grades and organ stages (MAGIC) are for acute GVHD only."]
+    if ep.liver_stage and not ep.liver_involved:
+        ep.liver_involved = True  # a liver stage >= 1 is liver involvement
+    if ep.onset is not None:
+        dates = adverse_events.check_dates(adverse_events.AeDates(ep.onset, ep.resolved, None))
+        for name, message in dates.items():
+            errors.setdefault(name, []).append(message)
+    if errors:
+        raise ValidationError(errors)
+
+
+def gvhd_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> GvhdEpisode:
+    _require_data_entry(user, patient)
+    ep = GvhdEpisode(patient=patient, **{k: v for k, v in data.items() if k in GVHD_FIELDS})
+    _gvhd_validate(ep)
+    with transaction.atomic():
+        record_create(ep, user=user)
+    return ep
+
+
+# ---------------------------------------------------------------- DLT adjudication
+
+
+def adjudication_sign(
+    *,
+    user: Any,
+    patient: Patient,
+    data: dict[str, Any],
+    password: str,
+    supersedes: DltAdjudication | None = None,
+) -> DltAdjudication:
+    """An investigator's signed decision on a candidate DLT, or a DLT no rule found.
+
+    Written and signed in one transaction (a wrong password writes nothing). A signed
+    adjudication is never edited: a new one supersedes it (PROTOCOL s5).
+    """
+    if not access.can(user, "adjudicate", patient.trial_id):
+        raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
+    if not password or not user.check_password(password):
+        raise SignatureRefused({"password": ["The password is not correct; the adjudication was not signed."]})
+    errors: dict[str, list[str]] = {}
+    ae = data.get("adverse_event")
+    if ae is not None and ae.patient_id != patient.pk:
+        errors["adverse_event"] = ["This AE belongs to another patient."]
+    if not (data.get("rationale") or "").strip():
+        errors["rationale"] = ["Give the rationale for the decision."]
+    if data.get("rule") not in DltAdjudication.Rule.values:
+        errors["rule"] = ["Choose the DLT rule the decision is about."]
+    if data.get("event_date") is None:
+        errors["event_date"] = ["Give the date of the event."]
+    if data.get("is_dlt") is None:
+        errors["is_dlt"] = ["Say whether this is a DLT."]
+    if data.get("rule") == DltAdjudication.Rule.INVESTIGATOR and data.get("is_dlt") is False and supersedes is None:
+        errors["is_dlt"] = ["A declaration without a rule is a DLT; to reject a candidate, adjudicate the candidate."]
+    if supersedes is not None:
+        if supersedes.patient_id != patient.pk:
+            errors["supersedes"] = ["That adjudication belongs to another patient."]
+        elif supersedes.superseded_by_id is not None:
+            errors["supersedes"] = ["That adjudication was already superseded; supersede the latest one."]
+    if errors:
+        raise ValidationError(errors)
+    adjudication = DltAdjudication(
+        patient=patient,
+        adverse_event=ae,
+        rule=data["rule"],
+        event_date=data["event_date"],
+        is_dlt=data["is_dlt"],
+        rationale=data["rationale"].strip(),
+    )
+    with transaction.atomic():
+        # Adjudications of one patient are serialised on the patient row, so two
+        # investigators cannot both decide the same candidate or supersede the same one.
+        Patient.objects.select_for_update().filter(pk=patient.pk).first()
+        _check_not_decided(adjudication, supersedes)
+        record_create(adjudication, user=user)
+        signature = signature_apply(adjudication, user=user, password=password, meaning=Signature.Meaning.ADJUDICATED)
+        # The link to its own signature is not signed content (core.signatures) and is
+        # not an edit: the Signature row is the audit of the signing.
+        DltAdjudication.objects.filter(pk=adjudication.pk).update(signature=signature)
+        adjudication.signature = signature
+        if supersedes is not None:
+            record_update(
+                supersedes,
+                {"superseded_by": adjudication},
+                user=user,
+                reason=f"Superseded by signed adjudication #{adjudication.pk}",
+            )
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return adjudication
+
+
+def _check_not_decided(new: DltAdjudication, supersedes: DltAdjudication | None) -> None:
+    """A candidate has one standing decision: a second one must supersede it."""
+    if supersedes is not None and (
+        DltAdjudication.objects.filter(pk=supersedes.pk, superseded_by__isnull=False).exists()
+    ):
+        raise ValidationError({"supersedes": ["That adjudication was already superseded; supersede the latest one."]})
+    standing = DltAdjudication.objects.filter(patient_id=new.patient_id, rule=new.rule, superseded_by__isnull=True)
+    if new.adverse_event_id is not None:
+        standing = standing.filter(adverse_event_id=new.adverse_event_id)
+    else:
+        standing = standing.filter(adverse_event__isnull=True, event_date=new.event_date)
+    if supersedes is not None:
+        standing = standing.exclude(pk=supersedes.pk)
+    existing = standing.first()
+    if existing is not None:
+        raise ValidationError(
+            {
+                "non_field_errors": [
+                    f"This candidate already has a signed decision (#{existing.pk}); supersede it instead."
+                ]
+            }
+        )
+
+
+def adjudication_sign_existing(*, user: Any, adjudication: DltAdjudication, password: str) -> DltAdjudication:
+    """Sign an unsigned adjudication; a signed one is never signed twice."""
+    if not access.can(user, "adjudicate", adjudication.patient.trial_id):
+        raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
+    if adjudication.signature_id is not None or adjudication.signed_by_name:
+        raise SignatureRefused({"password": ["This adjudication is already signed; supersede it with a new one."]})
+    with transaction.atomic():
+        signature = signature_apply(adjudication, user=user, password=password, meaning=Signature.Meaning.ADJUDICATED)
+        DltAdjudication.objects.filter(pk=adjudication.pk).update(signature=signature)
+        adjudication.signature = signature
+        computation_request(adjudication.patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return adjudication
+
+
+def adjudication_edit(*, user: Any, adjudication: DltAdjudication, **_: Any) -> None:
+    """Refused for a signed adjudication: only a new signed one supersedes it."""
+    if not access.can(user, "adjudicate", adjudication.patient.trial_id):
+        raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
+    raise ValidationError(
+        {"non_field_errors": ["A signed adjudication cannot be edited; record a new signed one that supersedes it."]}
+    )
+
+
+def ctcae_dictionary_load(model: Any = CtcaeTerm) -> int:
+    """Load the CTCAE v5.0 dictionary shipped in safety/data if it is not there yet.
+
+    Used by the data migration (with its historical model) and by tests whose
+    transactional teardown empties every table. Returns how many terms were added.
+    """
+    if model.objects.filter(version=ctcae.CTCAE_VERSION).exists():
+        return 0
+    catalogue = ctcae.load_ctcae(ctcae.BUNDLED_CSV)
+    rows = model.objects.bulk_create(
+        [
+            model(
+                version=t.version,
+                meddra_code=t.meddra_code,
+                soc=t.soc,
+                term=t.term,
+                **{f"grade_{g}": (t.grade_texts[g - 1] or "") for g in range(1, 6)},
+                definition=t.definition or "",
+                navigational_note=t.navigational_note or "",
+            )
+            for t in catalogue.terms
+        ]
+    )
+    return len(rows)
