@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "patients",
     "dosing",
     "safety",
+    "exchange",
 ]
 
 MIDDLEWARE = [

@@ -5,12 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 import dosing.urls
+import exchange.urls
 import patients.urls
 import safety.urls
 import trial.urls
 from core import views as core_views
 
-APPS = [trial.urls, patients.urls, dosing.urls, safety.urls]
+APPS = [trial.urls, patients.urls, dosing.urls, safety.urls, exchange.urls]
 
 router = DefaultRouter()
 for app_urls in APPS:
@@ -20,6 +21,7 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     *trial.urls.api_urlpatterns,
+    *exchange.urls.api_urlpatterns,
     path("", include(router.urls)),
 ]
 
