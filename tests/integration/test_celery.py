@@ -86,3 +86,37 @@ def test_worker_killed_mid_queue_still_ends_correct(real_worker, world):  # type
         for kind in kinds:
             clean = _json(COMPUTATIONS[kind](trial))
             assert _json(fresh[kind].data) == clean, kind
+
+
+def test_dlt_adjudicated_through_the_api_reaches_the_escalation_state(real_worker, world, client):  # type: ignore[no-untyped-def]
+    from core.tokens import token_issue
+    from tests.factories import PASSWORD
+
+    _seed(world, world["trial"], world["site_a"])
+    with transaction.atomic():
+        computation_request(world["trial"].pk, "escalation")
+    before = _wait_fresh(world["trial"], ("escalation",))["escalation"].data
+    assert before["decision"] == "escalate" and before["cohorts"][0]["dlts"] == 0
+
+    patient = world["trial"].patients.order_by("pk").first()
+    _, key = token_issue(user=world["investigator"], name="t")
+    response = client.post(
+        "/api/v1/dlt-adjudications/",
+        {"patient": patient.pk, "rule": "investigator", "event_date": "2024-01-20", "is_dlt": True,
+         "rationale": "Grade 4 thrombocytopenia for 35 days", "password": PASSWORD},
+        content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}",
+    )  # fmt: skip
+    assert response.status_code == 201, response.content
+    after = _wait_fresh(world["trial"], ("escalation",))["escalation"].data
+    assert after["decision"] == "expand" and after["cohorts"][0]["dlts"] == 1
+
+
+def test_a_burst_of_edits_causes_a_bounded_number_of_runs(real_worker, world):  # type: ignore[no-untyped-def]
+    _seed(world, world["trial"], world["site_a"])
+    for _ in range(100):  # 100 separate data changes, as 100 AE edits would make
+        with transaction.atomic():
+            computation_request(world["trial"].pk, "escalation")
+    computation = _wait_fresh(world["trial"], ("escalation",), timeout=90)["escalation"]
+    # Each queued task finds the result fresh unless a request arrived after the last run.
+    assert computation.request_seq >= 100
+    assert computation.runs < 60, computation.runs
