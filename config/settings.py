@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "dosing",
     "safety",
     "exchange",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from dashboard import views
+
+urlpatterns = [
+    path("trials/<int:trial_id>/dashboard/", views.trial_dashboard, name="trial_dashboard"),
+]
+
+
+def register_api(router) -> None:  # type: ignore[no-untyped-def]
+    """No viewsets: the dashboard's charts read the API the trial app serves."""

@@ -1,0 +1,42 @@
+"""The trial dashboard: what investigators (and, for their sites, coordinators) look at."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
+from django.utils import timezone
+
+from dashboard import selectors
+from trial import access
+from trial import selectors as trial_selectors
+
+
+def _filters(request, trial) -> selectors.Filters:  # type: ignore[no-untyped-def]
+    site = request.GET.get("site") or None
+    level = request.GET.get("dose_level") or None
+    sites = {s.code for s in access.scope(request.user, trial.sites.all())}
+    return selectors.Filters(
+        site=site if site in sites else None,
+        dose_level=int(level) if level and level.isdigit() else None,
+    )
+
+
+@login_required
+def trial_dashboard(request, trial_id: int):  # type: ignore[no-untyped-def]
+    trial = trial_selectors.trial_get(request.user, trial_id)
+    if not access.can(request.user, "view_clinical", trial):
+        raise PermissionDenied("The dashboard shows patient data: for investigators and coordinators.")
+    filters = _filters(request, trial)
+    data = selectors.dashboard(request.user, trial, filters, timezone.localdate())
+    swimmer = selectors.swimmer(request.user, trial, filters)
+    return render(
+        request,
+        "dashboard/trial_dashboard.html",
+        {
+            "trial": trial,
+            "filters": filters,
+            "sites": access.scope(request.user, trial.sites.all()).order_by("code"),
+            "levels": trial.dose_levels.all(),
+            "swimmer": swimmer,
+            **data,
+        },
+    )
