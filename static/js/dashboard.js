@@ -19,7 +19,7 @@
     });
     var step = uPlot.paths.stepped({align: 1});
     new uPlot({
-      width: width(el), height: 240,
+      width: width(el), height: 240, legend: {show: false},
       scales: {x: {time: false}, y: {range: [0, 1]}},
       axes: [{label: "Months from " + (block.origin === "first_dose" ? "first dose" : "HCT")}, {label: label}],
       series: [
