@@ -1,7 +1,9 @@
-"""A coordinator registers a patient, records the transplant and consent, screens
-(correcting a unit slip the form catches) and enrols: in a real browser."""
+"""Journey 1 (issue 9): a coordinator registers a patient, records the transplant and
+consent, screens (correcting a unit slip the form catches), enrols, records cycle 1 with
+its labs and dose, then an adverse event: in a real browser."""
 
 import datetime
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
@@ -78,3 +80,39 @@ def test_register_transplant_consent_screen_enrol(page, world):  # type: ignore[
     expect(page.get_by_text("SA-007 enrolled at L1")).to_be_visible()
     patient = Patient.objects.get(subject_id="SA-007")
     assert patient.enrolled_on == datetime.date(2024, 3, 2) and patient.dose_level.level == 1
+
+    # Cycle 1: labs, pre-dose safety check, the dose arithmetic, then save.
+    page.get_by_role("link", name="Dosing").first.click()
+    page.get_by_role("link", name="Record a cycle").click()
+    page.get_by_label("Day 1 (dose date)").fill("2024-03-04")
+    page.get_by_label("Labs drawn on").fill("2024-03-03")
+    page.get_by_label("Platelets (x10^9/L)").fill("133")
+    page.get_by_label("ANC (x10^9/L)").fill("2.1")
+    page.get_by_label("Haemoglobin (g/L)").fill("112")
+    page.get_by_label("Active acute GVHD grade").select_option("0")
+    page.get_by_label("Active liver GVHD").select_option("false")
+    page.get_by_label("SOS/VOD").select_option("false")
+    page.get_by_label("Height (cm)").fill("180")
+    page.get_by_label("Weight (kg)").fill("80")
+    page.get_by_role("button", name="Check").click()
+    expect(page.get_by_text("0.3 mg/m² x 2.00 m²").first).to_be_visible()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("cell", name="2024-03-04").first).to_be_visible()
+    patient.refresh_from_db()
+    cycle = patient.cycles.get()
+    assert (cycle.number, cycle.bsa_m2, cycle.dose_mg) == (1, Decimal("2.00"), Decimal("0.60"))
+
+    # An adverse event, found with the term picker.
+    page.get_by_role("link", name="Safety").first.click()
+    page.get_by_role("link", name="Record an adverse event").click()
+    page.get_by_label("Search the CTCAE dictionary").fill("nausea")
+    term = page.get_by_label("CTCAE term")
+    expect(term.locator("option").first).to_contain_text("Nausea")
+    term.select_option(index=0)
+    page.get_by_label("Grade").select_option("1")
+    page.get_by_label("Onset").fill("2024-03-06")
+    page.get_by_label("Attribution to INO").select_option("possible")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("cell", name="Nausea").first).to_be_visible()
+    assert patient.adverse_events.get().term.term == "Nausea"
+    page.screenshot(path=str(ARTIFACTS / "coordinator-safety-tab.png"), full_page=True)
