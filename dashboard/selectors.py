@@ -106,3 +106,49 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         "trial_wide": trial_wide,
         "stale": bool(escalation.get("stale") or survival.get("stale")),
     }
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    date: datetime.date
+    what: str
+    detail: str
+    kind: str  # css class: transplant, consent, screening, enrolment, cycle, ae, assessment, event
+
+
+def patient_timeline(patient: Patient) -> list[TimelineEntry]:
+    """Everything dated in one casebook, oldest first (the caller scoped the patient).
+    A fixed number of queries: one per record type."""
+    from dosing.models import Cycle as CycleModel
+    from patients.models import Assessment, Consent, Screening
+    from safety.models import AdverseEvent
+
+    entries: list[TimelineEntry] = []
+    transplant = Patient.objects.filter(pk=patient.pk).values_list("transplant__date", flat=True).first()
+    if transplant:
+        entries.append(TimelineEntry(transplant, "Allogeneic HCT", "day 0", "transplant"))
+    for c in Consent.objects.filter(patient=patient).select_related("protocol_version"):
+        entries.append(TimelineEntry(c.date, "Consent", f"protocol v{c.protocol_version.version}", "consent"))
+    for s in Screening.objects.filter(patient=patient):
+        entries.append(TimelineEntry(s.date, "Screening", s.get_result_display(), "screening"))
+    if patient.enrolled_on:
+        level = f"level {patient.dose_level.level}" if patient.dose_level else ""
+        entries.append(TimelineEntry(patient.enrolled_on, "Enrolled", level, "enrolment"))
+    for cy in CycleModel.objects.filter(patient=patient, day1__isnull=False):
+        dose = f"{cy.dose_mg} mg" if cy.given else f"not given: {cy.not_given_reason}"
+        entries.append(
+            TimelineEntry(cy.day1, f"Cycle {cy.number}", dose + (" (reduced)" if cy.reduced else ""), "cycle")
+        )
+    for ae in AdverseEvent.objects.filter(patient=patient).select_related("term"):
+        entries.append(TimelineEntry(ae.onset, f"AE: {ae.term.term}", f"grade {ae.grade}", "ae"))
+    for a in Assessment.objects.filter(patient=patient):
+        entries.append(
+            TimelineEntry(
+                a.date, a.get_kind_display(), a.get_result_display() or a.get_response_display(), "assessment"
+            )
+        )
+    for e in PatientEvent.objects.filter(patient=patient):
+        entries.append(
+            TimelineEntry(e.date, e.get_kind_display(), e.get_cause_display() or e.get_reason_display(), "event")
+        )
+    return sorted(entries, key=lambda x: x.date)

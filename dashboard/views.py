@@ -40,3 +40,31 @@ def trial_dashboard(request, trial_id: int):  # type: ignore[no-untyped-def]
             **data,
         },
     )
+
+
+@login_required
+def patient_timeline(request, patient_id: int):  # type: ignore[no-untyped-def]
+    from patients.selectors import patient_get
+
+    patient = patient_get(request.user, patient_id)
+    return render(
+        request,
+        "dashboard/patient_timeline.html",
+        {"patient": patient, "entries": selectors.patient_timeline(patient)},
+    )
+
+
+@login_required
+def home(request):  # type: ignore[no-untyped-def]
+    """Everyone's start page: their trials; for a site coordinator, also what is due or
+    overdue this week at his or her sites (the worklist), without another click."""
+    from dosing.selectors import site_worklist
+
+    today = timezone.localdate()
+    trials = []
+    for trial in trial_selectors.trial_list(request.user):
+        roles = access.roles_in(request.user, trial)
+        worklist = site_worklist(request.user, trial, today) if "coordinator" in roles else None
+        trials.append({"trial": trial, "roles": roles, "worklist": worklist,
+                       "clinical": access.can(request.user, "view_clinical", trial)})  # fmt: skip
+    return render(request, "dashboard/home.html", {"trials": trials, "today": today})

@@ -4,7 +4,6 @@ from trial import views
 from trial.api import OperatingCharacteristicsView, TrialViewSet
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("trials/<int:trial_id>/", views.trial_detail, name="trial_detail"),
     path("trials/<int:trial_id>/escalation/", views.escalation, name="escalation"),
     path("trials/<int:trial_id>/survival/", views.survival, name="survival"),

@@ -11,11 +11,6 @@ from trial.operating_characteristics import exact_operating_characteristics
 
 
 @login_required
-def home(request):  # type: ignore[no-untyped-def]
-    return render(request, "trial/home.html", {"trials": selectors.trial_list(request.user)})
-
-
-@login_required
 def trial_detail(request, trial_id: int):  # type: ignore[no-untyped-def]
     trial = selectors.trial_get(request.user, trial_id)
     roles = access.roles_in(request.user, trial)

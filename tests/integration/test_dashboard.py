@@ -86,3 +86,18 @@ def test_filters_narrow_the_patient_lists(world, login):  # type: ignore[no-unty
     for p in Patient.objects.select_related("site", "dose_level"):
         expected = p.site.code == "SB" and p.dose_level.level == 2
         assert (f'"subject_id": "{p.subject_id}"' in page) == expected
+
+
+def test_coordinator_home_shows_the_week_worklist_and_timeline(world, login):  # type: ignore[no-untyped-def]
+    _populate(world, 2)
+    client = login(world["coordinator_a"])
+    page = client.get("/").content.decode()
+    assert "Due or overdue this week" in page and "overdue" in page
+    from patients.models import Patient
+
+    patient = Patient.objects.filter(site=world["site_a"]).first()
+    timeline = client.get(f"/patients/{patient.pk}/timeline/").content.decode()
+    assert "Allogeneic HCT" in timeline and "Cycle 1" in timeline and "AE: Platelet count decreased" in timeline
+    other = Patient.objects.filter(site=world["site_b"]).first()
+    assert client.get(f"/patients/{other.pk}/timeline/").status_code == 404
+    assert "Due or overdue" not in login(world["investigator"]).get("/").content.decode()
