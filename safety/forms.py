@@ -2,6 +2,7 @@ from django import forms
 
 from core.forms import ReasonForChangeForm
 from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode
+from safety.services import AE_FIELDS
 
 _DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -32,25 +33,7 @@ class AdverseEventForm(forms.ModelForm):
 
     class Meta:
         model = AdverseEvent
-        fields = [
-            "term",
-            "specify",
-            "grade",
-            "onset",
-            "resolved",
-            "attribution",
-            "serious",
-            "sae_death",
-            "sae_life_threatening",
-            "sae_hospitalisation",
-            "sae_disability",
-            "sae_congenital",
-            "sae_important",
-            "sae_reported_at",
-            "expected",
-            "action",
-            "outcome",
-        ]
+        fields = list(AE_FIELDS)  # the same list the service writes (safety/services.py)
         widgets = {"onset": _DATE, "resolved": _DATE, "grade": forms.Select(choices=[(g, g) for g in range(1, 6)])}
 
     def _post_clean(self) -> None:
