@@ -15,6 +15,7 @@ from django.db.models import Prefetch
 from dosing.models import Cycle
 from dosing.selectors import site_worklist
 from patients.models import Patient, PatientEvent
+from patients.selectors import table1
 from safety.selectors import ae_summary, trial_dlt_review
 from trial import access
 from trial import selectors as trial_selectors
@@ -98,6 +99,7 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
     ]
     summary = ae_summary(user, trial)
     return {
+        "table1": table1(trial, user),
         "escalation": escalation,
         "survival": survival,
         "awaiting_adjudication": awaiting,
