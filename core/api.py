@@ -1,7 +1,7 @@
 """API plumbing shared by every app: the error format of shared/API.md."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, status
+from rest_framework import exceptions, pagination, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -34,3 +34,33 @@ def exception_handler(exc, context):  # type: ignore[no-untyped-def]
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
         response.data = {"detail": detail, "errors": {}}
     return response
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Cursor pagination for the large lists (``patients/``, ``adverse-events/``).
+
+    A cursor stays stable while rows are added (no skipped or repeated rows between
+    pages) and costs the same on page 1,000 as on page 1, unlike LIMIT/OFFSET. Ordered by
+    ``id`` (unique, never changes). ``count`` is kept so the list shape of the other
+    endpoints (``count``, ``next``, ``previous``, ``results``) does not change for clients.
+    """
+
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):  # type: ignore[no-untyped-def]
+        self.count = queryset.count()
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):  # type: ignore[no-untyped-def]
+        return Response(
+            {"count": self.count, "next": self.get_next_link(), "previous": self.get_previous_link(), "results": data}
+        )
+
+    def get_paginated_response_schema(self, schema):  # type: ignore[no-untyped-def]
+        response = super().get_paginated_response_schema(schema)
+        response["required"] = ["count", "results"]
+        response["properties"] = {"count": {"type": "integer", "example": 123}, **response["properties"]}
+        return response

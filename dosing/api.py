@@ -11,6 +11,7 @@ from dosing import selectors, services
 from dosing.models import Cycle, LabPanel
 from patients import selectors as patient_selectors
 from patients.models import Patient
+from trial.permissions import API_WRITE_PERMISSIONS
 
 
 class CycleOutput(serializers.ModelSerializer):
@@ -88,6 +89,7 @@ class _PatientNested:
 class CycleViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = CycleOutput
     queryset = Cycle.objects.none()
+    permission_classes = API_WRITE_PERMISSIONS
 
     def get_queryset(self) -> QuerySet[Cycle]:
         return selectors.cycle_list(self.request.user, self.patient()).order_by("number")
@@ -123,6 +125,7 @@ class LabPanelInput(serializers.Serializer):
 class LabPanelViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = LabPanelOutput
     queryset = LabPanel.objects.none()
+    permission_classes = API_WRITE_PERMISSIONS
 
     def get_queryset(self) -> QuerySet[LabPanel]:
         return selectors.lab_panel_list(self.request.user, self.patient()).order_by("date", "id")

@@ -9,11 +9,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api import CursorPagination
 from core.api_concurrency import expected_version, with_etag
 from patients import selectors, services
 from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
 from trial import access
 from trial.models import DoseLevel, ProtocolVersion, Site
+from trial.permissions import API_WRITE_PERMISSIONS
 
 # --- output ---------------------------------------------------------------------------
 
@@ -222,6 +224,8 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     serializer_class = PatientOutput
     queryset = Patient.objects.none()
     filterset_fields = ["trial", "site"]
+    pagination_class = CursorPagination
+    permission_classes = API_WRITE_PERMISSIONS
 
     def get_queryset(self) -> QuerySet[Patient]:
         return selectors.patient_list(self.request.user)
@@ -249,7 +253,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return with_etag(Response(PatientOutput(patient).data))
 
     @extend_schema(request=ScreeningInput, responses={200: ScreeningOutput(many=True), 201: ScreeningOutput})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)  # the whole list, unpaginated
     def screenings(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         """Eligibility screenings with per-criterion results; POST screens again."""
         patient = self.get_object()
@@ -290,7 +294,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return with_etag(Response(TransplantOutput(transplant).data))
 
     @extend_schema(request=ConsentInput, responses={200: ConsentOutput(many=True), 201: ConsentOutput})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)  # the whole list, unpaginated
     def consents(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         patient = self.get_object()
         if request.method == "GET":
@@ -347,6 +351,7 @@ class _PatientRecordViewSet(
     """List (``?patient=``), read, create and edit one kind of patient record."""
 
     filterset_fields = ["patient"]
+    permission_classes = API_WRITE_PERMISSIONS
     input_class: type[serializers.Serializer]
     update_class: type[serializers.Serializer]
 

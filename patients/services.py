@@ -345,35 +345,16 @@ def enrolment_level(trial: Trial) -> int | None:
     return min(open_slots) if open_slots else None
 
 
-def patient_enrol(
-    *,
-    user: Any,
-    patient: Patient,
-    on: date,
-    dose_level: DoseLevel | None = None,
-    deviation_reason: str = "",
-    expected_version: int | None = None,
-) -> Patient:
-    """Enrol at the lowest dose level with an open slot.
-
-    Refused unless consent is recorded and the latest screening passed and is still
-    valid on ``on`` (PROTOCOL s2). With no open slot, or at another level than the one
-    open, only an investigator may enrol, at a chosen level and with a reason; the
-    reason is stored as the protocol deviation (``Patient.enrolment_deviation``).
-    """
-    is_override = dose_level is not None or bool(deviation_reason.strip())
-    if is_override:
-        if not access.can(user, "sign", patient.trial_id):
-            raise PermissionDenied("Only an investigator may enrol at a chosen dose level.")
-    else:
-        _require_data_entry(user, patient)
+def _enrolment_problems(patient: Patient, on: date | None) -> Errors:
+    """Everything enrolment requires of the patient on ``on`` (PROTOCOL s2): one place for
+    the screen's enrolment and the bundle import's."""
     errors: Errors = {}
     if patient.enrolled_on is not None:
-        raise ValidationError({"enrolled_on": [f"{patient.subject_id} was enrolled on {patient.enrolled_on}."]})
+        return {"enrolled_on": [f"{patient.subject_id} was enrolled on {patient.enrolled_on}."]}
     if PatientEvent.objects.filter(patient=patient, kind__in=["death", "withdrawal"]).exists():
-        raise ValidationError({"enrolled_on": ["A patient who died or withdrew consent cannot be enrolled."]})
+        return {"enrolled_on": ["A patient who died or withdrew consent cannot be enrolled."]}
     if on is None:
-        raise ValidationError({"enrolled_on": ["The enrolment date is required."]})
+        return {"enrolled_on": ["The enrolment date is required."]}
     _not_future(errors, "enrolled_on", "enrolment date", on)
     consent = Consent.objects.filter(patient=patient, date__lte=on).order_by("date", "id").first()
     if consent is None:
@@ -414,7 +395,32 @@ def patient_enrol(
                     "The patient is not eligible on this date: "
                     + "; ".join(f"{c.key}: {c.reason}" for c in now.criteria if c.status != "pass"),
                 )
-    _raise(errors)
+    return errors
+
+
+def patient_enrol(
+    *,
+    user: Any,
+    patient: Patient,
+    on: date,
+    dose_level: DoseLevel | None = None,
+    deviation_reason: str = "",
+    expected_version: int | None = None,
+) -> Patient:
+    """Enrol at the lowest dose level with an open slot.
+
+    Refused unless consent is recorded and the latest screening passed and is still
+    valid on ``on`` (PROTOCOL s2). With no open slot, or at another level than the one
+    open, only an investigator may enrol, at a chosen level and with a reason; the
+    reason is stored as the protocol deviation (``Patient.enrolment_deviation``).
+    """
+    is_override = dose_level is not None or bool(deviation_reason.strip())
+    if is_override:
+        if not access.can(user, "sign", patient.trial_id):
+            raise PermissionDenied("Only an investigator may enrol at a chosen dose level.")
+    else:
+        _require_data_entry(user, patient)
+    _raise(_enrolment_problems(patient, on))
 
     with transaction.atomic():
         # Lock the escalation result, then the patient, in this order: concurrent
@@ -475,6 +481,42 @@ def patient_enrol(
             user=user,
             reason=f"enrolment at L{level.level}" + (" (protocol deviation)" if deviation else ""),
             expected_version=expected_version,
+        )
+        for kind in (
+            TrialComputation.Kind.ENROLMENT,
+            TrialComputation.Kind.ESCALATION,
+            TrialComputation.Kind.SURVIVAL,
+        ):
+            computation_request(patient.trial_id, kind)
+    return patient
+
+
+def patient_enrol_import(
+    *, user: Any, patient: Patient, on: date | None, dose_level: DoseLevel | None, deviation: str = ""
+) -> Patient:
+    """Enrolment carried in by a trial bundle (shared/API.md "The trial bundle").
+
+    The same eligibility checks as ``patient_enrol``; the dose level is the historic one
+    the bundle records, not the slot open today (the importer decides, with the 3+3
+    engine, whether the level had been opened, and passes the deviation text when not).
+    Only a user who may sign (investigator) enrols at a chosen level.
+    """
+    if not access.can(user, "sign", patient.trial_id):
+        raise PermissionDenied("Only an investigator may enrol at a chosen dose level.")
+    errors = _enrolment_problems(patient, on)
+    if dose_level is None:
+        _add(errors, "dose_level", "The dose level is required.")
+    elif dose_level.trial_id != patient.trial_id:
+        _add(errors, "dose_level", "This dose level belongs to another trial.")
+    _raise(errors)
+    assert dose_level is not None  # noqa: S101 (checked above)
+    with transaction.atomic():
+        patient = record_update(  # type: ignore[assignment]
+            patient,
+            {"enrolled_on": on, "dose_level": dose_level, "enrolment_deviation": deviation.strip()},
+            user=user,
+            reason=f"enrolment at L{dose_level.level} (trial bundle import)"
+            + (" (protocol deviation)" if deviation.strip() else ""),
         )
         for kind in (
             TrialComputation.Kind.ENROLMENT,

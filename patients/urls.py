@@ -6,6 +6,7 @@ from patients.api import AssessmentViewSet, PatientEventViewSet, PatientViewSet
 urlpatterns = [
     path("trials/<int:trial_id>/patients/", views.patient_list, name="patient_list"),
     path("trials/<int:trial_id>/patients/new/", views.patient_create, name="patient_create"),
+    path("trials/<int:trial_id>/table1/", views.trial_table1, name="trial_table1"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_id>/edit/", views.patient_edit, name="patient_edit"),
     path("patients/<int:patient_id>/history/", views.patient_history, name="patient_history"),

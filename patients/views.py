@@ -372,3 +372,11 @@ def event_edit(request, patient_event_id: int):  # type: ignore[no-untyped-def]
             messages.success(request, "Change saved and recorded in the audit trail.")
             return redirect("patient_events", patient_id=patient.pk)
     return _form_page(request, form, f"Edit {event}", patient)
+
+
+@login_required
+def trial_table1(request, trial_id: int):  # type: ignore[no-untyped-def]
+    """The paper's Table 1 over the treated patients the user may see (a coordinator: own sites)."""
+    trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
+    table = selectors.table1(trial, user=request.user)
+    return render(request, "patients/table1.html", {"trial": trial, "table": table})

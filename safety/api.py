@@ -7,12 +7,14 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 
+from core.api import CursorPagination
 from core.api_concurrency import expected_version, with_etag
 from patients.models import Patient
 from safety import ctcae, selectors, services
 from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication
 from trial import access
 from trial.models import Trial
+from trial.permissions import API_WRITE_PERMISSIONS
 
 
 class AdverseEventOutput(serializers.ModelSerializer):
@@ -22,8 +24,8 @@ class AdverseEventOutput(serializers.ModelSerializer):
     term = serializers.CharField(source="term.term", read_only=True)
     meddra_code = serializers.CharField(source="term.meddra_code", read_only=True)
     soc = serializers.CharField(source="term.soc", read_only=True)
-    death = serializers.PrimaryKeyRelatedField(read_only=True)
-    lab_panel = serializers.PrimaryKeyRelatedField(read_only=True)
+    death = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    lab_panel = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     cycle = serializers.SerializerMethodField(help_text="Cycle the AE started in (from the cycles' day-1 dates).")
     sae_due = serializers.SerializerMethodField(help_text="SAE report due (created + trial.sae_report_hours).")
     sae_late = serializers.SerializerMethodField()
@@ -139,12 +141,18 @@ class AdverseEventViewSet(
     serializer_class = AdverseEventOutput
     queryset = AdverseEvent.objects.none()
     filterset_fields = ["patient"]
+    pagination_class = CursorPagination
+    permission_classes = API_WRITE_PERMISSIONS
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
         qs = selectors.ae_list(self.request.user)
         trial = self.request.query_params.get("trial", "")
         if trial:
-            qs = qs.filter(patient__trial_id=trial) if trial.isdigit() else qs.filter(patient__trial__code=trial)
+            qs = (
+                qs.filter(patient__trial_id=trial)
+                if (trial.isascii() and trial.isdigit())
+                else qs.filter(patient__trial__code=trial)
+            )
         return qs
 
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -188,8 +196,8 @@ class AdverseEventViewSet(
 class DltAdjudicationOutput(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(read_only=True)
     subject_id = serializers.CharField(source="patient.subject_id", read_only=True)
-    adverse_event = serializers.PrimaryKeyRelatedField(read_only=True)
-    superseded_by = serializers.PrimaryKeyRelatedField(read_only=True)
+    adverse_event = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    superseded_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     signed_by = serializers.SerializerMethodField()
     signed_at = serializers.SerializerMethodField()
     meaning = serializers.SerializerMethodField()
@@ -244,11 +252,12 @@ class DltAdjudicationViewSet(
     serializer_class = DltAdjudicationOutput
     queryset = DltAdjudication.objects.none()
     filterset_fields = ["patient"]
+    permission_classes = API_WRITE_PERMISSIONS
 
     def get_queryset(self) -> QuerySet[DltAdjudication]:
         qs = selectors.adjudication_list(self.request.user)
         trial = self.request.query_params.get("trial", "")
-        if trial.isdigit():
+        if trial.isascii() and trial.isdigit():
             qs = qs.filter(patient__trial_id=trial)
         return qs
 

@@ -239,23 +239,15 @@ def gvhd_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> GvhdEpi
 # ---------------------------------------------------------------- DLT adjudication
 
 
-def adjudication_sign(
-    *,
-    user: Any,
-    patient: Patient,
-    data: dict[str, Any],
-    password: str,
-    supersedes: DltAdjudication | None = None,
-) -> DltAdjudication:
-    """An investigator's signed decision on a candidate DLT, or a DLT no rule found.
+def _raise_problems(errors: dict[str, list[str]]) -> None:
+    if errors:
+        raise ValidationError(errors)
 
-    Written and signed in one transaction (a wrong password writes nothing). A signed
-    adjudication is never edited: a new one supersedes it (PROTOCOL s5).
-    """
-    if not access.can(user, "adjudicate", patient.trial_id):
-        raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
-    if not password or not user.check_password(password):
-        raise SignatureRefused({"password": ["The password is not correct; the adjudication was not signed."]})
+
+def _adjudication_problems(
+    patient: Patient, data: dict[str, Any], supersedes: DltAdjudication | None
+) -> dict[str, list[str]]:
+    """Every check of a DLT decision, one place for signing now and historic import."""
     errors: dict[str, list[str]] = {}
     ae = data.get("adverse_event")
     if ae is not None and ae.patient_id != patient.pk:
@@ -275,8 +267,28 @@ def adjudication_sign(
             errors["supersedes"] = ["That adjudication belongs to another patient."]
         elif supersedes.superseded_by_id is not None:
             errors["supersedes"] = ["That adjudication was already superseded; supersede the latest one."]
-    if errors:
-        raise ValidationError(errors)
+    return errors
+
+
+def adjudication_sign(
+    *,
+    user: Any,
+    patient: Patient,
+    data: dict[str, Any],
+    password: str,
+    supersedes: DltAdjudication | None = None,
+) -> DltAdjudication:
+    """An investigator's signed decision on a candidate DLT, or a DLT no rule found.
+
+    Written and signed in one transaction (a wrong password writes nothing). A signed
+    adjudication is never edited: a new one supersedes it (PROTOCOL s5).
+    """
+    if not access.can(user, "adjudicate", patient.trial_id):
+        raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
+    if not password or not user.check_password(password):
+        raise SignatureRefused({"password": ["The password is not correct; the adjudication was not signed."]})
+    _raise_problems(_adjudication_problems(patient, data, supersedes))
+    ae = data.get("adverse_event")
     adjudication = DltAdjudication(
         patient=patient,
         adverse_event=ae,
@@ -302,6 +314,56 @@ def adjudication_sign(
                 {"superseded_by": adjudication},
                 user=user,
                 reason=f"Superseded by signed adjudication #{adjudication.pk}",
+            )
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return adjudication
+
+
+def adjudication_import(
+    *,
+    user: Any,
+    patient: Patient,
+    data: dict[str, Any],
+    signed_by_name: str,
+    signed_on: Any,
+    supersedes: DltAdjudication | None = None,
+) -> DltAdjudication:
+    """A historic signed adjudication carried in by a trial bundle (shared/API.md).
+
+    The same checks as ``adjudication_sign``; the signer's name and date are kept as
+    recorded (``signed_by_name``/``signed_on``) and no live signature is applied, so
+    the signer need not exist as a user. Only an investigator's context may import.
+    """
+    if not access.can(user, "adjudicate", patient.trial_id):
+        raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
+    errors = _adjudication_problems(patient, data, supersedes)
+    if not (signed_by_name or "").strip():
+        errors.setdefault("by", []).append("A historic adjudication needs the signer's name.")
+    if signed_on is None:
+        errors.setdefault("at", []).append("A historic adjudication needs its signing date.")
+    elif data.get("event_date") is not None and signed_on < data["event_date"]:
+        errors.setdefault("at", []).append(f"Signed on {signed_on}, before the event of {data['event_date']}.")
+    _raise_problems(errors)
+    adjudication = DltAdjudication(
+        patient=patient,
+        adverse_event=data.get("adverse_event"),
+        rule=data["rule"],
+        event_date=data["event_date"],
+        is_dlt=data["is_dlt"],
+        rationale=data["rationale"].strip(),
+        signed_by_name=signed_by_name.strip(),
+        signed_on=signed_on,
+    )
+    with transaction.atomic():
+        Patient.objects.select_for_update().filter(pk=patient.pk).first()
+        _check_not_decided(adjudication, supersedes)
+        record_create(adjudication, user=user, reason="historic signed adjudication (trial bundle import)")
+        if supersedes is not None:
+            record_update(
+                supersedes,
+                {"superseded_by": adjudication},
+                user=user,
+                reason=f"Superseded by imported adjudication #{adjudication.pk}",
             )
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
     return adjudication

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from trial import access, selectors, services
 from trial.models import DoseLevel, ProtocolVersion, Site, Trial, TrialComputation
 from trial.operating_characteristics import exact_operating_characteristics, simulate_operating_characteristics
+from trial.permissions import API_WRITE_PERMISSIONS
 
 
 class TrialOutput(serializers.ModelSerializer):
@@ -57,12 +58,24 @@ def computation_response(request, trial: Trial, kind: str) -> Response:  # type:
     payload = selectors.computation_payload(trial, kind)
     if not access.can(request.user, "view_clinical", trial) or "coordinator" in access.roles_in(request.user, trial):
         payload = selectors.without_patient_rows(payload)
+    if not access.can(request.user, "view_clinical", trial):
+        payload = _signers_as_roles(payload)  # a sponsor sees who signed only as a role (issue 8)
     return Response(payload)
+
+
+def _signers_as_roles(payload):  # type: ignore[no-untyped-def]
+    """Sign-offs are by investigators (PROTOCOL s6): their names become the role."""
+    if isinstance(payload, dict):
+        return {k: ("investigator" if k == "signed_by" and v else _signers_as_roles(v)) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [_signers_as_roles(v) for v in payload]
+    return payload
 
 
 class TrialViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = TrialOutput
     queryset = Trial.objects.none()  # the real queryset is scoped per request
+    permission_classes = API_WRITE_PERMISSIONS
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.trial_list(self.request.user)

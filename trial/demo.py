@@ -1,4 +1,9 @@
-"""The seed trial's configuration (PROTOCOL.md s1) and one demo user per role."""
+"""The seed trial's configuration (PROTOCOL.md s1) and one demo user per role.
+
+``manage.py load_demo`` (exchange/management/commands/load_demo.py) loads the whole seed
+trial from its bundle and then calls :func:`demo_users`; :func:`load_demo` here creates
+the configuration alone (no patients), for tests that need only that.
+"""
 
 import secrets
 from datetime import date
@@ -21,7 +26,7 @@ SITES = [
 ]
 DOSE_LEVELS = [(1, "0.3"), (2, "0.4"), (3, "0.5"), (4, "0.6")]
 # v2 raised the maximum from 4 to 12 cycles after 15 patients had enrolled.
-PROTOCOL_VERSIONS = [("1", date(2017, 7, 1), 4), ("2", date(2019, 3, 1), 12)]
+PROTOCOL_VERSIONS = [("1", date(2017, 7, 1), 4), ("2", date(2020, 8, 17), 12)]
 DEMO_USERS = [
     # username, full name, role, site code
     ("coordinator", "Casey Coordinator", RoleGrant.Role.COORDINATOR, "UHC"),
@@ -52,6 +57,13 @@ def load_demo() -> tuple[Trial, dict[str, str]]:
             _audited(DoseLevel(trial=trial, level=level, dose_mg_m2=Decimal(dose))).save()
         for version, effective, max_cycles in PROTOCOL_VERSIONS:
             _audited(ProtocolVersion(trial=trial, version=version, effective=effective, max_cycles=max_cycles)).save()
+    return trial, demo_users(trial)
+
+
+@transaction.atomic
+def demo_users(trial: Trial) -> dict[str, str]:
+    """One demo user per role in ``trial``, created if absent. Returns the new users'
+    passwords (empty when they already existed: passwords are shown once, at first setup)."""
     User = get_user_model()
     passwords: dict[str, str] = {}
     admin_user = None
@@ -70,4 +82,4 @@ def load_demo() -> tuple[Trial, dict[str, str]]:
         site = trial.sites.get(code=site_code) if site_code else None
         if not RoleGrant.objects.filter(user=user, trial=trial, role=role, site=site, revoked_at__isnull=True).exists():
             role_grant(user=user, trial=trial, role=role, site=site, by=admin_user, reason=SYSTEM_REASON)
-    return trial, passwords
+    return passwords

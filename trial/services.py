@@ -1,6 +1,9 @@
 """Writes for the trial app: configuration, role grants, trial-level recomputation."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,6 +17,7 @@ from trial import access
 from trial.configuration import DoseLevelSpec, dose_level_problems
 from trial.endpoints import PatientOutcome as SurvivalOutcome
 from trial.escalation import (
+    SIGNABLE_DECISIONS,
     Decision,
     DltStatus,
     EscalationDesign,
@@ -22,7 +26,7 @@ from trial.escalation import (
     Variant,
     escalation_state,
 )
-from trial.models import EscalationSignoff, RoleGrant, Site, Trial, TrialComputation
+from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Site, Trial, TrialComputation
 from trial.survival_summary import SurvivalSubject, survival_summary
 
 
@@ -200,6 +204,31 @@ COMPUTATIONS: dict[str, Callable[[Trial], dict[str, Any]]] = {
 DATE_DEPENDENT = {TrialComputation.Kind.ESCALATION, TrialComputation.Kind.SURVIVAL}
 
 
+# Set while a bulk write (the trial-bundle import) runs: requests are collected and made
+# once each at the end, instead of one outbox bump and one task per record written.
+_DEFERRED: ContextVar[set[tuple[int, str]] | None] = ContextVar("computation_requests_deferred", default=None)
+
+
+@contextmanager
+def computation_requests_deferred() -> Iterator[None]:
+    """Collect ``computation_request`` calls and make each distinct one once on exit.
+
+    Use inside the bulk write's transaction: the requests still commit (or roll back)
+    with the data. Nesting is harmless (the outer block makes the requests).
+    """
+    if _DEFERRED.get() is not None:
+        yield
+        return
+    pending: set[tuple[int, str]] = set()
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    for trial_id, kind in sorted(pending):
+        computation_request(trial_id, kind)
+
+
 def computation_request(trial_id: int, kind: str) -> None:
     """Mark a trial-level result out of date and enqueue its recomputation after commit.
 
@@ -209,6 +238,10 @@ def computation_request(trial_id: int, kind: str) -> None:
     """
     from trial.tasks import trial_recompute
 
+    deferred = _DEFERRED.get()
+    if deferred is not None:
+        deferred.add((trial_id, kind))
+        return
     updated = TrialComputation.objects.filter(trial_id=trial_id, kind=kind).update(
         request_seq=F("request_seq") + 1, requested_at=timezone.now()
     )
@@ -300,6 +333,106 @@ def escalation_sign(
         EscalationSignoff.objects.filter(pk=signoff.pk).update(signature=signature)
         computation_request(trial.pk, TrialComputation.Kind.ESCALATION)
     signoff.refresh_from_db()
+    return signoff
+
+
+def trial_create(
+    *,
+    user: Any,
+    values: dict[str, Any],
+    sites: list[dict[str, Any]],
+    dose_levels: list[DoseLevelSpec],
+    protocol_versions: list[dict[str, Any]],
+    reason: str,
+) -> Trial:
+    """A new trial with its sites, dose levels and protocol versions (audited, whole or
+    nothing). ``values`` are Trial fields; the dose levels are checked by the pure rule
+    (trial.configuration). Used by the trial-bundle import. Raises ValidationError
+    naming ``trial.<field>``-style keys: "code", "sites[0].code", "dose_levels", ...
+    """
+    if not (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False)):
+        raise PermissionDenied("Only staff create trials.")
+    errors: dict[str, list[str]] = {}
+    if Trial.objects.filter(code=values.get("code")).exists():
+        errors["code"] = [f"A trial with code {values.get('code')} already exists on this server."]
+    problems = dose_level_problems(dose_levels)
+    if problems:
+        errors["dose_levels"] = problems
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        trial = Trial(**values)
+        _created(trial, "", errors, user, reason)
+        if errors:
+            raise ValidationError(errors)
+        for i, site in enumerate(sites):
+            _created(Site(trial=trial, **site), f"sites[{i}]", errors, user, reason)
+        for i, spec in enumerate(dose_levels):
+            _created(
+                DoseLevel(trial=trial, level=spec.level, dose_mg_m2=spec.dose_mg_m2),
+                f"dose_levels[{i}]",
+                errors,
+                user,
+                reason,
+            )
+        for i, version in enumerate(protocol_versions):
+            _created(ProtocolVersion(trial=trial, **version), f"protocol_versions[{i}]", errors, user, reason)
+        if errors:
+            raise ValidationError(errors)
+    return trial
+
+
+def _created(obj: Any, where: str, errors: dict[str, list[str]], user: Any, reason: str) -> None:
+    from core.audit import record_create
+
+    try:
+        with transaction.atomic():
+            record_create(obj, user=user, reason=reason)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            key = field if not where else (where if field == "__all__" else f"{where}.{field}")
+            errors.setdefault(key, []).extend(messages)
+
+
+def escalation_signoff_import(
+    *,
+    user: Any,
+    trial: Trial,
+    decision: str,
+    dose_level: int,
+    signed_by_name: str,
+    signed_on: date,
+    rationale: str = "",
+) -> EscalationSignoff:
+    """A historic signed 3+3 decision carried in by a trial bundle (shared/API.md): the
+    signer's name and date as recorded, ``imported=True``, no live signature."""
+    if not access.can(user, "sign", trial):
+        raise PermissionDenied("Only an investigator of this trial signs escalation decisions.")
+    errors: dict[str, list[str]] = {}
+    if decision not in {d.value for d in SIGNABLE_DECISIONS}:
+        errors["decision"] = [f"A signed decision is one of: {', '.join(sorted(d.value for d in SIGNABLE_DECISIONS))}."]
+    if not trial.dose_levels.filter(level=dose_level).exists():
+        errors["dose_level"] = [f"The trial has no dose level {dose_level}."]
+    if not (signed_by_name or "").strip():
+        errors["by"] = ["A historic sign-off needs the signer's name."]
+    if signed_on is None:
+        errors["at"] = ["A historic sign-off needs its date."]
+    if errors:
+        raise ValidationError(errors)
+    signoff = EscalationSignoff(
+        trial=trial,
+        decision=decision,
+        dose_level=dose_level,
+        rationale=(rationale or "").strip(),
+        signed_by_name=signed_by_name.strip(),
+        signed_at=datetime.combine(signed_on, time(0, 0), tzinfo=UTC),
+        imported=True,
+    )
+    with transaction.atomic():
+        signoff._history_user = user  # type: ignore[attr-defined]
+        signoff._change_reason = "historic escalation sign-off (trial bundle import)"  # type: ignore[attr-defined]
+        signoff.save()
+        computation_request(trial.pk, TrialComputation.Kind.ESCALATION)
     return signoff
 
 

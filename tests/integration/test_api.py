@@ -90,7 +90,7 @@ def test_out_of_scope_answers_404_and_sponsor_cannot_write(world, api):  # type:
     assert client.get(f"/api/v1/trials/{world['other'].pk}/").status_code == 404
     sponsor = api(world["sponsor"])
     assert sponsor.get("/api/v1/patients/").json()["count"] == 0
-    assert _register(sponsor).status_code == 404  # no trial in which the sponsor enters data
+    assert _register(sponsor).status_code == 403  # a sponsor never writes
     assert not Patient.objects.filter(subject_id="SA-010").exists()
 
 

@@ -57,6 +57,9 @@ def test_load_demo_loads_the_seed_trial_once(db, capsys):  # type: ignore[no-unt
     assert [(p.version, p.max_cycles) for p in trial.protocol_versions.all()] == [("1", 4), ("2", 12)]
     assert set(RoleGrant.objects.values_list("role", flat=True)) == {"coordinator", "investigator", "sponsor", "admin"}
     assert "passwords shown once" in first and first.count("  coordinator ") == 1
+    # The seed trial's bundle (exchange/data): 18 treated patients and the screen failure.
+    assert "imported: 3 sites, 4 dose levels, 19 patients (18 treated)" in first and "already loaded" in second
+    assert trial.patients.count() == 19
     assert "already exist" in second and "coordinator " not in second.split("\n", 1)[1].split("Reset")[0]
 
 

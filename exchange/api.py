@@ -1,0 +1,126 @@
+"""Sponsor exports over the API: ``GET /api/v1/exports/{dataset}/`` (shared/API.md, issue 8).
+
+One URL per dataset (``exports/dm/`` ... ``exports/adtte/``): the walkers of the test
+suite fill URL arguments from their names, and a fixed path per dataset also gives each
+its own operation in the OpenAPI document. Read-only: every other method answers 405.
+"""
+
+from django.http import StreamingHttpResponse
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import renderers, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange import exports
+
+
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets ``?format=csv`` through DRF's content negotiation; the body is streamed by
+    the view, so this renders only error bodies (as JSON text)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):  # type: ignore[no-untyped-def]
+        return renderers.JSONRenderer().render(data)
+
+
+_EXPORT_JSON = inline_serializer(
+    name="ExportDocument",
+    fields={
+        "dataset": serializers.CharField(),
+        "label": serializers.CharField(),
+        "study": serializers.CharField(),
+        "generated_at": serializers.DateTimeField(),
+        "updated_since": serializers.DateTimeField(allow_null=True),
+        "deletions_note": serializers.CharField(),
+        "columns": serializers.ListField(child=serializers.CharField()),
+        "deletions": serializers.ListField(
+            child=serializers.CharField(), help_text="Always empty: nothing is deleted."
+        ),
+        "rows": serializers.ListField(child=serializers.DictField()),
+    },
+)
+_ERROR = inline_serializer(
+    name="ExportError",
+    fields={"detail": serializers.CharField(), "errors": serializers.DictField()},
+)
+
+
+class ExportView(APIView):
+    """Stream one de-identified dataset of one trial as CSV or JSON."""
+
+    dataset = ""
+    http_method_names = ["get", "head", "options"]
+    renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        params = request.query_params
+        trial, chunks, headers = exports.export_stream(
+            request.user,
+            self.dataset,
+            trial_ref=params.get("trial", "").strip(),
+            fmt=params.get("format", "csv"),
+            updated_since=params.get("updated_since", ""),
+        )
+        content_type = "text/csv; charset=utf-8" if params.get("format", "csv") == "csv" else "application/json"
+        response = StreamingHttpResponse(chunks, content_type=content_type)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+    def perform_content_negotiation(self, request, force=False):  # type: ignore[no-untyped-def]
+        # An unknown ?format= is a 400 naming the parameter (exports.export_stream), not DRF's 404.
+        return super().perform_content_negotiation(request, force=True)
+
+    def finalize_response(self, request, response, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Errors are JSON whatever format was asked for (shared/API.md error format).
+        if isinstance(response, Response):
+            request.accepted_renderer = renderers.JSONRenderer()
+            request.accepted_media_type = "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+def _view(dataset: exports.Dataset):  # type: ignore[no-untyped-def]
+    description = (
+        f"{dataset.label}. Columns: {', '.join(dataset.columns)} (docs/exports.md). "
+        "Sponsors and investigators of the trial only; streamed. Records are never deleted: "
+        "the `deletions` list is always empty and `X-Export-Deletions` says so."
+    )
+    schema = extend_schema(
+        operation_id=f"exports_{dataset.name}",
+        summary=f"Export {dataset.name}",
+        description=description,
+        tags=["exports"],
+        parameters=[
+            OpenApiParameter("trial", OpenApiTypes.STR, required=True, description="Trial code or id."),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"], description="Default csv."),
+            OpenApiParameter(
+                "updated_since",
+                OpenApiTypes.DATETIME,
+                description="Only rows changed after this moment (ISO 8601; a date means its midnight UTC).",
+            ),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header line."),
+            (200, "application/json"): _EXPORT_JSON,
+            (400, "application/json"): _ERROR,
+            (401, "application/json"): _ERROR,
+            (403, "application/json"): _ERROR,
+            (404, "application/json"): _ERROR,
+        },
+    )
+
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return ExportView.get(self, request, *args, **kwargs)
+
+    attributes = {"dataset": dataset.name, "get": schema(get)}
+    return type(f"Export{dataset.name.capitalize()}View", (ExportView,), attributes).as_view()
+
+
+export_urlpatterns = [
+    path(f"exports/{name}/", _view(dataset), name=f"export-{name}") for name, dataset in exports.DATASETS.items()
+]

@@ -1,0 +1,336 @@
+"""The trial bundle (shared/API.md, docs/bundle.md): export -> import -> export gives the
+same document; a bad bundle is refused whole, every problem listed by JSON path, and
+nothing is written; historic signatures and enrolment deviations are kept as such."""
+
+import copy
+import io
+import json
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from core.tokens import token_issue
+from exchange.bundle import IMPORT_USERNAME, BundleInvalid, bundle_export, bundle_import
+from exchange.generate import generate_trial
+from patients.models import Patient
+from safety.models import DltAdjudication
+from trial.models import EscalationSignoff, RoleGrant, Trial
+from trial.services import escalation_open_slots
+
+pytestmark = pytest.mark.django_db
+
+
+def table_counts() -> dict[str, int]:
+    """Rows in every table the project has (history tables included)."""
+    return {model._meta.label: model._default_manager.count() for model in apps.get_models()}
+
+
+def as_json(document: dict) -> dict:
+    return json.loads(json.dumps(document))
+
+
+def round_trip(bundle: dict) -> tuple[Trial, dict]:
+    """Import, export; import that export again (under another code: records are never
+    deleted, so "an empty database" is a database without that trial), export again."""
+    trial = bundle_import(bundle)
+    first = as_json(bundle_export(trial))
+    again = copy.deepcopy(first)
+    again["trial"]["code"] = f"{first['trial']['code']}-RT"
+    second = as_json(bundle_export(bundle_import(again)))
+    second["trial"]["code"] = first["trial"]["code"]
+    assert second == first
+    return trial, first
+
+
+def contains(expected, actual, path="$"):  # type: ignore[no-untyped-def]
+    """Every value the generator wrote is in the export (which adds the computed ones)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), path
+        for key, value in expected.items():
+            assert key in actual, f"{path}.{key} missing from the export"
+            contains(value, actual[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), path
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            contains(e, a, f"{path}[{i}]")
+    elif isinstance(expected, str) and isinstance(actual, int | float) and not isinstance(actual, bool):
+        assert Decimal(expected) == Decimal(str(actual)), f"{path}: {expected!r} != {actual!r}"  # "0.3" is 0.3
+    else:
+        assert expected == actual, f"{path}: {expected!r} != {actual!r}"
+
+
+def by_subject(document: dict) -> dict:
+    return {p["subject_id"]: p for p in document["patients"]}
+
+
+def test_generated_trial_round_trips_and_keeps_every_value() -> None:
+    bundle = generate_trial(22, seed=7)
+    trial, exported = round_trip(copy.deepcopy(bundle))
+
+    assert exported["format"] == "trial-bundle/1"
+    assert Patient.objects.filter(trial=trial).count() == 22
+    generated = by_subject(bundle)
+    for subject, patient in by_subject(exported).items():
+        contains(generated[subject], patient, f"patients[{subject}]")
+    contains(bundle["trial"], exported["trial"], "trial")
+    contains(bundle["escalation_signoffs"], exported["escalation_signoffs"], "escalation_signoffs")
+
+
+SEED_BUNDLE = Path(__file__).resolve().parents[2] / "exchange" / "data" / "ino_post_hct_seed.json"
+
+
+@pytest.mark.skipif(not SEED_BUNDLE.exists(), reason="the seed trial's bundle (issue 10) is not there")
+def test_the_seed_trial_bundle_round_trips() -> None:
+    seed = json.loads(SEED_BUNDLE.read_text())
+    trial, exported = round_trip(copy.deepcopy(seed))
+
+    assert len(exported["patients"]) == len(seed["patients"])
+    recorded = by_subject(exported)
+    for subject, patient in by_subject(seed).items():
+        # Events are written (and exported) in date order; everything else as given.
+        contains({k: v for k, v in patient.items() if k != "events"}, recorded[subject], subject)
+        assert sorted(patient.get("events", []), key=lambda e: e["date"]) == sorted(
+            recorded[subject]["events"], key=lambda e: e["date"]
+        )
+
+
+def test_signatures_are_historic_and_the_signer_need_not_exist() -> None:
+    trial = bundle_import(generate_trial(16, seed=2))
+
+    signoffs = list(EscalationSignoff.objects.filter(trial=trial))
+    assert len(signoffs) == 5 and all(s.imported and s.signature_id is None for s in signoffs)
+    assert {s.signed_by_name for s in signoffs} == {"Dr. Ivy Investigator"}
+    assert signoffs[-1].decision == "mtd_declared" and signoffs[-1].signed_at.date() == date(2018, 9, 5)
+    (dlt,) = DltAdjudication.objects.filter(patient__trial=trial)
+    assert dlt.signature_id is None and dlt.signed_by_name == "Dr. Ivy Investigator" and dlt.is_dlt
+    assert dlt.rule == DltAdjudication.Rule.NON_HEMATOLOGIC  # found by the DLT rules, not written by the bundle
+    from django.contrib.auth import get_user_model
+
+    assert not get_user_model().objects.filter(username="Dr. Ivy Investigator").exists()
+    # The import's own service user keeps no access once the import is over.
+    writer = get_user_model().objects.get(username=IMPORT_USERNAME)
+    assert not writer.has_usable_password()
+    assert not RoleGrant.objects.filter(user=writer, revoked_at__isnull=True).exists()
+
+
+def test_enrolments_the_rules_had_opened_are_not_deviations_and_others_are() -> None:
+    bundle = generate_trial(18, seed=5)
+    # The first L1 patient is recorded at L2, a level nobody had opened then.
+    first = bundle["patients"][0]
+    first["dose_level"] = 2
+    for cycle in first["cycles"]:
+        cycle["dose_mg_m2"] = 0.4
+
+    trial = bundle_import(bundle)
+
+    patients = {p.subject_id: p for p in Patient.objects.filter(trial=trial)}
+    moved = patients[first["subject_id"]]
+    assert moved.dose_level.level == 2
+    assert "Enrolled at L2" in moved.enrolment_deviation and "L1 (3)" in moved.enrolment_deviation
+    # The second L1 patient met an open L1 slot: no deviation.
+    assert patients[bundle["patients"][1]["subject_id"]].enrolment_deviation == ""
+    # A deviation the bundle records is kept as recorded.
+    assert patients[bundle["patients"][15]["subject_id"]].enrolment_deviation.startswith("Expansion at the MTD")
+
+
+def test_the_trial_level_results_are_recomputed_once_after_the_import(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        trial = bundle_import(generate_trial(16, seed=4))
+    # One request per result, not one per record written (computation_requests_deferred).
+    assert len(callbacks) == 3
+
+    # Eager tasks ran at commit: the 3+3 state is fresh and says what the data say.
+    from trial.models import TrialComputation
+
+    escalation = TrialComputation.objects.get(trial=trial, kind=TrialComputation.Kind.ESCALATION)
+    assert not escalation.stale and escalation.runs == 1
+    assert escalation.data["mtd_dose_level"] == 4
+    assert escalation_open_slots(trial) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_path"),
+    [
+        (lambda b: b.update(patient=[]), "patient: unknown key"),
+        (lambda b: b["trial"].update(sites=None), "trial.sites: a value is required"),
+        (lambda b: b["trial"]["dose_levels"][0].pop("dose_mg_m2"), "trial.dose_levels[0].dose_mg_m2: required key"),
+        (lambda b: b["patients"][1].update(sex="f"), "patients[1].sex: 'f' is not one of female, male"),
+        (lambda b: b["patients"][2]["cycles"][0].update(day1="2017-13-01"), "patients[2].cycles[0].day1: '2017-13-01'"),
+        (lambda b: b["patients"][0]["adverse_events"].append({"grde": 2}), "].grde: unknown key"),
+        (lambda b: b["patients"][4].update(birth_year="1970"), "patients[4].birth_year: expected a whole number"),
+        (lambda b: b["patients"][5]["screenings"][0].update(anc_10e9_l=True), "screenings[0].anc_10e9_l: expected a"),
+        (lambda b: b.update(format="trial-bundle/2"), "format: expected 'trial-bundle/1'"),
+    ],
+)
+def test_a_malformed_bundle_names_the_path(change, expected_path) -> None:  # type: ignore[no-untyped-def]
+    bundle = generate_trial(16, seed=1)
+    change(bundle)
+    with pytest.raises(BundleInvalid) as refused:
+        bundle_import(bundle)
+    assert any(expected_path in problem for problem in refused.value.problems), refused.value.problems
+
+
+def test_several_shape_problems_are_all_listed_and_nothing_is_written() -> None:
+    bundle = generate_trial(16, seed=1)
+    bundle["patients"][0]["adverse_events"][:0] = [{"term": "Nausea", "meddra_code": "10028813", "grade": 2,
+                                                    "onset": "2017-08-20", "attribution": "probabel"}]  # fmt: skip
+    bundle["patients"][3]["cycles"][1]["day_1"] = "2017-11-01"  # misspelt: would lose the date
+    bundle["patients"][7]["events"][0]["kind"] = "deceased"
+    before = table_counts()
+
+    with pytest.raises(BundleInvalid) as refused:
+        bundle_import(bundle)
+
+    problems = refused.value.problems
+    assert any(p.startswith("patients[0].adverse_events[0].attribution: 'probabel' is not one of") for p in problems)
+    assert any(p.startswith("patients[3].cycles[1].day_1: unknown key") for p in problems)
+    assert any(p.startswith("patients[7].events[0].kind: 'deceased'") for p in problems)
+    assert len(problems) == 3
+    assert table_counts() == before
+
+
+def test_rule_problems_are_all_listed_by_path_and_nothing_is_written() -> None:
+    bundle = generate_trial(16, seed=1)
+    p3 = bundle["patients"][3]
+    c1 = date.fromisoformat(p3["cycles"][0]["day1"])
+    p3["cycles"][1]["day1"] = date.fromordinal(c1.toordinal() + 10).isoformat()  # 18 days early
+    bundle["patients"][5]["screenings"][0]["platelets_10e9_l"] = 30  # a screen failure...
+    bundle["patients"][5]["screenings"][0]["result"] = "eligible"  # ...recorded as eligible
+    bundle["patients"][7]["adverse_events"].append(
+        {"term": "Sepsis", "meddra_code": "10040047", "grade": 5, "onset": bundle["patients"][7]["enrolled"],
+         "attribution": "unrelated"}
+    )  # fmt: skip
+    bundle["patients"][8]["adverse_events"].append(
+        {"term": "Nausea", "meddra_code": "99999999", "grade": 1, "onset": bundle["patients"][8]["enrolled"],
+         "attribution": "unrelated"}
+    )  # fmt: skip
+    bundle["patients"][9]["events"].append({"kind": "death", "date": "2031-01-01", "cause": "other"})
+    bundle["escalation_signoffs"][0]["decision"] = "wait"  # not a decision anyone signs
+    before = table_counts()
+
+    with pytest.raises(BundleInvalid) as refused:
+        bundle_import(bundle)
+
+    problems = refused.value.problems
+    expected = [
+        "patients[3].cycles[1].day1: ",
+        "patients[5].screenings[0].result: the bundle says eligible, the eligibility rules give not_eligible",
+        "patients[5].enrolled: ",
+        "patients[7].adverse_events[",
+        "patients[8].adverse_events[",
+        "patients[9].events[",
+        "escalation_signoffs[0].decision: ",
+    ]
+    for start in expected:
+        assert any(p.startswith(start) for p in problems), (start, problems)
+    assert any("Grade 5 means death" in p for p in problems if p.startswith("patients[7]")), problems
+    assert any("not a CTCAE v5.0 MedDRA code" in p for p in problems if p.startswith("patients[8]"))
+    assert any("in the future" in p for p in problems if p.startswith("patients[9]"))
+    assert table_counts() == before
+
+
+def test_a_bundle_for_a_trial_that_exists_is_refused() -> None:
+    bundle = generate_trial(15, seed=1)
+    bundle_import(copy.deepcopy(bundle))
+    before = table_counts()
+    with pytest.raises(BundleInvalid) as refused:
+        bundle_import(bundle)
+    assert refused.value.problems == ["trial.code: A trial with code GEN-3P3 already exists on this server."]
+    assert table_counts() == before
+
+
+def test_export_costs_a_fixed_number_of_queries() -> None:
+    small = bundle_import(generate_trial(15, seed=3, code="SMALL"))
+    large = bundle_import(generate_trial(40, seed=3, code="LARGE"))
+    counts = []
+    for trial in (small, large):
+        with CaptureQueriesContext(connection) as queries:
+            bundle_export(trial)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_demo_trial_round_trips_through_the_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from trial.demo import load_demo
+
+    trial, _ = load_demo()
+    out = io.StringIO()
+    call_command("export_trial", trial.code, stdout=out)
+    first = json.loads(out.getvalue())
+    assert first["trial"]["code"] == "INO-POST-HCT" and len(first["trial"]["dose_levels"]) == 4
+    first["trial"]["code"] = "INO-COPY"
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(first))
+    call_command("import_trial", str(path), stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("export_trial", "INO-COPY", stdout=out)
+    assert json.loads(out.getvalue()) == first
+
+
+def test_import_command_lists_the_problems_and_fails(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bundle = generate_trial(15, seed=1)
+    bundle["patients"][2]["sex"] = "unknown"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bundle))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="nothing was written"):
+        call_command("import_trial", str(path), stderr=err)
+    assert "patients[2].sex: 'unknown' is not one of female, male" in err.getvalue()
+    with pytest.raises(CommandError, match="No trial"):
+        call_command("export_trial", "NOPE", stdout=io.StringIO())
+
+
+def test_api_import_is_for_administrators(client, world) -> None:  # type: ignore[no-untyped-def]
+    bundle = generate_trial(15, seed=1, code="API-TRIAL")
+
+    def post(user, body):  # type: ignore[no-untyped-def]
+        _, key = token_issue(user=user, name="t")
+        return client.post(
+            "/api/v1/trials/import/", json.dumps(body), content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )  # fmt: skip
+
+    for role in ("coordinator_a", "investigator", "sponsor", "nobody"):
+        assert post(world[role], bundle).status_code == 403
+    before = table_counts()
+    bad = copy.deepcopy(bundle)
+    bad["patients"][0]["cycles"][0]["dayone"] = "2017-08-01"
+    refused = post(world["admin"], bad)
+    assert refused.status_code == 400
+    assert refused.json()["errors"]["bundle"] == ["patients[0].cycles[0].dayone: unknown key (not in trial-bundle/1; "
+                                                  "a misspelt key would lose data)."]  # fmt: skip
+    counts = table_counts()
+    counts.pop("core.ApiToken"), before.pop("core.ApiToken")
+    counts.pop("core.HistoricalApiToken", None), before.pop("core.HistoricalApiToken", None)
+    assert counts == before
+    created = post(world["admin"], bundle)
+    assert created.status_code == 201
+    assert created.json()["code"] == "API-TRIAL" and created.json()["patients"] == 15
+
+
+def test_a_thousand_patients_round_trip_on_postgresql(postgres_required) -> None:  # type: ignore[no-untyped-def]
+    """Acceptance: 1,000 patients through the same services. Runs where PostgreSQL is
+    (CI); prints the times (see docs/bundle.md for the measured figures)."""
+    bundle = generate_trial(1000, seed=11, code="GEN-1000")
+    started = time.perf_counter()
+    trial = bundle_import(bundle)
+    imported = time.perf_counter()
+    first = as_json(bundle_export(trial))
+    exported = time.perf_counter()
+    assert len(first["patients"]) == 1000
+    first["trial"]["code"] = "GEN-1000-RT"
+    second = as_json(bundle_export(bundle_import(first)))
+    done = time.perf_counter()
+    first["trial"]["code"] = second["trial"]["code"]
+    assert second == first
+    print(
+        f"\n1000 patients: import {imported - started:.1f} s, export {exported - imported:.1f} s, "
+        f"round trip total {done - started:.1f} s"
+    )
