@@ -97,6 +97,7 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         for planned in row.assessments
         if planned.status == "overdue"
     ]
+    overdue.sort(key=lambda o: o["assessment"].window_end)
     summary = ae_summary(user, trial)
     return {
         "table1": table1(trial, user),
