@@ -1,20 +1,22 @@
 """URLs of the exchange app: sponsor exports and trial-bundle import/export."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from exchange import views
+from exchange.api import export_urlpatterns
+from exchange.api_bundle import TrialBundleImportView
+
+urlpatterns = [
+    path("trials/<int:trial_id>/exports/", views.trial_exports, name="trial_exports"),
+]
 
 
 def register_api(router) -> None:  # type: ignore[no-untyped-def]
-    """Register this app's API viewsets on the /api/v1/ router."""
+    """No viewsets: the exports and the bundle import are plain API views."""
 
 
-api_urlpatterns: list = []  # plain (non-viewset) API views under /api/v1/
-
-from exchange.api import export_urlpatterns  # noqa: E402  (sponsor exports)
-
-api_urlpatterns += export_urlpatterns
-
-from django.urls import path  # noqa: E402
-
-from exchange.api_bundle import TrialBundleImportView  # noqa: E402  (trial-bundle import)
-
-api_urlpatterns += [path("trials/import/", TrialBundleImportView.as_view(), name="api-trial-import")]
+# Plain (non-viewset) API views under /api/v1/.
+api_urlpatterns = [
+    *export_urlpatterns,
+    path("trials/import/", TrialBundleImportView.as_view(), name="api-trial-import"),
+]

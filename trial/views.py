@@ -28,7 +28,15 @@ def trial_detail(request, trial_id: int):  # type: ignore[no-untyped-def]
                 "dose_levels": computation.data.get("dose_levels", []),
             }
     return render(
-        request, "trial/trial_detail.html", {"trial": trial, "roles": roles, "summary": summary, "clinical": clinical}
+        request,
+        "trial/trial_detail.html",
+        {
+            "trial": trial,
+            "roles": roles,
+            "summary": summary,
+            "clinical": clinical,
+            "can_export": access.can(request.user, "export", trial),
+        },
     )
 
 
