@@ -160,15 +160,10 @@ def _redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """A real Celery worker process on Redis, reading and writing the test database.
-
-    It consumes a queue of its own, so a developer's worker on the same Redis never
-    sees the test's tasks (and never writes them into the wrong database).
-    """
+def celery_broker(django_db_setup, django_db_blocker, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Redis as the test process's broker, on a queue of this test session only, so a
+    developer's worker on the same Redis never sees the tests' tasks."""
     import uuid
-
-    import redis
 
     from config.celery import app
 
@@ -176,24 +171,36 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # type
     queue = f"trialdesk-test-{uuid.uuid4().hex[:8]}"
     app.conf.broker_url = redis_url
     app.conf.task_default_queue = queue
-    # A short visibility timeout so that what a killed worker held is redelivered within
-    # the test (production: 600 s); tasks are idempotent, so redelivery is harmless.
-    worker = WorkerProcess(
-        queue,
-        tmp_path_factory.mktemp("celery"),
-        {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_RESTORE_INTERVAL": "1", "CELERY_RESTORE_THROTTLE": "1"},
-    ).start()
-    handle = {"node": worker.node, "queue": queue, "log": worker.log, "worker": worker}
-    yield handle
-    handle["worker"].stop()
-    redis.Redis.from_url(redis_url).delete(queue)
+    return {"url": redis_url, "queue": queue, "logs": tmp_path_factory.mktemp("celery")}
+
+
+def _forget_messages(broker) -> None:  # type: ignore[no-untyped-def]
+    """Drop what is left for the test queue: waiting messages and the unacked ones a
+    killed worker held (kombu keeps those in 'unacked'), so no task from one test runs
+    while another test's teardown empties the tables."""
+    import redis
+
+    client = redis.Redis.from_url(broker["url"])
+    client.delete(broker["queue"], "unacked", "unacked_index", "unacked_mutex")
 
 
 @pytest.fixture
-def real_worker(celery_worker):  # type: ignore[no-untyped-def]
-    """Use in a test (with transactional db): tasks go to the real worker, not in-process."""
+def real_worker(celery_broker):  # type: ignore[no-untyped-def]
+    """A real Celery worker process for one test (with a transactional db): tasks go to
+    it, not in-process. Stopped (warm shutdown) and its queue emptied afterwards."""
     from config.celery import app
 
+    _forget_messages(celery_broker)
+    # A short visibility timeout so that what a killed worker held is redelivered within
+    # the test (production: 600 s); tasks are idempotent, so redelivery is harmless.
+    worker = WorkerProcess(
+        celery_broker["queue"],
+        celery_broker["logs"],
+        {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_RESTORE_INTERVAL": "1", "CELERY_RESTORE_THROTTLE": "1"},
+    ).start()
     app.conf.task_always_eager = False
-    yield celery_worker
+    handle = {"node": worker.node, "queue": celery_broker["queue"], "log": worker.log, "worker": worker}
+    yield handle
     app.conf.task_always_eager = True
+    handle["worker"].stop()
+    _forget_messages(celery_broker)
