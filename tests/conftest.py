@@ -68,6 +68,8 @@ def world(db):  # type: ignore[no-untyped-def]
         "investigator": UserFactory(username="inv"),
         "sponsor": UserFactory(username="spon"),
         "admin": UserFactory(username="tadmin"),
+        "data_manager": UserFactory(username="dman"),
+        "monitor": UserFactory(username="mon"),
         "nobody": UserFactory(username="nobody"),
     }
     grant(users["coordinator_a"], trial, RoleGrant.Role.COORDINATOR, site_a)
@@ -75,6 +77,8 @@ def world(db):  # type: ignore[no-untyped-def]
     grant(users["investigator"], trial, RoleGrant.Role.INVESTIGATOR)
     grant(users["sponsor"], trial, RoleGrant.Role.SPONSOR)
     grant(users["admin"], trial, RoleGrant.Role.ADMIN)
+    grant(users["data_manager"], trial, RoleGrant.Role.DATA_MANAGER)
+    grant(users["monitor"], trial, RoleGrant.Role.MONITOR)
     return {"trial": trial, "site_a": site_a, "site_b": site_b, "other": other, "site_c": site_c, **users}
 
 

@@ -25,9 +25,15 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Role.INVESTIGATOR: frozenset({"view_trial", "view_clinical", "adjudicate", "sign", "export"}),
     Role.SPONSOR: frozenset({"view_trial", "export"}),
     Role.ADMIN: frozenset({"view_trial", "configure"}),
+    # Data cleaning (issue 12): both read the casebooks and raise queries; the monitor
+    # verifies source data, the data manager freezes and locks casebooks and the trial.
+    Role.DATA_MANAGER: frozenset({"view_trial", "view_clinical", "raise_query", "lock"}),
+    Role.MONITOR: frozenset({"view_trial", "view_clinical", "raise_query", "verify"}),
 }
+# Investigators raise queries too (medical review).
+CAPABILITIES[Role.INVESTIGATOR] = CAPABILITIES[Role.INVESTIGATOR] | {"raise_query"}
 # Capabilities that reach every site of the trial even when the model has a site path.
-_TRIAL_WIDE = {Role.INVESTIGATOR, Role.SPONSOR, Role.ADMIN}
+_TRIAL_WIDE = {Role.INVESTIGATOR, Role.SPONSOR, Role.ADMIN, Role.DATA_MANAGER, Role.MONITOR}
 
 
 def active_grants(user) -> list[RoleGrant]:  # type: ignore[no-untyped-def]

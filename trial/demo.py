@@ -32,6 +32,8 @@ DEMO_USERS = [
     ("coordinator", "Casey Coordinator", RoleGrant.Role.COORDINATOR, "UHC"),
     ("investigator", "Ivy Investigator", RoleGrant.Role.INVESTIGATOR, None),
     ("sponsor", "Sam Sponsor", RoleGrant.Role.SPONSOR, None),
+    ("datamanager", "Dana Datamanager", RoleGrant.Role.DATA_MANAGER, None),
+    ("monitor", "Mo Monitor", RoleGrant.Role.MONITOR, None),
     ("admin", "Ada Admin", RoleGrant.Role.ADMIN, None),
 ]
 SYSTEM_REASON = "demo setup (load_demo)"

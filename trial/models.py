@@ -164,6 +164,8 @@ class RoleGrant(models.Model):
         INVESTIGATOR = "investigator", "Investigator"
         SPONSOR = "sponsor", "Sponsor (read-only exports)"
         ADMIN = "admin", "Trial administrator"
+        DATA_MANAGER = "data_manager", "Data manager"
+        MONITOR = "monitor", "Monitor (sponsor's clinical research associate)"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="role_grants")
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="role_grants")

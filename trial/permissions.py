@@ -10,7 +10,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 
 from trial.access import CAPABILITIES, active_grants
 
-WRITE_CAPABILITIES = frozenset({"enter_data", "adjudicate", "sign", "configure"})
+WRITE_CAPABILITIES = frozenset({"enter_data", "adjudicate", "sign", "configure", "raise_query", "verify", "lock"})
 
 
 class WritesNeedAWritingRole(BasePermission):
