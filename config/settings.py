@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "patients",
     "dosing",
     "safety",
+    "cleaning",
     "exchange",
     "dashboard",
 ]
@@ -64,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "core.middleware.SessionTimeoutMiddleware",
+    # A write to a frozen or locked casebook is refused before its view runs (issue 12).
+    "patients.lock_gate.LockGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by the backend into a response.
@@ -162,6 +165,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "trial.permissions.WritesNeedAWritingRole",
+        "trial.permissions.CasebookNotLocked",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -191,6 +195,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="trialdesk")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With the broker down a data entry must not wait: the request is already in the outbox
+# (TrialComputation.request_seq, committed with the data) and the relay sends it once
+# the broker is back. One immediate retry covers a pooled connection that went stale
+# when Redis restarted; no multi-second back-off in front of a clinician's save.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 # A message taken by a worker that then died is handed out again after this many
 # seconds. Tasks are idempotent, so a redelivery of a slow but live task only costs time.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -229,6 +238,12 @@ CELERY_BEAT_SCHEDULE = {
     "relay-stale-trial-computations": {
         "task": "trial.tasks.trial_relay_stale",
         "schedule": env.int("RELAY_STALE_SECONDS", default=60),
+    },
+    # Automatic data queries (issue 12): rules that cannot block entry, checked hourly;
+    # the sweep raises each finding once and closes the queries whose data were fixed.
+    "sweep-automatic-queries": {
+        "task": "cleaning.tasks.cleaning_query_sweep",
+        "schedule": env.int("QUERY_SWEEP_SECONDS", default=3600),
     },
 }
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+import cleaning.urls
 import dashboard.urls
 import dosing.urls
 import exchange.urls
@@ -12,7 +13,7 @@ import safety.urls
 import trial.urls
 from core import views as core_views
 
-APPS = [trial.urls, patients.urls, dosing.urls, safety.urls, exchange.urls, dashboard.urls]
+APPS = [trial.urls, patients.urls, dosing.urls, safety.urls, cleaning.urls, exchange.urls, dashboard.urls]
 
 router = DefaultRouter()
 for app_urls in APPS:

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import EditConflict
+from core.errors import EditConflict, RecordLocked
 
 
 def exception_handler(exc, context):  # type: ignore[no-untyped-def]
@@ -15,6 +15,12 @@ def exception_handler(exc, context):  # type: ignore[no-untyped-def]
     Services raise Django's ValidationError (one rule, one place, for forms, API and
     import alike); here it becomes a 400 naming the field. A stale version is a 409.
     """
+    if isinstance(exc, RecordLocked):
+        # A frozen or locked casebook (core.locks): 423 Locked, the message as the detail.
+        return Response(
+            {"detail": str(exc), "errors": {"non_field_errors": [str(exc)]}, "lock_state": exc.state},
+            status=status.HTTP_423_LOCKED,
+        )
     if isinstance(exc, EditConflict):
         return Response(
             {"detail": str(exc), "errors": {"version": [str(exc)]}, "current_version": exc.current_version},

@@ -26,3 +26,19 @@ class EditConflict(Exception):
 
 class SignatureRefused(ValidationError):
     """A signature could not be applied (wrong password, wrong role, already signed)."""
+
+
+class RecordLocked(ValidationError):
+    """A write to a record whose casebook (or trial) is frozen or locked (issue 12).
+
+    A ValidationError, so every form, service caller and the bundle import already show
+    it as a message; the API answers 423 with ``{"detail": message}`` (core.api).
+    """
+
+    def __init__(self, message: str, *, state: str = "locked") -> None:
+        self.state = state
+        self.lock_message = message
+        super().__init__({"__all__": [message]})
+
+    def __str__(self) -> str:
+        return self.lock_message

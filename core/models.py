@@ -20,6 +20,8 @@ class AuditedModel(models.Model):
     old and new values are read by comparing consecutive versions. ``save`` refuses an
     edit after first entry that carries no reason, so no write path (form, API, import,
     shell) can skip it. ``version`` counts saves for optimistic concurrency (API 409).
+    A save into a frozen or locked casebook raises ``core.errors.RecordLocked`` (issue 12;
+    class attributes ``lock_patient_path`` and ``lock_level``, see core.locks).
     """
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -31,6 +33,13 @@ class AuditedModel(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A frozen or locked casebook refuses every write, whichever path it came by
+        # (core.locks; views refuse earlier with a banner, this is the backstop).
+        from core.locks import lock_refusal
+
+        refusal = lock_refusal(self)
+        if refusal is not None:
+            raise refusal
         if not self._state.adding:
             if not str(getattr(self, "_change_reason", "") or "").strip():
                 raise ReasonRequired()

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 
+from cleaning.selectors import query_counts_by_site
 from dosing.models import Cycle
 from dosing.selectors import site_worklist
 from patients.models import Patient, PatientEvent
@@ -108,6 +109,8 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         "ae_summary": summary,
         "trial_wide": trial_wide,
         "stale": bool(escalation.get("stale") or survival.get("stale")),
+        # Unclosed data queries per site (issue 12): two SQL queries whatever their number.
+        "query_counts": query_counts_by_site(user, trial, filters.site),
     }
 
 

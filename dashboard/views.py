@@ -58,6 +58,7 @@ def patient_timeline(request, patient_id: int):  # type: ignore[no-untyped-def]
 def home(request):  # type: ignore[no-untyped-def]
     """Everyone's start page: their trials; for a site coordinator, also what is due or
     overdue this week at his or her sites (the worklist), without another click."""
+    from cleaning.selectors import open_queries_for_site_staff
     from dosing.selectors import site_worklist
 
     today = timezone.localdate()
@@ -65,6 +66,7 @@ def home(request):  # type: ignore[no-untyped-def]
     for trial in trial_selectors.trial_list(request.user):
         roles = access.roles_in(request.user, trial)
         worklist = site_worklist(request.user, trial, today) if "coordinator" in roles else None
-        trials.append({"trial": trial, "roles": roles, "worklist": worklist,
+        queries = open_queries_for_site_staff(request.user, trial) if "coordinator" in roles else None
+        trials.append({"trial": trial, "roles": roles, "worklist": worklist, "queries": queries,
                        "clinical": access.can(request.user, "view_clinical", trial)})  # fmt: skip
     return render(request, "dashboard/home.html", {"trials": trials, "today": today})

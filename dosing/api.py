@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from core.api_concurrency import with_etag
+from core.api_concurrency import expected_version, with_etag
 from dosing import selectors, services
 from dosing.models import Cycle, LabPanel
 from patients import selectors as patient_selectors
@@ -75,6 +75,32 @@ class CycleInput(serializers.Serializer):
     dose_mg = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0, required=False, allow_null=True)
 
 
+class CycleUpdateInput(serializers.Serializer):
+    """A correction after first entry (services.cycle_update): only the fields sent change;
+    ``reason_for_change`` and the version read (If-Match or ``version``) are required."""
+
+    day1 = serializers.DateField(required=False)
+    given = serializers.BooleanField(required=False)
+    not_given_reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    height_cm = serializers.DecimalField(max_digits=6, decimal_places=1, required=False, allow_null=True)
+    weight_kg = serializers.DecimalField(max_digits=6, decimal_places=1, required=False, allow_null=True)
+    dose_mg = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0, required=False, allow_null=True)
+    reduced = serializers.BooleanField(required=False)
+    reduction_reason = serializers.ChoiceField(choices=Cycle.ReductionReason.choices, required=False, allow_blank=True)
+    delay_reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    acute_gvhd_grade = serializers.IntegerField(min_value=0, max_value=4, required=False, allow_null=True)
+    liver_gvhd = serializers.BooleanField(required=False, allow_null=True)
+    sos = serializers.BooleanField(required=False, allow_null=True)
+    reason_for_change = serializers.CharField(required=False, allow_blank=True)
+    version = serializers.IntegerField(required=False)
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["This field cannot be corrected here."] for name in unknown})
+        return attrs
+
+
 class _PatientNested:
     """The patient of the URL, through the scoped selector: out of scope answers 404."""
 
@@ -104,6 +130,19 @@ class CycleViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveModelMi
         data.is_valid(raise_exception=True)
         cycle = services.cycle_record(user=request.user, patient=patient, data=dict(data.validated_data))
         return with_etag(Response(CycleOutput(cycle).data, status=status.HTTP_201_CREATED))
+
+    @extend_schema(request=CycleUpdateInput, responses={200: CycleOutput})
+    def partial_update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Correct a cycle (PATCH): the same rules as the correction screen; a stale version
+        answers 409, a frozen or locked casebook 423, and nothing is written."""
+        cycle = self.get_object()
+        data = CycleUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        reason = values.pop("reason_for_change", "")
+        version = expected_version(request, values.pop("version", None))
+        services.cycle_update(user=request.user, cycle=cycle, changes=values, reason=reason, expected_version=version)
+        return with_etag(Response(CycleOutput(selectors.cycle_get(request.user, cycle.pk)).data))
 
 
 class LabPanelOutput(serializers.ModelSerializer):

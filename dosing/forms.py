@@ -16,6 +16,11 @@ def _yes_no(label: str) -> forms.TypedChoiceField:
     )
 
 
+def _date_widget() -> forms.DateInput:
+    """An <input type="date">: its value must be ISO (YYYY-MM-DD) or browsers show it blank."""
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
 class CycleForm(forms.Form):
     """One coordinator screen per cycle: labs, GVHD/SOS status, dose, administration.
 
@@ -23,10 +28,10 @@ class CycleForm(forms.Form):
     """
 
     number = forms.IntegerField(label="Cycle number", min_value=1)
-    day1 = forms.DateField(label="Day 1 (dose date)", widget=forms.DateInput(attrs={"type": "date"}))
+    day1 = forms.DateField(label="Day 1 (dose date)", widget=_date_widget())
     # Labs (SI units)
     lab_date = forms.DateField(
-        label="Labs drawn on", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        label="Labs drawn on", required=False, widget=_date_widget(),
         help_text="Leave empty to use labs already on file.",
     )  # fmt: skip
     platelets = forms.DecimalField(
@@ -72,7 +77,7 @@ class DeviationForm(forms.ModelForm):
     class Meta:
         model = Deviation
         fields = ["kind", "cycle_number", "date", "reason"]
-        widgets = {"date": forms.DateInput(attrs={"type": "date"})}
+        widgets = {"date": _date_widget()}
 
 
 class FullDoseRestoreForm(ReasonForChangeForm):
@@ -83,8 +88,63 @@ class MedicationForm(forms.ModelForm):
     class Meta:
         model = ConcomitantMedication
         fields = ["agent", "other_agent", "start", "stop"]
-        widgets = {"start": forms.DateInput(attrs={"type": "date"}), "stop": forms.DateInput(attrs={"type": "date"})}
+        widgets = {"start": _date_widget(), "stop": _date_widget()}
 
 
 class MedicationEditForm(ReasonForChangeForm, MedicationForm):
     pass
+
+
+class CycleCorrectionForm(ReasonForChangeForm, CycleForm):
+    """The correction of a recorded cycle: what the site entered, without the cycle number
+    and the labs (their own records); every rule is the service's (cycle_update)."""
+
+    # An <input type="date"> shows its value only in ISO form (the locale's 29/03/2024 shows empty).
+    day1 = forms.DateField(label="Day 1 (dose date)", widget=_date_widget())
+    number = None  # type: ignore[assignment]
+    lab_date = None  # type: ignore[assignment]
+    platelets = None  # type: ignore[assignment]
+    anc = None  # type: ignore[assignment]
+    hemoglobin = None  # type: ignore[assignment]
+    bilirubin = None  # type: ignore[assignment]
+    alt = None  # type: ignore[assignment]
+    ast = None  # type: ignore[assignment]
+
+    field_order = [
+        "day1",
+        "given",
+        "not_given_reason",
+        "acute_gvhd_grade",
+        "liver_gvhd",
+        "sos",
+        "height_cm",
+        "weight_kg",
+        "reduced",
+        "reduction_reason",
+        "delay_reason",
+        "dose_mg",
+        "reason_for_change",
+    ]
+
+    @staticmethod
+    def initial_for(cycle: Cycle) -> dict[str, object]:
+        """The cycle's values as the form shows them (yes/no choices as "true"/"false")."""
+
+        def choice(value: bool | None) -> str:
+            return "" if value is None else ("true" if value else "false")
+
+        return {
+            "day1": cycle.day1,
+            "given": choice(cycle.given),
+            "not_given_reason": cycle.not_given_reason,
+            "acute_gvhd_grade": "" if cycle.acute_gvhd_grade is None else str(cycle.acute_gvhd_grade),
+            "liver_gvhd": choice(cycle.liver_gvhd),
+            "sos": choice(cycle.sos),
+            "height_cm": cycle.height_cm,
+            "weight_kg": cycle.weight_kg,
+            "reduced": cycle.reduced,
+            "reduction_reason": cycle.reduction_reason,
+            "delay_reason": cycle.delay_reason,
+            "dose_mg": cycle.dose_mg,
+            "version": cycle.version,
+        }

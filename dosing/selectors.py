@@ -25,7 +25,10 @@ from trial.models import Site, Trial
 
 def patient_for_dosing(user, patient_id: int, capability: str = "view_clinical") -> Patient:  # type: ignore[no-untyped-def]
     """The patient with everything the dosing rules read (404 when out of scope)."""
-    queryset = Patient.objects.select_related("trial", "site", "dose_level", "transplant").prefetch_related(
+    # The lock rows come along for the casebook's lock banner (issue 12).
+    queryset = Patient.objects.select_related(
+        "trial", "site", "dose_level", "transplant", "casebook_lock", "trial__lock"
+    ).prefetch_related(
         "events",
         "cycles",
         "consents__protocol_version",

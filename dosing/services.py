@@ -14,9 +14,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from core.audit import record_create, record_update
+from core.errors import EditConflict, ReasonRequired
+from core.locks import ensure_writable
 from dosing import bsa, predose, reduction, schedule
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
-from dosing.params import bsa_params, predose_params, schedule_params
+from dosing.params import bsa_params, predose_params, schedule_params, trial_schedule_params
 from patients.models import Patient, PatientEvent
 from trial import access
 from trial.models import TrialComputation
@@ -54,6 +56,10 @@ class CycleEvaluation:
     bsa_text: str = ""
     deviation: Deviation | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
+    # A correction only: what else the corrected day 1 changes (the next cycle's due date
+    # and delay, the DLT window), shown before saving and written with the correction.
+    followers: list[tuple[Cycle, dict[str, Any]]] = field(default_factory=list)
+    effects: list[str] = field(default_factory=list)
 
     def error(self, name: str, message: str) -> None:
         """``name`` is a field of the cycle form, or "__all__" for the whole entry."""
@@ -98,14 +104,8 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         ev.error("day1", "The patient is not enrolled at a dose level: enrol before dosing.")
         return ev
 
-    for event in patient.events.all():
-        if event.kind in STOPPING_EVENTS and event.date <= day1:
-            ev.error(
-                "day1",
-                f"No dosing after {event.get_kind_display().lower()} on {event.date.isoformat()}: "
-                "dosing is closed for this patient.",
-            )
-            return ev
+    if _stopping_event_error(ev, patient, day1):
+        return ev
 
     # Schedule: number, order, protocol maximum, timing (dosing.schedule).
     versions = [(v.version, v.max_cycles) for v in trial.protocol_versions.all()]
@@ -133,6 +133,42 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         ev.error("day1", ev.timing.message)
         return ev
 
+    panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in patient.lab_panels.all()]
+    if data.get("lab_date"):
+        panels.append(predose.LabValues(data["lab_date"], _dec(data.get("platelets")), _dec(data.get("anc"))))
+        if data["lab_date"] > day1:
+            ev.error("lab_date", "Labs drawn after day 1 cannot clear the dose; enter the pre-dose labs.")
+    _visit_rules(ev, patient, data, panels, existing, patient.dose_level.dose_mg_m2)
+    return ev
+
+
+def _stopping_event_error(ev: CycleEvaluation, patient: Patient, day1: date) -> bool:
+    """PROTOCOL 3: nothing is dosed after EOT, relapse, death or withdrawal."""
+    for event in patient.events.all():
+        if event.kind in STOPPING_EVENTS and event.date <= day1:
+            ev.error(
+                "day1",
+                f"No dosing after {event.get_kind_display().lower()} on {event.date.isoformat()}: "
+                "dosing is closed for this patient.",
+            )
+            return True
+    return False
+
+
+def _visit_rules(
+    ev: CycleEvaluation,
+    patient: Patient,
+    data: dict[str, Any],
+    panels: list[predose.LabValues],
+    earlier: list[Cycle],
+    dose_mg_m2: Decimal,
+) -> None:
+    """The rules after the schedule, shared by first entry and correction: delay and
+    deviation, pre-dose safety check on ``panels`` (the labs on file and any entered
+    now), the reduction carried from the ``earlier`` cycles, BSA and dose."""
+    assert ev.number is not None and ev.timing is not None  # noqa: S101
+    trial, number, day1 = patient.trial, ev.number, data["day1"]
+    given = data.get("given", True)
     deviations = [d for d in patient.deviations.all() if d.cycle_number == number]
 
     def deviation_of(kind: str) -> Deviation | None:
@@ -152,19 +188,14 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         elif not (data.get("delay_reason") or "").strip():
             ev.error("delay_reason", "Give the reason for the delay.")
 
-    # Pre-dose safety check (dosing.predose) on the stored labs plus the ones entered now.
-    panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in patient.lab_panels.all()]
-    if data.get("lab_date"):
-        panels.append(predose.LabValues(data["lab_date"], _dec(data.get("platelets")), _dec(data.get("anc"))))
-        if data["lab_date"] > day1:
-            ev.error("lab_date", "Labs drawn after day 1 cannot clear the dose; enter the pre-dose labs.")
+    # Pre-dose safety check (dosing.predose).
     status = predose.GvhdSosStatus(data.get("acute_gvhd_grade"), data.get("liver_gvhd"), data.get("sos"))
     ev.check = predose.predose_check(panels, status, day1, predose_params(trial))
 
     if not given:
         if not (data.get("not_given_reason") or "").strip():
             ev.error("not_given_reason", "Give the reason the dose was not given.")
-        return ev
+        return
 
     if not ev.check.passed:
         safety_deviation = deviation_of(Deviation.Kind.SAFETY_CHECK)
@@ -180,7 +211,7 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
 
     # Reduction (dosing.reduction): an earlier reduction carries over.
     ev.carried = reduction.reduction_in_force(
-        [reduction.CycleReduction(c.number, c.reduced, c.reduction_reason, c.full_dose_restored) for c in existing]
+        [reduction.CycleReduction(c.number, c.reduced, c.reduction_reason, c.full_dose_restored) for c in earlier]
     )
     ev.reduced = bool(data.get("reduced")) or ev.carried.reduced
     ev.reduction_reason = data.get("reduction_reason") or (ev.carried.reason if ev.carried.reduced else "")
@@ -194,17 +225,15 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
     if weight is None:
         ev.error("weight_kg", "Enter the weight in kg measured at the cycle's start.")
     if height is None or weight is None:
-        return ev
+        return
     measured = bsa.check_measurements(height, weight, bsa_params(trial))
     for message in measured.height_cm:
         ev.error("height_cm", message)
     for message in measured.weight_kg:
         ev.error("weight_kg", message)
     if not measured.ok:
-        return ev
-    ev.calculation = bsa.cycle_dose(
-        patient.dose_level.dose_mg_m2, height, weight, reduced=ev.reduced, params=bsa_params(trial)
-    )
+        return
+    ev.calculation = bsa.cycle_dose(dose_mg_m2, height, weight, reduced=ev.reduced, params=bsa_params(trial))
     ev.dose_text = bsa.dose_arithmetic_text(ev.calculation)
     ev.bsa_text = bsa.bsa_arithmetic_text(ev.calculation)
     administered = _dec(data.get("dose_mg"))
@@ -215,7 +244,34 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
             f"The administered dose {administered} mg differs from the computed dose {computed} mg "
             f"by more than {ADMINISTERED_TOLERANCE * 100:.0f}%: check the dose ({ev.dose_text}).",
         )
-    return ev
+
+
+def _stored_values(ev: CycleEvaluation, data: dict[str, Any], dose_mg_m2: Decimal) -> dict[str, Any]:
+    """What a cycle stores after its rules passed: the entered values and what the rules
+    computed from them (the same for first entry and correction)."""
+    assert ev.next_cycle is not None and ev.timing is not None  # noqa: S101
+    given = data.get("given", True)
+    calc = ev.calculation
+    return {
+        "due_date": ev.next_cycle.due,
+        "day1": data["day1"],
+        "height_cm": _dec(data.get("height_cm")),
+        "weight_kg": _dec(data.get("weight_kg")),
+        "bsa_m2": calc.bsa_m2 if calc else None,
+        "dose_mg_m2": dose_mg_m2 if given else None,
+        "dose_mg": (_dec(data.get("dose_mg")) or calc.dose_mg) if (given and calc) else None,
+        "reduced": ev.reduced if given else False,
+        "reduction_reason": ev.reduction_reason if given and ev.reduced else "",
+        "delay_days": max(ev.timing.delay_days, 0),
+        "delay_reason": (data.get("delay_reason") or "").strip(),
+        "given": given,
+        "not_given_reason": "" if given else (data.get("not_given_reason") or "").strip(),
+        "safety_check": ev.safety_rows,
+        "deviation": ev.deviation,
+        "acute_gvhd_grade": data.get("acute_gvhd_grade"),
+        "liver_gvhd": data.get("liver_gvhd"),
+        "sos": data.get("sos"),
+    }
 
 
 def _patient_for_update(patient: Patient) -> Patient:
@@ -248,31 +304,12 @@ def cycle_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Cycle:
             if data.get("lab_date"):
                 panel = LabPanel(patient=locked, date=data["lab_date"], **{f: data.get(f) for f in LAB_FIELDS})
                 record_create(panel, user=user)
-            given = data.get("given", True)
-            calc = ev.calculation
             cycle = Cycle(
                 patient=locked,
                 number=ev.number,
-                due_date=ev.next_cycle.due,
-                day1=data["day1"],
                 dose_level=locked.dose_level,
-                height_cm=_dec(data.get("height_cm")),
-                weight_kg=_dec(data.get("weight_kg")),
-                bsa_m2=calc.bsa_m2 if calc else None,
-                dose_mg_m2=locked.dose_level.dose_mg_m2 if given else None,
-                dose_mg=(_dec(data.get("dose_mg")) or calc.dose_mg) if (given and calc) else None,
-                reduced=ev.reduced if given else False,
-                reduction_reason=ev.reduction_reason if given and ev.reduced else "",
-                delay_days=max(ev.timing.delay_days, 0),
-                delay_reason=(data.get("delay_reason") or "").strip(),
-                given=given,
-                not_given_reason="" if given else (data.get("not_given_reason") or "").strip(),
-                safety_check=ev.safety_rows,
-                deviation=ev.deviation,
-                acute_gvhd_grade=data.get("acute_gvhd_grade"),
-                liver_gvhd=data.get("liver_gvhd"),
-                sos=data.get("sos"),
                 lab_panel=panel,
+                **_stored_values(ev, data, locked.dose_level.dose_mg_m2),
             )
             record_create(cycle, user=user)
             computation_request(locked.trial_id, TrialComputation.Kind.ESCALATION)
@@ -280,6 +317,265 @@ def cycle_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Cycle:
     except IntegrityError as exc:  # a concurrent entry of the same cycle number
         raise ValidationError({"number": ["This cycle was recorded meanwhile; reload the page."]}) from exc
     return cycle
+
+
+# --- correction after first entry (issue 12: a query on a cycle's day 1) ---------------
+
+# What a coordinator may correct on a recorded cycle, and why only these: they are what
+# the site entered (the visit date, the measurements, the dose given, the administration,
+# the GVHD/SOS status at the visit). Everything else is computed from them and written
+# again by the same rules (due date, delay days, BSA, dose per m², the safety check, the
+# deviation that allowed the dose), or is not the coordinator's: the cycle number (the
+# order of the cycles), the dose level (the patient's enrolment), the return to full dose
+# (an investigator's, cycle_full_dose_restore), the labs (their own panel record).
+CYCLE_CORRECTABLE_FIELDS = (
+    "day1",
+    "given",
+    "not_given_reason",
+    "height_cm",
+    "weight_kg",
+    "dose_mg",
+    "reduced",
+    "reduction_reason",
+    "delay_reason",
+    "acute_gvhd_grade",
+    "liver_gvhd",
+    "sos",
+)
+_NOT_CORRECTABLE = {
+    "number": "The cycle number is the order of the cycles and cannot be corrected.",
+    "due_date": "The due date follows from the previous cycle's day 1; correct that instead.",
+    "dose_level": "The dose level is the patient's enrolment level and cannot be corrected on a cycle.",
+    "full_dose_restored": "A return to full dose is documented by an investigator (Document return to full dose).",
+    "lab_panel": "Labs are corrected on their own lab panel.",
+}
+
+
+def _past(cycles: list[Cycle]) -> list[schedule.PastCycle]:
+    return [schedule.PastCycle(c.number, c.day1) for c in sorted(cycles, key=lambda c: c.number) if c.day1]
+
+
+def _differs(cycle: Cycle, name: str, value: Any) -> bool:
+    if name == "deviation":  # by id: the deviation rows are prefetched on the patient
+        return cycle.deviation_id != (value.pk if value is not None else None)
+    return bool(getattr(cycle, name) != value)
+
+
+def _dlt_window(day1s: list[date], params: schedule.ScheduleParams) -> schedule.DltWindow | None:
+    return schedule.dlt_window([schedule.PastCycle(n, d) for n, d in enumerate(sorted(day1s), start=1)], params)
+
+
+def _window_text(window: schedule.DltWindow | None) -> str:
+    if window is None:
+        return "none"
+    provisional = "" if window.closed_by_next_cycle else ", provisional"
+    return f"{window.start.isoformat()} to {window.end.isoformat()} ({window.end_rule}{provisional})"
+
+
+def cycle_correction_evaluate(patient: Patient, cycle: Cycle, data: dict[str, Any]) -> CycleEvaluation:
+    """Run the first-entry rules again on ``cycle`` with ``data`` (its current values with
+    the corrections), against the patient's other cycles; nothing is written.
+
+    ``patient`` comes with the prefetches of ``_patient_for_update`` /
+    ``selectors.patient_for_dosing``; ``data`` has every CYCLE_CORRECTABLE_FIELDS key.
+    A moved day 1 also moves the next cycle's due date: its timing is checked under the
+    same rules (a late dose needs its reason, a deviation an investigator's record) and
+    its due date and delay are written with the correction (``ev.followers``).
+    """
+    ev = CycleEvaluation(number=cycle.number)
+    trial = patient.trial
+    day1: date | None = data.get("day1")
+    if day1 is None:
+        ev.error("day1", "A cycle's day-1 date cannot be removed: enter the corrected date.")
+        return ev
+    transplant = getattr(patient, "transplant", None)
+    if transplant is None or patient.dose_level_id is None:
+        ev.error("day1", "The patient has no transplant or dose level on file: the cycle cannot be re-checked.")
+        return ev
+    if _stopping_event_error(ev, patient, day1):
+        return ev
+
+    params = trial_schedule_params(trial)
+    others = [c for c in patient.cycles.all() if c.pk != cycle.pk]
+    earlier = sorted((c for c in others if c.number < cycle.number), key=lambda c: c.number)
+    nxt = schedule.next_cycle(transplant.date, 0, _past(earlier), params)
+    ev.next_cycle = nxt
+
+    # The order, the consent and the protocol maximum of every cycle (dosing.schedule),
+    # with the corrected day 1 in place of the old one. Only problems the correction
+    # makes count: an old problem elsewhere must not block correcting this cycle.
+    consents = [schedule.Consent(c.protocol_version.version, c.date) for c in patient.consents.all()]
+    before = _past([*others, cycle])
+    after = sorted([*_past(others), schedule.PastCycle(cycle.number, day1)], key=lambda c: c.number)
+    known = set(schedule.validate_cycles(before, consents, params))
+    own = f"cycles[{next(i for i, c in enumerate(after) if c.number == cycle.number)}]."
+    for problem in schedule.validate_cycles(after, consents, params):
+        if problem in known or problem.field.startswith("consents["):
+            continue
+        message = problem.message if problem.field.startswith(own) else f"with this date, {problem.message}"
+        ev.error("day1", message[0].upper() + message[1:] + ".")
+    if ev.errors:
+        return ev
+
+    ev.timing = schedule.cycle_timing(day1, nxt)
+    given = data.get("given", True)
+    if given and ev.timing.status == "too_early":
+        ev.error("day1", ev.timing.message[0].upper() + ev.timing.message[1:] + ".")
+        return ev
+
+    # The labs on file; the ones entered with this visit must still be pre-dose labs.
+    panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in patient.lab_panels.all()]
+    own_panel = next((p for p in patient.lab_panels.all() if p.pk == cycle.lab_panel_id), None)
+    if own_panel is not None and own_panel.date > day1:
+        ev.error(
+            "day1",
+            f"The labs entered with this cycle were drawn on {own_panel.date.isoformat()}, after the corrected "
+            "day 1: labs drawn after day 1 cannot clear the dose.",
+        )
+    _visit_rules(ev, patient, data, panels, earlier, cycle.dose_level.dose_mg_m2)
+
+    # A reduction carries over to the later cycles (dosing.reduction): a correction that
+    # changed the reduction in force for a later cycle would make that cycle's dose wrong.
+    later = sorted((c for c in others if c.number > cycle.number), key=lambda c: c.number)
+    if later and not ev.errors:
+        reduced_now = ev.reduced if given else False
+        reason_now = ev.reduction_reason if given and ev.reduced else ""
+
+        def in_force(upto: int, reduced: bool, reason: str) -> reduction.ReductionInForce:
+            rows = [
+                reduction.CycleReduction(c.number, c.reduced, c.reduction_reason, c.full_dose_restored)
+                for c in [*earlier, *later]
+                if c.number < upto
+            ]
+            rows.append(reduction.CycleReduction(cycle.number, reduced, reason, cycle.full_dose_restored))
+            return reduction.reduction_in_force(rows)
+
+        for c in later:
+            if in_force(c.number, cycle.reduced, cycle.reduction_reason) != in_force(c.number, reduced_now, reason_now):
+                ev.error(
+                    "reduced",
+                    f"Cycle {c.number} was dosed with the reduction in force after this cycle; this change would "
+                    f"make cycle {c.number}'s dose wrong. Correct the later cycles first, from the latest.",
+                )
+                break
+
+    if day1 != cycle.day1 or bool(given) != cycle.given:
+        _follower_effects(ev, patient, cycle, day1, bool(given), earlier, later, transplant.date, params)
+    return ev
+
+
+def _follower_effects(
+    ev: CycleEvaluation,
+    patient: Patient,
+    cycle: Cycle,
+    day1: date,
+    given: bool,
+    earlier: list[Cycle],
+    later: list[Cycle],
+    hct_date: date,
+    params: schedule.ScheduleParams,
+) -> None:
+    """The next cycle is due one cycle length after this day 1 (PROTOCOL 3): its due date,
+    delay and delay deviation follow; and the DLT window may move (PROTOCOL 5)."""
+    follower = later[0] if later and later[0].number == cycle.number + 1 else None
+    if follower is not None and follower.day1 is not None and day1 != cycle.day1:
+        nxt = schedule.next_cycle(hct_date, 0, [*_past(earlier), schedule.PastCycle(cycle.number, day1)], params)
+        timing = schedule.cycle_timing(follower.day1, nxt)
+        what = f"cycle {follower.number} (day 1 {follower.day1.isoformat()}) would be {timing.message}"
+        reason_first = f"With this date, {what}: first correct cycle {follower.number} with its delay reason."
+        deviation = next((d for d in patient.deviations.all() if d.pk == follower.deviation_id), None)
+        if follower.given and timing.status == "too_early":
+            ev.error("day1", f"With this date, {what}.")
+        elif follower.given and timing.status == "deviation":
+            deviation = next(
+                (
+                    d
+                    for d in patient.deviations.all()
+                    if d.cycle_number == follower.number and d.kind == Deviation.Kind.DELAY
+                ),
+                None,
+            )
+            if deviation is None:
+                ev.error(
+                    "day1",
+                    f"With this date, {what}. An investigator must first record a protocol deviation (delay) "
+                    f"for cycle {follower.number}.",
+                )
+            elif not follower.delay_reason.strip():
+                ev.error("day1", reason_first)
+        elif follower.given and timing.status == "within_allowance" and not follower.delay_reason.strip():
+            ev.error("day1", reason_first)
+        elif deviation is not None and deviation.kind == Deviation.Kind.DELAY:
+            deviation = None  # no longer late beyond the allowance: the delay deviation no longer applies
+        changes = {"due_date": nxt.due, "delay_days": max(timing.delay_days, 0), "deviation": deviation}
+        changes = {k: v for k, v in changes.items() if _differs(follower, k, v)}
+        if changes:
+            ev.followers.append((follower, changes))
+            ev.effects.append(
+                f"Cycle {follower.number} becomes due on {nxt.due.isoformat()} "
+                f"(delay {max(timing.delay_days, 0)} days); it is corrected with this cycle."
+            )
+    # The window runs over the doses given, counted in order (as safety.dlt reads it).
+    others_given = [c.day1 for c in [*earlier, *later] if c.given and c.day1]
+    old = _dlt_window(others_given + ([cycle.day1] if cycle.given and cycle.day1 else []), params)
+    new = _dlt_window(others_given + ([day1] if given else []), params)
+    if old != new:
+        ev.effects.append(
+            f"The DLT window moves from {_window_text(old)} to {_window_text(new)}: the escalation is "
+            "recomputed; review this patient's DLT adjudications."
+        )
+
+
+def cycle_update(
+    *,
+    user: Any,
+    cycle: Cycle,
+    changes: dict[str, Any],
+    reason: str | None,
+    expected_version: int | None = None,
+) -> Cycle:
+    """Correct a recorded cycle (e.g. its day-1 date, answering a query): the first-entry
+    rules run again on the corrected values and the stored results are recomputed; the
+    next cycle's due date and delay follow a moved day 1. Needs a reason; a stale
+    ``expected_version`` is refused (EditConflict, API 409). All or nothing."""
+    patient = cycle.patient
+    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You do not enter data for this patient.")
+    ensure_writable(cycle)  # a frozen or locked casebook says so before anything else
+    unknown = set(changes) - set(CYCLE_CORRECTABLE_FIELDS)
+    if unknown:
+        raise ValidationError(
+            {name: [_NOT_CORRECTABLE.get(name, "This field cannot be corrected here.")] for name in sorted(unknown)}
+        )
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        locked = _patient_for_update(patient)
+        current = next((c for c in locked.cycles.all() if c.pk == cycle.pk), None)
+        if current is None:
+            raise ValidationError({"__all__": ["This cycle no longer exists."]})
+        if expected_version is not None and current.version != expected_version:
+            raise EditConflict(current.version, expected_version)
+        data = {name: getattr(current, name) for name in CYCLE_CORRECTABLE_FIELDS} | changes
+        ev = cycle_correction_evaluate(locked, current, data)
+        if ev.errors:
+            raise ValidationError(ev.errors)
+        values = _stored_values(ev, data, current.dose_level.dose_mg_m2)
+        diff = {k: v for k, v in values.items() if _differs(current, k, v)}
+        if not diff:
+            raise ValidationError({"__all__": ["Nothing to correct: these are the values on file."]})
+        updated = record_update(current, diff, user=user, reason=reason, expected_version=expected_version)
+        for follower, follower_changes in ev.followers:
+            record_update(
+                follower,
+                follower_changes,
+                user=user,
+                reason=f"{reason} (follows from the correction of cycle {current.number} day 1)",
+            )
+        computation_request(locked.trial_id, TrialComputation.Kind.ESCALATION)
+        computation_request(locked.trial_id, TrialComputation.Kind.SURVIVAL)
+    return updated  # type: ignore[return-value]
 
 
 def lab_panel_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> LabPanel:

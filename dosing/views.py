@@ -6,10 +6,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from core.audit import record_history
 from core.errors import EditConflict
 from core.forms import add_service_errors
 from dosing import selectors, services
-from dosing.forms import CycleForm, DeviationForm, FullDoseRestoreForm, MedicationEditForm, MedicationForm
+from dosing.forms import (
+    CycleCorrectionForm,
+    CycleForm,
+    DeviationForm,
+    FullDoseRestoreForm,
+    MedicationEditForm,
+    MedicationForm,
+)
 from dosing.params import trial_schedule_params
 from dosing.schedule import next_cycle
 from trial import access
@@ -74,6 +82,57 @@ def cycle_create(request, patient_id: int):  # type: ignore[no-untyped-def]
             for name, errors in evaluation.errors.items():
                 form.add_error(name if name in form.fields else None, errors)
     return render(request, "dosing/cycle_form.html", {"patient": patient, "form": form, "evaluation": evaluation})
+
+
+@login_required
+def cycle_correct(request, cycle_id: int):  # type: ignore[no-untyped-def]
+    """Correct a recorded cycle (e.g. its day 1, answering a query) with a reason: "Check"
+    re-runs every rule and shows what else changes; "Save" writes it (services.cycle_update).
+    A frozen or locked casebook shows its banner and refuses (core.locks)."""
+    cycle = selectors.cycle_get(request.user, cycle_id)
+    patient = selectors.patient_for_dosing(request.user, cycle.patient_id)
+    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You can read this patient but not correct its cycles.")
+    form = CycleCorrectionForm(request.POST or None, initial=CycleCorrectionForm.initial_for(cycle))
+    if "save" not in request.POST:  # "Check" writes nothing, so it needs no reason yet
+        form.fields["reason_for_change"].required = False
+    evaluation = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        changes = {name: data[name] for name in services.CYCLE_CORRECTABLE_FIELDS if name in data}
+        if "save" in request.POST:
+            try:
+                services.cycle_update(
+                    user=request.user,
+                    cycle=cycle,
+                    changes=changes,
+                    reason=data["reason_for_change"],
+                    expected_version=data["version"],
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            except EditConflict as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Cycle {cycle.number} corrected; the change is in its audit trail.")
+                return redirect("patient_dosing", patient_id=patient.pk)
+        values = {name: getattr(cycle, name) for name in services.CYCLE_CORRECTABLE_FIELDS} | changes
+        evaluation = services.cycle_correction_evaluate(patient, cycle, values)
+        if "save" not in request.POST:
+            for name, errors in evaluation.errors.items():
+                form.add_error(name if name in form.fields else None, errors)
+    return render(
+        request,
+        "dosing/cycle_correct.html",
+        {"patient": patient, "cycle": cycle, "form": form, "evaluation": evaluation, "lock": patient.lock},
+    )
+
+
+@login_required
+def cycle_history(request, cycle_id: int):  # type: ignore[no-untyped-def]
+    """The audit trail of one cycle: every version with who, when and why."""
+    cycle = selectors.cycle_get(request.user, cycle_id)
+    return render(request, "core/history.html", {"record": cycle, "rows": record_history(cycle), "back": cycle.patient})
 
 
 @login_required

@@ -15,6 +15,10 @@ Signatures in a bundle are historic: kept as recorded (name, date), marked impor
 no live signature; the signer need not be a user here. Writes are made by a dedicated
 service user (``IMPORT_USERNAME``) that holds coordinator and investigator grants in
 the new trial only while the import runs.
+
+Data cleaning (issue 12) rides along per patient: ``queries`` (with their threads) and
+``source_verifications``, each naming its record by its path inside the patient as the
+export lists it; re-created after all records and before the locks (docs/bundle.md).
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from cleaning import services as cleaning_services
+from cleaning.models import DataQuery, QueryMessage, SourceVerification
 from dosing import services as dosing_services
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 from patients import services as patient_services
@@ -44,7 +51,7 @@ from trial.access import forget_grants
 from trial.configuration import DoseLevelSpec
 from trial.escalation import Decision, DltStatus, EscalationDesign, PatientOutcome, SignedDecision, Variant
 from trial.escalation import escalation_state as escalation_rule
-from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Trial
+from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Trial, TrialLock
 
 FORMAT = "trial-bundle/1"
 IMPORT_USERNAME = "trialdesk-bundle-import"
@@ -87,6 +94,13 @@ LAB_KEYS = {
     "bilirubin": F("num"),
     "alt": F("num"),
     "ast": F("num"),
+}
+# A casebook's or the trial's lock state (issue 12); re-applied after the import.
+LOCK_KEYS: dict[str, F] = {
+    "state": _enum(("open", "frozen", "locked"), True),
+    "at": F("datetime"),
+    "by": F("str"),
+    "reason": F("str"),
 }
 TRIAL_KEYS: dict[str, F] = {
     "code": F("str", True, nullable=False),
@@ -296,9 +310,62 @@ PATIENT_KEYS: dict[str, F] = {
         },
     ),
 }
+PATIENT_KEYS["lock"] = F("object", fields=LOCK_KEYS)
+# Data cleaning (issue 12): queries with their threads, and source verification marks, on
+# a record named by its path inside the patient ("adverse_events[2]", "cycles[0].labs").
+QUERY_KEYS: dict[str, F] = {
+    "record": F("str", True, nullable=False),
+    "field": F("str"),
+    "question": F("str", True, nullable=False),
+    "state": _enum(DataQuery.State, True),
+    "origin": _enum(DataQuery.Origin),
+    "rule_code": F("str"),
+    "raised_by": F("str"),
+    "raised_at": F("datetime", True, nullable=False),
+    "closed_at": F("datetime"),
+    "messages": F(
+        "list",
+        True,
+        nullable=False,
+        fields={
+            "kind": _enum(QueryMessage.Kind, True),
+            "text": F("str"),
+            "by": F("str"),
+            "at": F("datetime", True, nullable=False),
+            "field": F("str"),
+            "old": F("str"),
+            "new": F("str"),
+        },
+    ),
+}
+VERIFICATION_KEYS: dict[str, F] = {
+    "record": F("str", True, nullable=False),
+    "current": F("bool", True, nullable=False),
+    "by": F("str", True, nullable=False),
+    "at": F("datetime", True, nullable=False),
+}
+PATIENT_KEYS["queries"] = F("list", fields=QUERY_KEYS)
+PATIENT_KEYS["source_verifications"] = F("list", fields=VERIFICATION_KEYS)
+# Record lists a query or a mark can point into (patients[].<key>[i]); plus "patient",
+# "transplant" and a cycle's visit lab panel "cycles[i].labs".
+RECORD_LISTS = (
+    "consents",
+    "screenings",
+    "labs",
+    "deviations",
+    "cycles",
+    "adverse_events",
+    "gvhd_episodes",
+    "dlt_adjudications",
+    "assessments",
+    "events",
+    "concomitant_medications",
+)
+_RECORD_PATH = re.compile(r"^(?:(patient|transplant)|([a-z_]+)\[(\d+)\](\.labs)?)$")
 BUNDLE_KEYS: dict[str, F] = {
     "format": F("str", True, nullable=False),
     "trial": F("object", True, fields=TRIAL_KEYS, nullable=False),
+    "trial_lock": F("object", fields=LOCK_KEYS),
     "patients": F("list", fields=PATIENT_KEYS),
     "escalation_signoffs": F(
         "list",
@@ -454,9 +521,35 @@ def _check_references(doc: dict[str, Any], problems: list[str]) -> None:
                 problems.append(
                     f"{path}.dlt_adjudications[{j}].supersedes: must be the index of an earlier adjudication."
                 )
+        for key in ("queries", "source_verifications"):
+            for j, item in enumerate(p.get(key) or []):
+                if item and item.get("record") is not None:
+                    problem = _record_path_problem(p, item["record"])
+                    if problem:
+                        problems.append(f"{path}.{key}[{j}].record: {problem}")
     for j, s in enumerate(doc.get("escalation_signoffs") or []):
         if s and s.get("dose_level") is not None and s["dose_level"] not in levels:
             problems.append(f"escalation_signoffs[{j}].dose_level: the trial has no dose level {s['dose_level']}.")
+
+
+def _record_path_problem(p: dict[str, Any], record: str) -> str | None:
+    """Why ``record`` names no record of this patient in the document (None: it does)."""
+    match = _RECORD_PATH.match(record)
+    if match is None:
+        return f"{record!r} is not a record path (patient, transplant, or e.g. adverse_events[0], cycles[1].labs)."
+    single, key, index, labs = match.groups()
+    if single == "transplant" and not p.get("transplant"):
+        return "no transplant in this patient."
+    if single:
+        return None
+    if key not in RECORD_LISTS:
+        return f"{key!r} is not a record list of a patient ({', '.join(RECORD_LISTS)})."
+    items = p.get(key) or []
+    if int(index) >= len(items):
+        return f"no {key}[{index}] in this patient."
+    if labs and (key != "cycles" or not (items[int(index)] or {}).get("labs")):
+        return f"no {key}[{index}].labs in this patient."
+    return None
 
 
 # ------------------------------------------------------------------ export
@@ -480,7 +573,7 @@ def _lab(panel: LabPanel) -> dict[str, Any]:
 def _export_queryset(trial: Trial) -> Any:
     return (
         Patient.objects.filter(trial=trial)
-        .select_related("site", "dose_level", "transplant")
+        .select_related("site", "dose_level", "transplant", "casebook_lock")
         .prefetch_related(
             Prefetch("consents", queryset=Consent.objects.select_related("protocol_version").order_by("date", "id")),
             Prefetch("screenings", queryset=Screening.objects.order_by("id")),
@@ -496,9 +589,112 @@ def _export_queryset(trial: Trial) -> Any:
             Prefetch("assessments", queryset=Assessment.objects.order_by("id")),
             Prefetch("events", queryset=PatientEvent.objects.order_by("date", "id")),
             Prefetch("medications", queryset=ConcomitantMedication.objects.order_by("id")),
+            Prefetch(
+                "data_queries",
+                queryset=DataQuery.objects.select_related("raised_by")
+                .prefetch_related(
+                    Prefetch(
+                        "messages", queryset=QueryMessage.objects.select_related("author").order_by("created_at", "id")
+                    )
+                )
+                .order_by("created_at", "id"),
+            ),
+            Prefetch(
+                "source_verifications",
+                queryset=SourceVerification.objects.select_related("verified_by").order_by("verified_at", "id"),
+            ),
         )
         .order_by("subject_id")
     )
+
+
+def _record_paths(p: Patient) -> dict[tuple[int, int], tuple[str, Any]]:
+    """(content type id, pk) -> (path inside the patient, record) for every casebook record
+    the bundle carries, indexed as the export lists them (the prefetched relations)."""
+    cycles = list(p.cycles.all())
+    visit_panels = {c.lab_panel_id for c in cycles if c.lab_panel_id}
+    lists: dict[str, list[Any]] = {
+        "consents": list(p.consents.all()),
+        "screenings": list(p.screenings.all()),
+        "labs": [panel for panel in p.lab_panels.all() if panel.pk not in visit_panels],
+        "deviations": list(p.deviations.all()),
+        "cycles": cycles,
+        "adverse_events": list(p.adverse_events.all()),
+        "gvhd_episodes": list(p.gvhd_episodes.all()),
+        "dlt_adjudications": list(p.dlt_adjudications.all()),
+        "assessments": list(p.assessments.all()),
+        "events": list(p.events.all()),
+        "concomitant_medications": list(p.medications.all()),
+    }
+    paths: dict[tuple[int, int], tuple[str, Any]] = {}
+
+    def add(path: str, record: Any) -> None:
+        paths[(ContentType.objects.get_for_model(type(record)).pk, record.pk)] = (path, record)
+
+    add("patient", p)
+    transplant = getattr(p, "transplant", None) if hasattr(p, "transplant") else None
+    if transplant is not None:
+        add("transplant", transplant)
+    for key, records in lists.items():
+        for i, record in enumerate(records):
+            add(f"{key}[{i}]", record)
+    for i, c in enumerate(cycles):
+        if c.lab_panel is not None:
+            add(f"cycles[{i}].labs", c.lab_panel)
+    return paths
+
+
+def _username(user: Any, recorded: str) -> str | None:
+    """Who, as a bundle names people: the historic name an import kept, else the username."""
+    if recorded:
+        return recorded
+    return user.get_username() if user is not None else None
+
+
+def _export_cleaning(p: Patient, out: dict[str, Any]) -> None:
+    """The patient's queries (with threads) and SDV marks; those on records the bundle
+    does not carry (a casebook lock row, a lab-proposal dismissal) are left out."""
+    paths = _record_paths(p)
+    out["queries"] = []
+    for q in p.data_queries.all():
+        found = paths.get((q.content_type_id, q.object_id))
+        if found is None:
+            continue
+        out["queries"].append(
+            {
+                "record": found[0],
+                "field": q.field_name or None,
+                "question": q.question,
+                "state": q.state,
+                "origin": q.origin,
+                "rule_code": q.rule_code or None,
+                "raised_by": _username(q.raised_by, q.raised_by_name),
+                "raised_at": _iso(q.created_at),
+                "closed_at": _iso(q.closed_at),
+                "messages": [
+                    {"kind": m.kind, "text": m.text, "by": _username(m.author, m.author_name), "at": _iso(m.created_at)}
+                    | (
+                        {"field": m.corrected_field, "old": m.old_value, "new": m.new_value}
+                        if m.kind == QueryMessage.Kind.CORRECTION
+                        else {}
+                    )
+                    for m in q.messages.all()
+                ],
+            }
+        )
+    out["source_verifications"] = []
+    for v in p.source_verifications.all():
+        found = paths.get((v.content_type_id, v.object_id))
+        if found is None:
+            continue
+        out["source_verifications"].append(
+            {
+                "record": found[0],
+                "current": v.record_version == found[1].version,
+                "by": _username(v.verified_by, v.verified_by_name),
+                "at": _iso(v.verified_at),
+            }
+        )
 
 
 def _export_patient(p: Patient) -> dict[str, Any]:
@@ -599,7 +795,17 @@ def _export_patient(p: Patient) -> dict[str, Any]:
         {"agent": m.agent, "other_agent": m.other_agent, "start": _iso(m.start), "stop": _iso(m.stop)}
         for m in p.medications.all()
     ]
+    _export_cleaning(p, out)
+    lock = getattr(p, "casebook_lock", None)
+    if lock is not None:
+        out["lock"] = _export_lock(lock)
     return out
+
+
+def _export_lock(lock: Any) -> dict[str, Any]:
+    """A lock row's state as recorded: who (printed name), when, why. Its signature is not
+    carried (docs/bundle.md); the import re-applies the state."""
+    return {"state": lock.state, "at": _iso(lock.changed_at), "by": lock.changed_by_name, "reason": lock.reason}
 
 
 def _export_cycle(c: Cycle) -> dict[str, Any]:
@@ -659,6 +865,7 @@ def _export_ae(ae: AdverseEvent) -> dict[str, Any]:
 
 def bundle_export(trial: Trial) -> dict[str, Any]:
     """The whole trial as a trial-bundle/1 document (docs/bundle.md)."""
+    trial_lock = TrialLock.objects.filter(trial=trial).first()
     settings = {}
     for name in TRIAL_SETTINGS:
         value = getattr(trial, name)
@@ -689,6 +896,7 @@ def bundle_export(trial: Trial) -> dict[str, Any]:
             for s in EscalationSignoff.objects.filter(trial=trial).order_by("signed_at", "id")
         ],
         "patients": [_export_patient(p) for p in _export_queryset(trial)],
+        **({"trial_lock": _export_lock(trial_lock)} if trial_lock is not None else {}),
     }
 
 
@@ -816,9 +1024,99 @@ class _Importer:
         patients.sort(key=lambda ip: (ip[1].get("enrolled") is None, ip[1].get("enrolled") or datetime.date.min, ip[0]))
         for i, p in patients:
             self.import_patient(f"patients[{i}]", p)
+        self.import_cleaning(trial, patients)
+        self.import_locks(trial, patients)
         for grant in grants:
             trial_services.role_revoke(grant, by=self.user, reason=f"{IMPORT_REASON} finished")
         return trial
+
+    def import_cleaning(self, trial: Trial, patients: list[tuple[int, dict[str, Any]]]) -> None:
+        """Queries and SDV marks, after every record of every patient is in (they point at
+        records by path, resolved as the export lists them) and before the locks."""
+        wanted = [(i, p) for i, p in patients if p.get("queries") or p.get("source_verifications")]
+        if not wanted:
+            return
+        imported = {
+            x.subject_id: x for x in _export_queryset(trial).filter(subject_id__in=[p["subject_id"] for _, p in wanted])
+        }
+        for i, p in sorted(wanted):
+            patient = imported.get(p["subject_id"])
+            if patient is None:
+                continue  # its registration was refused, and says why
+            by_path = dict(_record_paths(patient).values())
+            for key in ("queries", "source_verifications"):
+                for j, item in enumerate(p.get(key) or []):
+                    ipath = f"patients[{i}].{key}[{j}]"
+                    target = by_path.get(item["record"])
+                    if target is None:
+                        if not self.problems:  # else the record's own refusal is the problem
+                            self.problems.append(f"{ipath}.record: {item['record']} was not imported.")
+                        continue
+                    if key == "queries":
+                        self.import_query(ipath, target, item)
+                    else:
+                        self.attempt(
+                            ipath,
+                            lambda target=target, item=item: cleaning_services.verification_import(
+                                user=self.user,
+                                target=target,
+                                current=item["current"],
+                                verified_by_name=item["by"],
+                                verified_at=item["at"],
+                            ),
+                        )
+
+    def import_query(self, path: str, target: Any, q: dict[str, Any]) -> None:
+        spec = {
+            "field_name": q.get("field") or "",
+            "question": q["question"],
+            "state": q["state"],
+            "origin": q.get("origin") or DataQuery.Origin.MANUAL,
+            "rule_code": q.get("rule_code") or "",
+            "raised_by_name": q.get("raised_by") or "",
+            "raised_at": q["raised_at"],
+            "closed_at": q.get("closed_at"),
+            "messages": [
+                {
+                    "kind": m["kind"],
+                    "text": m.get("text") or "",
+                    "author_name": m.get("by") or "",
+                    "at": m["at"],
+                    "corrected_field": m.get("field") or "",
+                    "old_value": m.get("old") or "",
+                    "new_value": m.get("new") or "",
+                }
+                for m in q["messages"]
+            ],
+        }
+        self.attempt(
+            path,
+            lambda: cleaning_services.query_import(user=self.user, target=target, spec=spec),
+            renames={"field_name": "field"},
+        )
+
+    def import_locks(self, trial: Trial, patients: list[tuple[int, dict[str, Any]]]) -> None:
+        """Re-apply the casebook locks and the trial lock last, once every record is in
+        (a lock applied earlier would refuse the patient's own later records)."""
+        locked = [(i, p) for i, p in patients if p.get("lock")]
+        by_subject = {
+            x.subject_id: x
+            for x in Patient.objects.filter(trial=trial, subject_id__in=[p["subject_id"] for _, p in locked])
+        }
+        for i, p in locked:
+            patient = by_subject.get(p["subject_id"])
+            if patient is not None:
+                self.attempt(
+                    f"patients[{i}].lock",
+                    lambda patient=patient, p=p: patient_services.casebook_lock_import(
+                        user=self.user, patient=patient, spec=p["lock"]
+                    ),
+                )
+        if self.doc.get("trial_lock"):
+            self.attempt(
+                "trial_lock",
+                lambda: patient_services.trial_lock_import(user=self.user, trial=trial, spec=self.doc["trial_lock"]),
+            )
 
     # -- one patient
 

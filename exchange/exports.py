@@ -33,17 +33,18 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from dosing.models import Cycle
 from dosing.selectors import first_dose_dates
-from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
+from patients.models import Assessment, CasebookLock, Consent, Patient, PatientEvent, Screening, Transplant
 from patients.selectors import outcome_rows
 from safety.models import AdverseEvent, CtcaeTerm
 from trial import access, endpoints
-from trial.models import DoseLevel, Site, Trial
+from trial.models import DoseLevel, Site, Trial, TrialLock
 
 BATCH_ROWS = 2000
 # The study drug of the seed trial (PROTOCOL s1). Trial has no drug-name field yet; when
@@ -64,6 +65,8 @@ T = {
     "cycle": Cycle._meta.db_table,
     "ae": AdverseEvent._meta.db_table,
     "term": CtcaeTerm._meta.db_table,
+    "casebook_lock": CasebookLock._meta.db_table,
+    "trial_lock": TrialLock._meta.db_table,
 }
 
 
@@ -99,6 +102,8 @@ DATASETS: dict[str, Dataset] = {
                 "RFENDTC",
                 "DTHDTC",
                 "DTHFL",
+                "LOCKSTAT",
+                "LOCKDTC",
             ),
         ),  # fmt: skip
         Dataset(
@@ -300,6 +305,13 @@ def _date(expr: str) -> str:
     return f"to_char({expr}, 'YYYY-MM-DD')" if _postgres() else f"CAST({expr} AS TEXT)"
 
 
+def _datetime(expr: str) -> str:
+    """A timestamp as ISO 8601 UTC text, e.g. 2026-11-26T14:02:00Z."""
+    if _postgres():
+        return f"to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    return f"strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', {expr})"  # %% : the SQL has parameters
+
+
 def _number(expr: str) -> str:
     return f"CAST({expr} AS DOUBLE PRECISION)" if _postgres() else f"CAST({expr} AS REAL)"
 
@@ -364,6 +376,20 @@ _USUBJID = "t.code || '-' || p.subject_id"
 _PATIENT_JOINS = f" FROM {T['patient']} p JOIN {T['trial']} t ON t.id = p.trial_id"
 
 
+# The casebook's effective lock (issue 12): a trial lock locks every casebook.
+_LOCK_JOINS = (
+    f" LEFT JOIN {T['casebook_lock']} cl ON cl.patient_id = p.id"
+    f" LEFT JOIN {T['trial_lock']} tl ON tl.trial_id = p.trial_id"
+)
+_LOCK_STATE = (
+    "(CASE WHEN tl.state = 'locked' THEN 'LOCKED' WHEN cl.state = 'locked' THEN 'LOCKED' "
+    "WHEN cl.state = 'frozen' THEN 'FROZEN' ELSE 'OPEN' END)"
+)
+_LOCK_TIME_EXPR = (
+    "(CASE WHEN tl.state = 'locked' THEN tl.changed_at WHEN cl.state IN ('locked', 'frozen') THEN cl.changed_at END)"
+)
+
+
 def _dm(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) -> _Query:
     arm_cd = "(CASE WHEN lv.level IS NULL THEN 'NOTASSGN' ELSE 'L' || CAST(lv.level AS TEXT) END)"
     arm = f"(CASE WHEN lv.level IS NULL THEN 'Not assigned' ELSE {_number('lv.dose_mg_m2')} || ' mg/m2' END)"
@@ -379,8 +405,9 @@ def _dm(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
         f"(CASE WHEN ({first_dose}) IS NULL THEN 'Not treated' ELSE {arm} END), "
         f"(SELECT {_date('MIN(c.date)')} FROM {T['consent']} c WHERE c.patient_id = p.id), "
         f"{_date(first_dose)}, {_date(last_dose)}, {_date(death)}, "
-        f"(CASE WHEN {death} IS NULL THEN '' ELSE 'Y' END)"
+        f"(CASE WHEN {death} IS NULL THEN '' ELSE 'Y' END), {_LOCK_STATE}, {_datetime(_LOCK_TIME_EXPR)}"
         f"{_PATIENT_JOINS} JOIN {T['site']} s ON s.id = p.site_id LEFT JOIN {T['level']} lv ON lv.id = p.dose_level_id"
+        f"{_LOCK_JOINS}"
     )
     _patient_scope(q, trial, site_ids)
     _changed(
@@ -391,6 +418,8 @@ def _dm(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
             _FIRST_DOSE_CHANGED,
             f"{T['consent']} x WHERE x.patient_id = p.id",
             f"{T['event']} x WHERE x.patient_id = p.id AND x.kind = 'death'",
+            f"{T['casebook_lock']} x WHERE x.patient_id = p.id",
+            f"{T['trial_lock']} x WHERE x.trial_id = p.trial_id",
         ],
     )
     return q.add(" ORDER BY p.subject_id")
@@ -689,6 +718,31 @@ def json_chunks(
     yield b"]}"
 
 
+def lock_summary(trial: Trial, site_ids: Sequence[int]) -> dict[str, Any]:
+    """The lock state an export was taken in (issue 12): the trial lock and its time, and
+    how many of the exported casebooks are locked, frozen and open (effective states; the
+    time of each casebook's lock is in ``dm.LOCKDTC``). Two queries."""
+    trial_lock = TrialLock.objects.filter(trial=trial).first()
+    locked_trial = trial_lock is not None and trial_lock.state == TrialLock.State.LOCKED
+    patients = Patient.objects.filter(trial=trial, site_id__in=list(site_ids))
+    counts = {"locked": 0, "frozen": 0, "open": 0}
+    if locked_trial:
+        counts["locked"] = patients.count()
+    else:
+        for state, n in (
+            patients.values_list("casebook_lock__state")
+            .annotate(n=Count("pk"))
+            .order_by()
+            .values_list("casebook_lock__state", "n")
+        ):
+            counts[state or "open"] += n
+    return {
+        "trial": "locked" if locked_trial else "open",
+        "trial_locked_at": trial_lock.changed_at.isoformat() if locked_trial and trial_lock.changed_at else None,
+        "casebooks": counts,
+    }
+
+
 def export_stream(
     user, dataset_name: str, trial_ref: str, fmt: str, updated_since: str
 ) -> tuple[Trial, Any, dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -703,11 +757,15 @@ def export_stream(
     trial = export_trial(user, trial_ref)
     site_ids = list(access.sites_for(user, trial, "export").values_list("pk", flat=True))
     generated_at = timezone.now()
+    lock = lock_summary(trial, site_ids)
     headers = {
         "X-Export-Dataset": dataset.name,
         "X-Export-Generated-At": generated_at.isoformat(),
         "X-Export-Updated-Since": since.isoformat() if since is not None else "",
         "X-Export-Deletions": DELETIONS_NOTE,
+        "X-Export-Trial-Lock": lock["trial"]
+        + (f"; since {lock['trial_locked_at']}" if lock["trial_locked_at"] else ""),
+        "X-Export-Casebook-Locks": "; ".join(f"{state}={n}" for state, n in lock["casebooks"].items()),
         "Content-Disposition": f'attachment; filename="{trial.code}_{dataset.name}.{fmt}"',
     }
     header = {
@@ -717,6 +775,7 @@ def export_stream(
         "generated_at": generated_at.isoformat(),
         "updated_since": since.isoformat() if since is not None else None,
         "deletions_note": DELETIONS_NOTE,
+        "lock": lock,
     }
     if dataset.name in SQL_DATASETS and _postgres():
         # PostgreSQL writes each CSV line / JSON object itself: Python only joins strings.

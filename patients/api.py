@@ -4,13 +4,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api import CursorPagination
 from core.api_concurrency import expected_version, with_etag
+from core.locks import LockInfo
 from patients import selectors, services
 from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
 from trial import access
@@ -34,11 +35,35 @@ class ConsentOutput(serializers.ModelSerializer):
         fields = ["id", "protocol_version", "date", "version"]
 
 
+class LockOutput(serializers.Serializer):
+    """A casebook's effective lock (issue 12); a trial lock shows as locked with by_trial."""
+
+    # Plain text with the choices in the help: "state" names other choice sets too (queries).
+    state = serializers.CharField(help_text="One of: open, frozen, locked")
+    by_trial = serializers.BooleanField(help_text="Locked because the whole trial is locked.")
+    changed_at = serializers.DateTimeField(allow_null=True)
+    changed_by = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    message = serializers.CharField(help_text="What a refused write answers.")
+
+
+def lock_output(info: LockInfo) -> dict[str, Any]:
+    return {
+        "state": info.state,
+        "by_trial": info.by_trial,
+        "changed_at": info.changed_at.isoformat() if info.changed_at else None,
+        "changed_by": info.changed_by,
+        "reason": info.reason,
+        "message": info.message,
+    }
+
+
 class PatientOutput(serializers.ModelSerializer):
     trial = serializers.SlugRelatedField(slug_field="code", read_only=True)
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
     dose_level = serializers.SlugRelatedField(slug_field="level", read_only=True)
     transplant = serializers.SerializerMethodField()
+    lock = serializers.SerializerMethodField()
 
     class Meta:
         model = Patient
@@ -55,8 +80,13 @@ class PatientOutput(serializers.ModelSerializer):
             "dose_level",
             "enrolled_on",
             "enrolment_deviation",
+            "lock",
             "version",
         ]
+
+    @extend_schema_field(LockOutput)
+    def get_lock(self, patient: Patient) -> dict[str, Any]:
+        return lock_output(patient.lock)
 
     @extend_schema(responses=TransplantOutput)
     def get_transplant(self, patient: Patient) -> dict[str, Any] | None:

@@ -141,3 +141,24 @@ class EventForm(ServiceValidatedModelForm):
 
 class EventEditForm(ReasonForChangeForm, EventForm):
     pass
+
+
+class LockChangeForm(forms.Form):
+    """Freeze, lock or unlock a casebook (or lock/unlock the trial), signed by password."""
+
+    action = forms.ChoiceField(label="Change the state to", widget=forms.RadioSelect)
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required to unlock (or to step back from locked to frozen); kept in the audit trail.",
+    )
+    password = forms.CharField(
+        label="Re-enter your password to sign",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, choices: list[tuple[str, str]], **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = choices  # type: ignore[attr-defined]

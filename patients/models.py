@@ -1,12 +1,17 @@
 """Patients. No names, record numbers or birth dates: a subject ID and a birth year."""
 
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
+from core.locks import LOCKED, OPEN, OPEN_INFO, LockInfo
 from core.models import AuditedModel
-from trial.models import DoseLevel, ProtocolVersion, Site, Trial
+from trial.models import DoseLevel, ProtocolVersion, Site, Trial, TrialLock
 
 
 class Patient(AuditedModel):
@@ -75,6 +80,90 @@ class Patient(AuditedModel):
 
     def get_absolute_url(self) -> str:
         return reverse("patient_detail", kwargs={"patient_id": self.pk})
+
+    # The casebook owner for core.locks: every record that reaches a patient is guarded.
+    lock_owner = True
+
+    @staticmethod
+    def _lock_info(subject_id: str, trial_code: str, casebook: Any, trial_lock: Any) -> LockInfo:
+        """Build the effective lock from the two lock rows (objects or None); the trial lock wins."""
+        if trial_lock is not None and trial_lock.state == LOCKED:
+            return LockInfo(
+                LOCKED,
+                subject_id,
+                True,
+                trial_code,
+                trial_lock.changed_at,
+                trial_lock.changed_by_name or "",
+                trial_lock.reason or "",
+            )
+        if casebook is None or casebook.state == OPEN:
+            return LockInfo(OPEN, subject_id, trial_code=trial_code)
+        return LockInfo(
+            casebook.state,
+            subject_id,
+            False,
+            trial_code,
+            casebook.changed_at,
+            casebook.changed_by_name or "",
+            casebook.reason or "",
+        )
+
+    @classmethod
+    def lock_info_for(cls, pk: int) -> LockInfo:
+        """The effective lock of patient ``pk``'s casebook (one query)."""
+        fields = ("state", "changed_at", "changed_by_name", "reason")
+        row = (
+            cls.objects.filter(pk=pk)
+            .values(
+                "subject_id",
+                "trial__code",
+                *(f"casebook_lock__{f}" for f in fields),
+                *(f"trial__lock__{f}" for f in fields),
+            )
+            .first()
+        )
+        if row is None:
+            return OPEN_INFO
+
+        def lock_row(prefix: str) -> SimpleNamespace | None:
+            if row[f"{prefix}state"] is None:
+                return None
+            return SimpleNamespace(**{f: row[f"{prefix}{f}"] for f in fields})
+
+        return cls._lock_info(
+            row["subject_id"], row["trial__code"], lock_row("casebook_lock__"), lock_row("trial__lock__")
+        )
+
+    @property
+    def lock(self) -> LockInfo:
+        """This casebook's effective lock: from the lock rows loaded with the patient
+        (selectors select_related "casebook_lock" and "trial__lock"), else one query."""
+        cls = type(self)
+        loaded = (
+            cls.casebook_lock.is_cached(self)  # type: ignore[attr-defined]
+            and cls.trial.is_cached(self)  # type: ignore[attr-defined]
+            and Trial.lock.is_cached(self.trial)  # type: ignore[attr-defined]
+        )
+        if not loaded:
+            return cls.lock_info_for(self.pk)
+        casebook = getattr(self, "casebook_lock", None)
+        trial_lock = getattr(self.trial, "lock", None)
+        return self._lock_info(self.subject_id, self.trial.code, casebook, trial_lock)
+
+    @classmethod
+    def lock_info_for_new(cls, patient: "Patient") -> LockInfo:
+        """A patient registered now: refused only when the whole trial is locked."""
+        lock = (
+            TrialLock.objects.filter(trial_id=patient.trial_id, state=TrialLock.State.LOCKED)
+            .select_related("trial")
+            .first()
+        )
+        if lock is None:
+            return OPEN_INFO
+        return LockInfo(
+            LOCKED, patient.subject_id, True, lock.trial.code, lock.changed_at, lock.changed_by_name, lock.reason
+        )
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -287,3 +376,35 @@ class PatientEvent(PatientRecord):
 
     def __str__(self) -> str:
         return f"{self.patient} {self.get_kind_display()} {self.date}"
+
+
+class CasebookLock(AuditedModel):
+    """A patient casebook's lock state (issue 12): open, frozen (no data changes; queries
+    still answerable) or locked (nothing changes). One row per patient, made at the first
+    freeze or lock and changed in place: each state change is a version in the history
+    (who, when, reason) and carries its own signature (meaning "lock"). Not casebook data
+    itself (the guard never refuses it); scoped through its patient.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        FROZEN = "frozen", "Frozen"
+        LOCKED = "locked", "Locked"
+
+    scope_trial_path = "patient__trial"
+    scope_site_path = "patient__site"
+    lock_patient_path = None
+    signature_unsigned_fields = ("signature",)
+
+    patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="casebook_lock")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    changed_by_name = models.CharField(max_length=200, blank=True, help_text="Printed name (kept for imports).")
+    reason = models.TextField(blank=True)
+    signature = models.ForeignKey("core.Signature", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.patient} casebook: {self.get_state_display()}"

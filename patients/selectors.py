@@ -10,7 +10,8 @@ from patients.table1 import table1 as table1_rule
 from trial import access
 from trial.models import Trial
 
-_PATIENT_RELATED = ("trial", "site", "dose_level", "transplant")
+# The lock rows come along so banners and the API show the lock state without a query.
+_PATIENT_RELATED = ("trial", "site", "dose_level", "transplant", "casebook_lock", "trial__lock")
 
 
 def patient_list(user, trial: Trial | None = None) -> QuerySet[Patient]:  # type: ignore[no-untyped-def]

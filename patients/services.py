@@ -13,6 +13,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import record_create, record_update
+from core.errors import SignatureRefused
+from core.models import Signature
+from core.signatures import signature_apply
 from patients.eligibility import (
     EligibilityParams,
     ScreeningFacts,
@@ -21,10 +24,10 @@ from patients.eligibility import (
     platelets_problems,
     screening_validity,
 )
-from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
+from patients.models import Assessment, CasebookLock, Consent, Patient, PatientEvent, Screening, Transplant
 from trial import access
 from trial.endpoints import PatientOutcome, outcome_date_problems
-from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation
+from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation, TrialLock
 from trial.services import computation_request, escalation_open_slots
 
 Errors = dict[str, list[str]]
@@ -692,3 +695,175 @@ def event_update(
         for kind in sorted(kinds):
             computation_request(patient.trial_id, kind)
     return event
+
+
+# --- casebook and trial locks (issue 12) ----------------------------------------------
+#
+# A data manager freezes, locks and unlocks a casebook, and locks or unlocks the whole
+# trial, each with an e-signature (password re-entry) on the new state of the lock row;
+# every change is a version of that row in the audit history (who, when, reason). The
+# guard in core.models.AuditedModel.save enforces the state on every write path.
+
+LOCK_TRANSITIONS = {
+    # (from, to): needs a reason (an unlock, or a step back from locked to frozen)
+    (CasebookLock.State.OPEN, CasebookLock.State.FROZEN): False,
+    (CasebookLock.State.OPEN, CasebookLock.State.LOCKED): False,
+    (CasebookLock.State.FROZEN, CasebookLock.State.LOCKED): False,
+    (CasebookLock.State.LOCKED, CasebookLock.State.FROZEN): True,
+    (CasebookLock.State.FROZEN, CasebookLock.State.OPEN): True,
+    (CasebookLock.State.LOCKED, CasebookLock.State.OPEN): True,
+}
+
+
+def _require_lock_right(user: Any, trial_id: int) -> None:
+    if not access.can(user, "lock", trial_id):
+        raise PermissionDenied("Only a data manager of this trial freezes, locks and unlocks casebooks.")
+
+
+def _check_password(user: Any, password: str) -> None:
+    if not password or not user.check_password(password):
+        raise SignatureRefused({"password": ["The password is not correct; nothing was changed."]})
+
+
+def _printed_name(user: Any) -> str:
+    return str(user.get_full_name() or user.get_username())
+
+
+def casebook_lock_get(patient: Patient) -> CasebookLock | None:
+    return CasebookLock.objects.filter(patient=patient).first()
+
+
+def _casebook_set(*, user: Any, patient: Patient, state: str, password: str, reason: str) -> CasebookLock:
+    _require_lock_right(user, patient.trial_id)
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        lock = CasebookLock.objects.select_for_update().filter(patient=patient).first()
+        current = lock.state if lock is not None else CasebookLock.State.OPEN
+        label = CasebookLock.State(state).label.lower()
+        if current == state:
+            raise ValidationError({"state": [f"Casebook {patient.subject_id} is already {label}."]})
+        if TrialLock.objects.filter(trial_id=patient.trial_id, state=TrialLock.State.LOCKED).exists():
+            raise ValidationError(
+                {"state": [f"Trial {patient.trial.code} is locked: unlock the trial before changing a casebook."]}
+            )
+        if LOCK_TRANSITIONS[(current, state)] and not reason:  # type: ignore[index]
+            raise ValidationError({"reason": ["A reason is required to unlock a casebook (kept in the audit trail)."]})
+        _check_password(user, password)
+        values = {
+            "state": state,
+            "changed_at": timezone.now().replace(microsecond=0),
+            "changed_by": user,
+            "changed_by_name": _printed_name(user),
+            "reason": reason,
+        }
+        audit_reason = reason or f"casebook {label}"
+        if lock is None:
+            lock = CasebookLock(patient=patient, **values)
+            record_create(lock, user=user, reason=audit_reason)
+        else:
+            lock = record_update(lock, values, user=user, reason=audit_reason)  # type: ignore[assignment]
+        signature = signature_apply(lock, user=user, password=password, meaning=Signature.Meaning.LOCK)
+        # The link to its signature is not signed content (core.signatures._signed).
+        CasebookLock.objects.filter(pk=lock.pk).update(signature=signature)
+    lock.refresh_from_db()
+    return lock
+
+
+def casebook_freeze(*, user: Any, patient: Patient, password: str, reason: str = "") -> CasebookLock:
+    """Freeze: no data changes; queries can still be answered (a reason is needed only
+    when stepping back from locked)."""
+    return _casebook_set(user=user, patient=patient, state=CasebookLock.State.FROZEN, password=password, reason=reason)
+
+
+def casebook_lock(*, user: Any, patient: Patient, password: str, reason: str = "") -> CasebookLock:
+    """Lock: nothing in the casebook changes, queries and SDV marks included."""
+    return _casebook_set(user=user, patient=patient, state=CasebookLock.State.LOCKED, password=password, reason=reason)
+
+
+def casebook_unlock(*, user: Any, patient: Patient, password: str, reason: str) -> CasebookLock:
+    """Back to open; the reason is required and kept in the audit trail."""
+    return _casebook_set(user=user, patient=patient, state=CasebookLock.State.OPEN, password=password, reason=reason)
+
+
+def trial_lock_get(trial: Trial) -> TrialLock | None:
+    return TrialLock.objects.filter(trial=trial).first()
+
+
+def _trial_set(*, user: Any, trial: Trial, state: str, password: str, reason: str) -> TrialLock:
+    _require_lock_right(user, trial.pk)
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        lock = TrialLock.objects.select_for_update().filter(trial=trial).first()
+        current = lock.state if lock is not None else TrialLock.State.OPEN
+        if current == state:
+            raise ValidationError({"state": [f"Trial {trial.code} is already {TrialLock.State(state).label.lower()}."]})
+        if state == TrialLock.State.OPEN and not reason:
+            raise ValidationError({"reason": ["A reason is required to unlock the trial (kept in the audit trail)."]})
+        _check_password(user, password)
+        values = {
+            "state": state,
+            "changed_at": timezone.now().replace(microsecond=0),
+            "changed_by": user,
+            "changed_by_name": _printed_name(user),
+            "reason": reason,
+        }
+        audit_reason = reason or "trial locked for the analysis"
+        if lock is None:
+            lock = TrialLock(trial=trial, **values)
+            record_create(lock, user=user, reason=audit_reason)
+        else:
+            lock = record_update(lock, values, user=user, reason=audit_reason)  # type: ignore[assignment]
+        signature = signature_apply(lock, user=user, password=password, meaning=Signature.Meaning.LOCK)
+        TrialLock.objects.filter(pk=lock.pk).update(signature=signature)
+    lock.refresh_from_db()
+    return lock
+
+
+def trial_lock(*, user: Any, trial: Trial, password: str, reason: str = "") -> TrialLock:
+    """Lock every casebook of the trial for the analysis (recomputations keep running)."""
+    return _trial_set(user=user, trial=trial, state=TrialLock.State.LOCKED, password=password, reason=reason)
+
+
+def trial_unlock(*, user: Any, trial: Trial, password: str, reason: str) -> TrialLock:
+    """Lift the trial lock (each casebook returns to its own state); a reason is required."""
+    return _trial_set(user=user, trial=trial, state=TrialLock.State.OPEN, password=password, reason=reason)
+
+
+def _lock_import(model: Any, owner: dict[str, Any], *, user: Any, spec: dict[str, Any], label: str) -> Any:
+    """Re-apply a lock state carried by a trial bundle (the signer's printed name and time
+    as recorded; no live signature: the import itself is audited under the importer)."""
+    state = spec.get("state") or "open"
+    if state not in model.State.values:
+        raise ValidationError({"state": [f"Unknown {label} lock state {state!r}; use one of {model.State.values}."]})
+    changed_at = spec.get("at")
+    if isinstance(changed_at, str) and changed_at:
+        from django.utils.dateparse import parse_datetime
+
+        parsed = parse_datetime(changed_at)
+        if parsed is None:
+            raise ValidationError({"at": [f"Not a date and time: {changed_at!r}."]})
+        changed_at = parsed
+    values = {
+        "state": state,
+        "changed_at": changed_at or None,
+        "changed_by": None,
+        "changed_by_name": str(spec.get("by") or ""),
+        "reason": str(spec.get("reason") or ""),
+    }
+    with transaction.atomic():
+        lock = model.objects.select_for_update().filter(**owner).first()
+        reason = f"imported from a trial bundle ({label} {state})"
+        if lock is None:
+            lock = model(**owner, **values)
+            record_create(lock, user=user, reason=reason)
+        else:
+            lock = record_update(lock, values, user=user, reason=reason)
+    return lock
+
+
+def casebook_lock_import(*, user: Any, patient: Patient, spec: dict[str, Any]) -> CasebookLock:
+    return _lock_import(CasebookLock, {"patient": patient}, user=user, spec=spec, label="casebook")  # type: ignore[no-any-return]
+
+
+def trial_lock_import(*, user: Any, trial: Trial, spec: dict[str, Any]) -> TrialLock:
+    return _lock_import(TrialLock, {"trial": trial}, user=user, spec=spec, label="trial")  # type: ignore[no-any-return]

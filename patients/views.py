@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from core.audit import record_history
 from core.errors import EditConflict
 from core.forms import SignatureForm, add_service_errors
+from core.locks import lock_gate
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
 from patients import selectors, services
@@ -22,6 +23,7 @@ from patients.forms import (
     EnrolForm,
     EventEditForm,
     EventForm,
+    LockChangeForm,
     PatientEditForm,
     PatientRegisterForm,
     ScreeningForm,
@@ -57,6 +59,8 @@ def _save(form, call: Callable[[], Any]) -> Any:  # type: ignore[no-untyped-def]
 
 def _form_page(request, form, title: str, patient: Patient | None = None, trial: Trial | None = None) -> HttpResponse:  # type: ignore[no-untyped-def]
     context = {"form": form, "title": title, "patient": patient, "trial": trial or (patient and patient.trial)}
+    if patient is not None:  # a frozen or locked casebook: the banner, and no Save button
+        context["lock"] = patient.lock
     return render(request, "patients/patient_form.html", context)
 
 
@@ -102,6 +106,7 @@ def patient_detail(request, patient_id: int):  # type: ignore[no-untyped-def]
             "signatures": signatures_for(patient),
             "can_edit": _can_edit(request.user, patient),
             "can_sign": access.can(request.user, "sign", patient.trial_id),
+            "can_lock": access.can(request.user, "lock", patient.trial_id),
         },
     )
 
@@ -133,6 +138,7 @@ def patient_history(request, patient_id: int):  # type: ignore[no-untyped-def]
     return render(request, "core/history.html", {"record": patient, "rows": record_history(patient), "back": patient})
 
 
+@lock_gate("query")  # a frozen casebook can still be signed as reviewed; a locked one not
 @login_required
 def patient_sign(request, patient_id: int):  # type: ignore[no-untyped-def]
     """An investigator signs the casebook as reviewed (the reusable e-signature)."""
@@ -380,3 +386,108 @@ def trial_table1(request, trial_id: int):  # type: ignore[no-untyped-def]
     trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
     table = selectors.table1(trial, user=request.user)
     return render(request, "patients/table1.html", {"trial": trial, "table": table})
+
+
+# --- casebook and trial locks (issue 12) ---------------------------------------------
+
+_CASEBOOK_ACTIONS = {
+    "open": [("frozen", "Frozen: no data changes, queries still answerable"), ("locked", "Locked: nothing changes")],
+    "frozen": [("locked", "Locked: nothing changes"), ("open", "Open (unlock)")],
+    "locked": [("frozen", "Frozen (queries answerable again)"), ("open", "Open (unlock)")],
+}
+_CASEBOOK_SERVICES = {
+    "frozen": services.casebook_freeze,
+    "locked": services.casebook_lock,
+    "open": services.casebook_unlock,
+}
+
+
+def _lock_history(lock):  # type: ignore[no-untyped-def]
+    if lock is None:
+        return [], []
+    return record_history(lock), signatures_for(lock)
+
+
+@lock_gate(None)  # the lock screen itself is no casebook write
+@login_required
+def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """A data manager freezes, locks or unlocks the casebook, with an e-signature."""
+    patient = selectors.patient_get(request.user, patient_id)
+    if not access.can(request.user, "lock", patient.trial_id):
+        raise PermissionDenied("Only a data manager of this trial freezes, locks and unlocks casebooks.")
+    lock = services.casebook_lock_get(patient)
+    current = lock.state if lock is not None else "open"
+    form = LockChangeForm(request.POST or None, choices=_CASEBOOK_ACTIONS[current])
+    if request.method == "POST" and form.is_valid():
+        service = _CASEBOOK_SERVICES[form.cleaned_data["action"]]
+        saved = _save(
+            form,
+            lambda: service(
+                user=request.user,
+                patient=patient,
+                password=form.cleaned_data["password"],
+                reason=form.cleaned_data["reason"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, f"Casebook {patient.subject_id} is now {saved.get_state_display().lower()}.")
+            return redirect("casebook_lock", patient_id=patient.pk)
+    rows, sigs = _lock_history(lock)
+    return render(
+        request,
+        "patients/lock.html",
+        {
+            "patient": patient,
+            "title": f"Casebook lock of {patient.subject_id}",
+            "lock": patient.lock,
+            "own_state": current,
+            "form": form,
+            "rows": rows,
+            "signatures": sigs,
+            "trial_locked": patient.lock.by_trial,
+        },
+    )
+
+
+@lock_gate(None)
+@login_required
+def trial_lock_view(request, trial_id: int):  # type: ignore[no-untyped-def]
+    """A data manager locks the whole trial for the analysis (or unlocks it, with a reason)."""
+    trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_trial", pk=trial_id)
+    if not access.can(request.user, "lock", trial):
+        raise PermissionDenied("Only a data manager of this trial locks and unlocks it.")
+    lock = services.trial_lock_get(trial)
+    current = lock.state if lock is not None else "open"
+    if current == "locked":
+        choices = [("open", "Open (unlock the trial; casebooks return to their own state)")]
+    else:
+        choices = [("locked", "Locked: every casebook of the trial is locked for the analysis")]
+    form = LockChangeForm(request.POST or None, choices=choices)
+    if request.method == "POST" and form.is_valid():
+        service = services.trial_lock if form.cleaned_data["action"] == "locked" else services.trial_unlock
+        saved = _save(
+            form,
+            lambda: service(
+                user=request.user,
+                trial=trial,
+                password=form.cleaned_data["password"],
+                reason=form.cleaned_data["reason"],
+            ),
+        )
+        if saved is not None:
+            messages.success(request, f"Trial {trial.code} is now {saved.get_state_display().lower()}.")
+            return redirect("trial_lock", trial_id=trial.pk)
+    rows, sigs = _lock_history(lock)
+    return render(
+        request,
+        "patients/lock.html",
+        {
+            "trial": trial,
+            "title": f"Trial lock of {trial.code}",
+            "lock": lock,
+            "own_state": current,
+            "form": form,
+            "rows": rows,
+            "signatures": sigs,
+        },
+    )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from dosing.models import Cycle, LabPanel
@@ -209,15 +209,40 @@ def dlt_params(trial: Trial) -> dlt.DltParams:
 
 
 def _dlt_prefetches() -> list[Any]:
+    # The rows are read only by _patient_dlt: ``only()`` the fields it uses, as model
+    # instances cost most of the dashboard's time at scale (bench/README.md, issue 11).
     return [
         Prefetch(
             "cycles",
-            queryset=Cycle.objects.filter(given=True, day1__isnull=False).order_by("number"),
+            queryset=Cycle.objects.filter(given=True, day1__isnull=False)
+            .only("id", "patient_id", "number", "day1")
+            .order_by("number"),
             to_attr="given_cycles",
         ),
-        Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("term"), to_attr="all_aes"),
-        Prefetch("lab_panels", queryset=LabPanel.objects.order_by("date", "id"), to_attr="all_labs"),
-        Prefetch("events", queryset=PatientEvent.objects.order_by("date", "id"), to_attr="all_events"),
+        # Only the AEs a DLT rule can flag (dlt.dlt_candidates with dlt_params: an SOS term at
+        # any grade, otherwise grade >= the trial's DLT grade); loading every AE made the
+        # dashboard's time grow with the trial's AE count.
+        Prefetch(
+            "adverse_events",
+            queryset=AdverseEvent.objects.filter(
+                Q(term__meddra_code__in=dlt.DEFAULT_PARAMS.sos_meddra_codes)
+                | Q(grade__gte=F("patient__trial__dlt_min_grade"))
+            )
+            .select_related("term")
+            .order_by("onset", "id")  # the model's order within a patient, without joining trial to sort
+            .only("id", "patient_id", "grade", "onset", "resolved", "attribution", "term__term", "term__meddra_code"),
+            to_attr="all_aes",
+        ),
+        Prefetch(
+            "lab_panels",
+            queryset=LabPanel.objects.only("id", "patient_id", "date", "platelets", "anc").order_by("date", "id"),
+            to_attr="all_labs",
+        ),
+        Prefetch(
+            "events",
+            queryset=PatientEvent.objects.only("id", "patient_id", "kind", "date").order_by("date", "id"),
+            to_attr="all_events",
+        ),
         Prefetch(
             "dlt_adjudications",
             queryset=DltAdjudication.objects.select_related("signature", "adverse_event__term").order_by(
@@ -432,9 +457,11 @@ def ae_summary(user, trial: Trial) -> dict[str, Any]:  # type: ignore[no-untyped
     ids = [p[0] for p in patients]
     events = [
         adverse_events.SummaryEvent(pid, term, grade)
-        for pid, term, grade in AdverseEvent.objects.filter(patient_id__in=ids).values_list(
-            "patient_id", "term__term", "grade"
-        )
+        # No ORDER BY: the summary does not depend on the order, and the model's default
+        # (patient -> trial code, subject ID) joins two tables to sort every AE of the trial.
+        for pid, term, grade in AdverseEvent.objects.filter(patient_id__in=ids)
+        .order_by()
+        .values_list("patient_id", "term__term", "grade")
     ]
     levels: dict[int, tuple[Decimal, list[int]]] = {}
     for pid, level, dose in patients:

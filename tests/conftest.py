@@ -94,7 +94,7 @@ def login(client):  # type: ignore[no-untyped-def]
 class WorkerProcess:
     """A real ``celery worker`` process on its own queue, reading the test database."""
 
-    def __init__(self, queue: str, log_dir, extra_env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def __init__(self, queue: str, log_dir, extra_env: dict[str, str] | None = None, extra_args=()):  # type: ignore[no-untyped-def]
         import socket
 
         self.queue = queue
@@ -109,6 +109,7 @@ class WorkerProcess:
             "DJANGO_ENV": "test",
             **(extra_env or {}),
         }
+        self.extra_args = list(extra_args)  # e.g. ["-B", "-s", path]: beat inside the worker
         self.process = None
 
     def start(self, timeout: float = 60) -> "WorkerProcess":
@@ -122,7 +123,7 @@ class WorkerProcess:
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", self.queue,
-                 "-n", self.node, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+                 "-n", self.node, "--without-gossip", "--without-mingle", "--loglevel=INFO", *self.extra_args],
                 cwd=Path(__file__).resolve().parents[1], env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + timeout

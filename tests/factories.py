@@ -274,3 +274,76 @@ class LabProposalDismissalFactory(PatientRecordFactory):
 SCOPED_FACTORIES[LabProposalDismissal] = lambda trial, site: LabProposalDismissalFactory(
     patient=PatientFactory(site=site, trial=trial)
 )
+
+
+# cleaning (issue 12): data queries, their messages and source data verifications,
+# each on an AE of a patient of the given site.
+from django.contrib.contenttypes.models import ContentType  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from cleaning.models import DataQuery, QueryMessage, SourceVerification  # noqa: E402
+
+
+class DataQueryFactory(AuditedFactory):
+    class Meta:
+        model = DataQuery
+
+    class Params:
+        record = factory.LazyAttribute(lambda o: AdverseEventFactory(patient=PatientFactory()))
+
+    patient = factory.LazyAttribute(lambda o: o.record.patient)
+    trial = factory.LazyAttribute(lambda o: o.patient.trial)
+    site = factory.LazyAttribute(lambda o: o.patient.site)
+    content_type = factory.LazyAttribute(lambda o: ContentType.objects.get_for_model(o.record))
+    object_id = factory.LazyAttribute(lambda o: o.record.pk)
+    field_name = "grade"
+    question = "Please check the grade against the source."
+
+
+class QueryMessageFactory(AuditedFactory):
+    class Meta:
+        model = QueryMessage
+
+    query = factory.SubFactory(DataQueryFactory)
+    kind = QueryMessage.Kind.QUESTION
+    text = "Please check the grade against the source."
+
+
+class SourceVerificationFactory(AuditedFactory):
+    class Meta:
+        model = SourceVerification
+
+    class Params:
+        record = factory.LazyAttribute(lambda o: AdverseEventFactory(patient=PatientFactory()))
+
+    patient = factory.LazyAttribute(lambda o: o.record.patient)
+    trial = factory.LazyAttribute(lambda o: o.patient.trial)
+    site = factory.LazyAttribute(lambda o: o.patient.site)
+    content_type = factory.LazyAttribute(lambda o: ContentType.objects.get_for_model(o.record))
+    object_id = factory.LazyAttribute(lambda o: o.record.pk)
+    record_version = factory.LazyAttribute(lambda o: o.record.version)
+    verified_by = factory.SubFactory(UserFactory)
+    verified_at = factory.LazyFunction(timezone.now)
+
+
+SCOPED_FACTORIES[DataQuery] = lambda trial, site: DataQueryFactory(
+    record=AdverseEventFactory(patient=PatientFactory(site=site, trial=trial))
+)
+SCOPED_FACTORIES[QueryMessage] = lambda trial, site: QueryMessageFactory(
+    query=DataQueryFactory(record=AdverseEventFactory(patient=PatientFactory(site=site, trial=trial)))
+)
+SCOPED_FACTORIES[SourceVerification] = lambda trial, site: SourceVerificationFactory(
+    record=AdverseEventFactory(patient=PatientFactory(site=site, trial=trial))
+)
+
+
+# issue 12: the lock rows of a casebook and of a trial (an open state: nothing is refused).
+from patients.models import CasebookLock  # noqa: E402
+from trial.models import TrialLock  # noqa: E402
+
+SCOPED_FACTORIES[CasebookLock] = lambda trial, site: AuditedFactory._create(
+    CasebookLock, patient=PatientFactory(site=site, trial=trial), state="open"
+)
+SCOPED_FACTORIES[TrialLock] = lambda trial, site: (
+    TrialLock.objects.filter(trial=trial).first() or (AuditedFactory._create(TrialLock, trial=trial, state="open"))
+)

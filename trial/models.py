@@ -277,3 +277,34 @@ class EscalationSignoff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trial} {self.decision} L{self.dose_level} ({self.signed_by_name})"
+
+
+class TrialLock(AuditedModel):
+    """The trial-level lock (issue 12): while locked, every casebook of the trial is locked
+    for the analysis. One row per trial, changed in place: each lock and unlock is a new
+    version in the history (who, when, reason) and carries its own signature (meaning
+    "lock"). Not casebook data itself, so the lock guard never refuses it; recomputations
+    keep running on locked data.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        LOCKED = "locked", "Locked"
+
+    scope_trial_path = "trial"
+    scope_site_path = None
+    lock_patient_path = None
+    signature_unsigned_fields = ("signature",)
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="lock")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    changed_by_name = models.CharField(max_length=200, blank=True, help_text="Printed name (kept for imports).")
+    reason = models.TextField(blank=True)
+    signature = models.ForeignKey("core.Signature", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.trial} lock: {self.get_state_display()}"

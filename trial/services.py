@@ -1,5 +1,6 @@
 """Writes for the trial app: configuration, role grants, trial-level recomputation."""
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +29,8 @@ from trial.escalation import (
 )
 from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Site, Trial, TrialComputation
 from trial.survival_summary import SurvivalSubject, survival_summary
+
+logger = logging.getLogger(__name__)
 
 
 def dose_levels_validate(trial: Trial, specs: list[DoseLevelSpec]) -> None:
@@ -236,8 +239,6 @@ def computation_request(trial_id: int, kind: str) -> None:
     data (or not at all), and the task is sent only once the data are visible to a
     worker (never ``.delay()`` inside an open transaction).
     """
-    from trial.tasks import trial_recompute
-
     deferred = _DEFERRED.get()
     if deferred is not None:
         deferred.add((trial_id, kind))
@@ -247,7 +248,22 @@ def computation_request(trial_id: int, kind: str) -> None:
     )
     if not updated:
         TrialComputation.objects.get_or_create(trial_id=trial_id, kind=kind)
-    transaction.on_commit(lambda: trial_recompute.delay(trial_id, kind))
+    transaction.on_commit(lambda: _computation_enqueue(trial_id, kind))
+
+
+def _computation_enqueue(trial_id: int, kind: str) -> None:
+    """Send the recomputation task. With the broker unreachable the data and the request
+    are committed already: the result stays stale (the dashboards say so) and the relay
+    (beat, ``computation_relay_stale``) sends it once the broker is back, so the user's
+    save succeeds instead of failing after its commit."""
+    from kombu.exceptions import OperationalError
+
+    from trial.tasks import trial_recompute
+
+    try:
+        trial_recompute.delay(trial_id, kind)
+    except OperationalError as exc:
+        logger.warning("broker unreachable, %s of trial %s left to the relay: %s", kind, trial_id, exc)
 
 
 def computation_run(trial_id: int, kind: str) -> TrialComputation:

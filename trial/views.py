@@ -36,6 +36,9 @@ def trial_detail(request, trial_id: int):  # type: ignore[no-untyped-def]
             "summary": summary,
             "clinical": clinical,
             "can_export": access.can(request.user, "export", trial),
+            # The trial lock (issue 12): a banner for everyone, the lock screen for data managers.
+            "trial_lock": getattr(trial, "lock", None),
+            "can_lock": access.can(request.user, "lock", trial),
         },
     )
 

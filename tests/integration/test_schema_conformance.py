@@ -23,6 +23,7 @@ from tests.factories import (
     AssessmentFactory,
     ConsentFactory,
     CycleFactory,
+    DataQueryFactory,
     DltAdjudicationFactory,
     LabPanelFactory,
     PatientEventFactory,
@@ -63,6 +64,7 @@ def demo(db):  # type: ignore[no-untyped-def]
         records["assessment"] = AssessmentFactory(patient=patient)
         records["patient_event"] = PatientEventFactory(patient=patient)
         records["patient"] = patient
+        records["data_query"] = DataQueryFactory(record=ae)
     investigator = RoleGrant.objects.get(trial=trial, role=RoleGrant.Role.INVESTIGATOR).user
     _, key = token_issue(user=investigator, name="schemathesis")
     return trial, records, {"Authorization": f"Token {key}"}
@@ -92,6 +94,7 @@ def _real_parameters(path: str, trial, records) -> tuple[dict, dict]:  # type: i
         "patient-events": records["patient_event"].pk,
         "cycles": records["cycle"].pk,
         "lab-panels": records["lab_panel"].pk,
+        "queries": records["data_query"].pk,
     }
     segments = path.strip("/").split("/")
     values = {}

@@ -55,7 +55,14 @@ def test_load_demo_loads_the_seed_trial_once(db, capsys):  # type: ignore[no-unt
     ]  # fmt: skip
     assert sorted(trial.sites.values_list("code", flat=True)) == ["CCF", "MSK", "UHC"]
     assert [(p.version, p.max_cycles) for p in trial.protocol_versions.all()] == [("1", 4), ("2", 12)]
-    assert set(RoleGrant.objects.values_list("role", flat=True)) == {"coordinator", "investigator", "sponsor", "admin", "data_manager", "monitor"}
+    assert set(RoleGrant.objects.values_list("role", flat=True)) == {
+        "coordinator",
+        "investigator",
+        "sponsor",
+        "admin",
+        "data_manager",
+        "monitor",
+    }
     assert "passwords shown once" in first and first.count("  coordinator ") == 1
     # The seed trial's bundle (exchange/data): 18 treated patients and the screen failure.
     assert "imported: 3 sites, 4 dose levels, 19 patients (18 treated)" in first and "already loaded" in second

@@ -1,0 +1,287 @@
+"""Automatic data queries: rules that cannot block entry, checked by a periodic sweep.
+
+Pure module: no Django import. Each rule reads plain values and returns ``Finding``s
+(rule code, field, question); the sweep (``cleaning.services``) raises an automatic
+query for each new finding and closes the automatic queries whose finding is gone
+(the data were fixed). ``reconcile`` is that decision, so it is tested here too.
+
+The rules, and why none of them refuses the entry:
+- ``lab_plausibility:<analyte>``: a lab value outside the plausible range. Such a value
+  is possible to type but almost surely a slip; refusing it would stop a coordinator
+  who has the real (extreme) value in front of them, so it is asked instead.
+- ``assessment_overdue:<key>``: an expected assessment of the visit calendar
+  (PROTOCOL 7, ``dosing.schedule.visit_calendar``) whose window has closed without it:
+  the calendar's status "overdue", i.e. overdue by more than its window (due date +
+  the window's days after). Nothing can be refused: it is data that is missing.
+- ``ae_ongoing_at_eot``: an AE with no resolution date whose onset is on or before the
+  end of treatment, once the end of treatment is recorded (PROTOCOL 3 and 4: every AE
+  has a resolution date or is ongoing). The site fixes it with the resolution date,
+  or confirms it ongoing with the outcome "not recovered" (or "fatal", whose end is
+  the death record): both are data, so the query closes itself.
+
+A query closed by a person (the value was confirmed at source) is not raised again for
+the same record unless the record is edited afterwards (``reconcile``'s ``confirmed``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+
+from dosing.schedule import PlannedAssessment
+
+Number = Decimal | int | float | str
+
+LAB_PLAUSIBILITY = "lab_plausibility"
+ASSESSMENT_OVERDUE = "assessment_overdue"
+AE_ONGOING_AT_EOT = "ae_ongoing_at_eot"
+RULE_FAMILIES = (LAB_PLAUSIBILITY, ASSESSMENT_OVERDUE, AE_ONGOING_AT_EOT)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What an automatic query asks. ``rule_code`` is unique per record among the
+    record's non-closed queries; ``field_name`` is "" for the whole record."""
+
+    rule_code: str
+    field_name: str
+    question: str
+
+
+def rule_family(rule_code: str) -> str:
+    """The family of a rule code: "lab_plausibility:platelets" -> "lab_plausibility"."""
+    return rule_code.split(":", 1)[0]
+
+
+# --- lab values outside the plausible range ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlausibleRange:
+    """Inclusive bounds in the unit the record stores (SI, shared/API.md)."""
+
+    label: str
+    unit: str
+    low: Decimal
+    high: Decimal
+    why: str  # which slip a value outside it usually is
+
+
+# The bounds are far outside anything a patient after HCT shows, so a value outside is
+# nearly always a unit slip or an extra digit. The usual slips, by the SI conversion
+# factors: a count per microlitre typed where x10^9/L is asked (150 000/uL is 150
+# x10^9/L: 1000 times too large); haemoglobin in g/dL where g/L is asked (10 times too
+# small); bilirubin or creatinine in mg/dL where umol/L is asked (1 mg/dL = 17.1 umol/L
+# of bilirubin, 88.4 umol/L of creatinine). Negative values are always slips.
+PLAUSIBLE_RANGES: Mapping[str, PlausibleRange] = MappingProxyType(
+    {
+        "platelets": PlausibleRange(
+            "Platelets",
+            "x10^9/L",
+            Decimal("0"),
+            Decimal("2000"),
+            "above 2000 x10^9/L is beyond even extreme thrombocytosis; a count per uL "
+            "(e.g. 150000) typed as x10^9/L is the usual slip",
+        ),
+        "anc": PlausibleRange(
+            "ANC",
+            "x10^9/L",
+            Decimal("0"),
+            Decimal("100"),
+            "above 100 x10^9/L neutrophils is beyond a leukaemoid reaction; a count per uL "
+            "(e.g. 1500) typed as x10^9/L is the usual slip",
+        ),
+        "hemoglobin": PlausibleRange(
+            "Haemoglobin",
+            "g/L",
+            Decimal("20"),
+            Decimal("250"),
+            "a value in g/dL (e.g. 9.5) typed as g/L falls below 20 g/L, a level not "
+            "compatible with life; above 250 g/L is beyond polycythaemia",
+        ),
+        "bilirubin": PlausibleRange(
+            "Bilirubin",
+            "umol/L",
+            Decimal("0"),
+            Decimal("1000"),
+            "above 1000 umol/L (58 mg/dL) is beyond the deepest jaundice of liver failure; "
+            "an extra digit is the usual slip",
+        ),
+        "alt": PlausibleRange(
+            "ALT",
+            "U/L",
+            Decimal("0"),
+            Decimal("10000"),
+            "above 10000 U/L (about 250 x ULN) is seen only in massive hepatic necrosis; "
+            "an extra digit is the usual slip",
+        ),
+        "ast": PlausibleRange(
+            "AST",
+            "U/L",
+            Decimal("0"),
+            Decimal("10000"),
+            "above 10000 U/L (about 250 x ULN) is seen only in massive hepatic necrosis; "
+            "an extra digit is the usual slip",
+        ),
+        # Not on the lab panel yet (a renal panel would bring it); the range is ready.
+        "creatinine": PlausibleRange(
+            "Creatinine",
+            "umol/L",
+            Decimal("10"),
+            Decimal("3000"),
+            "a value in mg/dL (e.g. 1.1) typed as umol/L falls below 10 umol/L, which no "
+            "adult has; above 3000 umol/L is beyond untreated renal failure",
+        ),
+    }
+)
+
+
+def _decimal(value: Number) -> Decimal | None:
+    """Decimal through the shortest repr (as safety.lab_grading); None if not a number."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        value = repr(value)
+    try:
+        result = Decimal(value)
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def lab_plausibility(
+    values: Mapping[str, Number | None],
+    ranges: Mapping[str, PlausibleRange] = PLAUSIBLE_RANGES,
+) -> tuple[Finding, ...]:
+    """One finding per analyte whose value is outside its plausible range (bounds
+    included in the range); analytes without a value or without a range are skipped."""
+    findings: list[Finding] = []
+    for analyte, raw in values.items():
+        bounds = ranges.get(analyte)
+        if raw is None or bounds is None:
+            continue
+        value = _decimal(raw)
+        if value is None:
+            continue
+        if bounds.low <= value <= bounds.high:
+            continue
+        findings.append(
+            Finding(
+                f"{LAB_PLAUSIBILITY}:{analyte}",
+                analyte,
+                f"{bounds.label} {value.normalize():f} {bounds.unit} is outside the plausible range "
+                f"{bounds.low:f}-{bounds.high:f} {bounds.unit} ({bounds.why}). "
+                "Please check the source and correct the value, or confirm it.",
+            )
+        )
+    return tuple(findings)
+
+
+# --- assessments overdue by more than their window ----------------------------------
+
+
+def overdue_assessments(calendar: Iterable[PlannedAssessment], today: date) -> tuple[Finding, ...]:
+    """One finding per calendar entry whose window closed without the assessment
+    (status "overdue": ``today`` is after due date + window)."""
+    findings: list[Finding] = []
+    for planned in calendar:
+        if planned.status != "overdue":
+            continue
+        late = (today - planned.window_end).days
+        findings.append(
+            Finding(
+                f"{ASSESSMENT_OVERDUE}:{planned.key}",
+                "",
+                f"{planned.label} was due on {planned.due.isoformat()} (window "
+                f"{planned.window_start.isoformat()} to {planned.window_end.isoformat()}) and is not "
+                f"recorded; the window closed {late} day{'s' if late != 1 else ''} ago. "
+                "Please enter the assessment, or say why it was not done.",
+            )
+        )
+    return tuple(findings)
+
+
+# --- AE ongoing at the end of treatment --------------------------------------------
+
+# Outcomes that say the AE is still present (or ended with the death record) at EOT.
+ONGOING_CONFIRMED_OUTCOMES = frozenset({"not_recovered", "fatal"})
+
+
+@dataclass(frozen=True, slots=True)
+class AeStatus:
+    description: str  # term and grade, e.g. "Nausea G2"
+    onset: date
+    resolved: date | None
+    outcome: str  # AdverseEvent.Outcome value, "" when not recorded
+
+
+def ae_ongoing_at_eot(ae: AeStatus, end_of_treatment: date | None) -> Finding | None:
+    """A finding when the AE began on or before the recorded end of treatment, has no
+    resolution date and no outcome that confirms it is ongoing."""
+    if end_of_treatment is None or ae.resolved is not None or ae.onset > end_of_treatment:
+        return None
+    if ae.outcome in ONGOING_CONFIRMED_OUTCOMES:
+        return None
+    return Finding(
+        AE_ONGOING_AT_EOT,
+        "resolved",
+        f"The AE {ae.description} (onset {ae.onset.isoformat()}) has no resolution date and treatment "
+        f"ended on {end_of_treatment.isoformat()}. Please enter the resolution date, or record the "
+        "outcome 'Not recovered/not resolved' if it is ongoing.",
+    )
+
+
+# --- the sweep's decision ----------------------------------------------------------
+
+_CLOSE_TEXTS = {
+    LAB_PLAUSIBILITY: "Closed automatically: the value is now within the plausible range.",
+    ASSESSMENT_OVERDUE: "Closed automatically: the assessment is recorded in its window, or no longer expected.",
+    AE_ONGOING_AT_EOT: "Closed automatically: the AE has a resolution date, or its outcome confirms it ongoing.",
+}
+
+
+def auto_close_text(rule_code: str) -> str:
+    """The thread's last message when the sweep closes a rule's query: the data were fixed."""
+    return _CLOSE_TEXTS.get(rule_family(rule_code), "Closed automatically: the rule no longer finds a problem.")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    to_raise: tuple[tuple[Hashable, Finding], ...]  # (record key, finding), in input order
+    to_close: tuple[int, ...]  # ids of automatic queries whose finding is gone
+
+
+def reconcile(
+    findings: Sequence[tuple[Hashable, Finding]],
+    unclosed: Mapping[tuple[Hashable, str], int],
+    confirmed: Iterable[tuple[Hashable, str]] = (),
+    families: Iterable[str] = RULE_FAMILIES,
+) -> SweepPlan:
+    """What one sweep does, given this sweep's findings per record key, the automatic
+    queries not yet closed ((record key, rule code) -> query id) and the (record key,
+    rule code) pairs a person closed after the record's last edit (confirmed at
+    source: not asked again).
+
+    A finding with an unclosed query is left alone (idempotent); an unclosed query of
+    a rule family this sweep evaluated and without its finding any more is closed. A
+    query of another family (a rule this sweep does not know) is never touched.
+    """
+    swept = set(families)
+    found = {(key, f.rule_code) for key, f in findings}
+    done = set(confirmed)
+    to_raise: list[tuple[Hashable, Finding]] = []
+    seen: set[tuple[Hashable, str]] = set()
+    for key, finding in findings:
+        pair = (key, finding.rule_code)
+        if pair in unclosed or pair in done or pair in seen:
+            continue
+        seen.add(pair)
+        to_raise.append((key, finding))
+    to_close = sorted(
+        query_id for pair, query_id in unclosed.items() if pair not in found and rule_family(pair[1]) in swept
+    )
+    return SweepPlan(tuple(to_raise), tuple(to_close))
