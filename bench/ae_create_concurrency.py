@@ -12,6 +12,9 @@ recomputation request (the outbox row) and enqueues the task on commit; the mess
 to a private queue on --redis (no worker consumes it; it is deleted at the end).
 Prints both throughputs and their ratio (target >= 0.5), then checks that every
 201-acknowledged AE id is in the database with its "first entry" history row.
+``--one-trial``: every client is the coordinator of the largest trial (a token each), so
+all AEs request the same trial's recomputation (one outbox row, locked by each write
+until its COMMIT): how writers of one trial queue behind each other.
 The AEs stay in the bench database (re-run bench/generate.py --reset for a clean one).
 """
 
@@ -28,8 +31,9 @@ from server import Server, request
 QUEUE = "trialdesk_bench_ae"
 
 
-def _clients(n: int) -> list[dict]:  # type: ignore[type-arg]
-    """One client per trial (the largest first): token, patients of site S01, terms."""
+def _clients(n: int, one_trial: bool = False) -> list[dict]:  # type: ignore[type-arg]
+    """One client per trial (the largest first): token, patients of site S01, terms.
+    ``one_trial``: n clients (n tokens) of the largest trial's S01 coordinator."""
     from django.contrib.auth import get_user_model
     from django.db.models import Count
 
@@ -46,6 +50,8 @@ def _clients(n: int) -> list[dict]:  # type: ignore[type-arg]
         if g <= 2
     ][:200]
     trials = list(Trial.objects.filter(code__startswith="BENCH-T").annotate(n=Count("patients")).order_by("-n")[:n])
+    if one_trial:
+        trials = trials[:1] * n
     if len(trials) < n:
         raise SystemExit(f"Need {n} generated trials, found {len(trials)}: run bench/generate.py first.")
     clients = []
@@ -58,8 +64,75 @@ def _clients(n: int) -> list[dict]:  # type: ignore[type-arg]
             .exclude(events__kind="death")
             .values_list("pk", flat=True)
         )
+        if one_trial:  # the clients start on different patients
+            k = len(clients) * len(patients) // n
+            patients = patients[k:] + patients[:k]
         clients.append({"trial": trial.code, "key": key, "patients": patients, "terms": terms})
     return clients
+
+
+def _body(c: dict, i: int, term: int, onset: str) -> dict:  # type: ignore[type-arg]
+    """The i-th AE of client ``c``: its i-th patient (round robin), the given term."""
+    code, grade = c["terms"][term % len(c["terms"])]
+    return {
+        "patient": c["patients"][i % len(c["patients"])],
+        "meddra_code": code,
+        "grade": grade,
+        "onset": onset,
+        "attribution": "unlikely",
+        "outcome": "recovering",
+    }
+
+
+def _statements(c: dict) -> tuple[int, int]:  # type: ignore[type-arg]
+    """SQL statements of one bare request and of one AE creation (BEGIN, SAVEPOINT and
+    COMMIT included), in this process through Django's test client; the second of two
+    POSTs each, so the token's last-use write (once a minute) is not counted."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    onset = (datetime.datetime.now(tz=datetime.UTC).date() - datetime.timedelta(days=1)).isoformat()
+    client = Client(HTTP_AUTHORIZATION=f"Token {c['key']}")
+    counts = []
+    with override_settings(ALLOWED_HOSTS=["testserver"]):
+        for path in ("/bench/bare/", "/api/v1/adverse-events/"):
+            for i in range(2):
+                with CaptureQueriesContext(connection) as queries:
+                    answer = client.post(path, json.dumps(_body(c, i, i, onset)), content_type="application/json")
+                assert answer.status_code in (200, 201), answer.content[:300]
+            counts.append(len(queries))
+    return counts[0], counts[1]
+
+
+def _cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """CPU time (user + system) so far of the gunicorn processes and of the PostgreSQL
+    backends serving the bench database (other than this process's): what a request
+    costs whatever else runs on the machine (the benchmark host is shared)."""
+    from django.db import connection
+
+    def cpu(pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def parent(pid: str) -> int:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return -1
+
+    workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and parent(p) == server_pid]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    return sum(cpu(p) for p in [server_pid, *workers]), sum(cpu(p) for p in backends)
 
 
 def _run(port: int, clients: list[dict], per_client: int, path: str) -> tuple[float, list, list]:  # type: ignore[type-arg]
@@ -74,15 +147,7 @@ def _run(port: int, clients: list[dict], per_client: int, path: str) -> tuple[fl
         headers = {"Authorization": f"Token {c['key']}", "Content-Type": "application/json"}
         barrier.wait()
         for i in range(per_client):
-            code, grade = c["terms"][(index * per_client + i) % len(c["terms"])]
-            body = {
-                "patient": c["patients"][i % len(c["patients"])],
-                "meddra_code": code,
-                "grade": grade,
-                "onset": onset,
-                "attribution": "unlikely",
-                "outcome": "recovering",
-            }
+            body = _body(c, i, index * per_client + i, onset)
             start = time.perf_counter()
             status, answer = request(port, "POST", path, json.dumps(body).encode(), headers)
             elapsed = time.perf_counter() - start
@@ -110,23 +175,30 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--per-client", type=int, default=50, help="POSTs per client in each phase")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (> 1: gthread workers)")
+    parser.add_argument("--one-trial", action="store_true", help="every client writes to the largest trial")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="broker for the enqueued recomputations")
     args = parser.parse_args()
     started = time.perf_counter()
     database_prepare(args.db)  # migrations added since the data were generated
+    env = {"REDIS_URL": args.redis, "CELERY_QUEUE": QUEUE}
+    os.environ.update(env)  # _statements enqueues as the server does (not eager, in-process)
     django_setup(args.db, settings="bench.settings")
     import redis
 
     from safety.models import AdverseEvent
 
-    clients = _clients(args.clients)
-    env = {"REDIS_URL": args.redis, "CELERY_QUEUE": QUEUE}
-    os.environ.update(env)  # this process enqueues nothing; set for symmetry
+    clients = _clients(args.clients, args.one_trial)
+    bare_sql, ae_sql = _statements(clients[-1])
     n = args.clients * args.per_client
-    with Server(args.db, args.workers, extra_env=env) as server:
+    with Server(args.db, args.workers, extra_env=env, threads=args.threads) as server:
         _run(server.port, clients, 2, "/bench/bare/")  # warm-up: workers import, connect
+        _run(server.port, clients, 1, "/api/v1/adverse-events/")  # and open their connections
+        cpu0 = _cpu_seconds(server.process.pid)
         bare_s, bare_acks, bare_fail = _run(server.port, clients, args.per_client, "/bench/bare/")
+        cpu1 = _cpu_seconds(server.process.pid)
         api_s, api_acks, api_fail = _run(server.port, clients, args.per_client, "/api/v1/adverse-events/")
+        cpu2 = _cpu_seconds(server.process.pid)
     # The queued recomputations and kombu's bindings of the private queue: nothing is left behind.
     redis.Redis.from_url(args.redis).delete(QUEUE, f"_kombu.binding.{QUEUE}", f"_kombu.binding_permanent.{QUEUE}")
     assert not bare_fail, bare_fail[:3]
@@ -136,7 +208,9 @@ def main() -> None:
     audited = AdverseEvent.history.filter(id__in=ids, history_type="+").values("id").distinct().count()
     lat = [s * 1000 for _, s in api_acks]
     bare_lat = [s * 1000 for _, s in bare_acks]
-    print(f"{args.clients} concurrent clients x {args.per_client} POSTs, gunicorn {args.workers} sync workers")
+    kind = f"gthread workers x {args.threads} threads" if args.threads > 1 else "sync workers"
+    where = f"all on trial {clients[0]['trial']}" if args.one_trial else "one trial each"
+    print(f"{args.clients} concurrent clients ({where}) x {args.per_client} POSTs, gunicorn {args.workers} {kind}")
     print(
         f"bare view:  {bare_rate:7.1f} requests/s  (p50 {percentile(bare_lat, 50):.0f} ms, "
         f"p95 {percentile(bare_lat, 95):.0f} ms)"
@@ -146,6 +220,12 @@ def main() -> None:
         f"  {len(api_acks)} x 201, {len(api_fail)} other answers {sorted({s for s, _ in api_fail})}"
     )
     print(f"ratio AE create / bare: {api_rate / bare_rate:.2f}  (target >= 0.5)")
+    print(f"SQL statements per request: bare view {bare_sql}, AE create {ae_sql}")
+    print(
+        "server CPU per request (gunicorn + PostgreSQL backends): bare view "
+        f"{(cpu1[0] - cpu0[0]) * 1000 / n:.1f} + {(cpu1[1] - cpu0[1]) * 1000 / n:.1f} ms, AE create "
+        f"{(cpu2[0] - cpu1[0]) * 1000 / n:.1f} + {(cpu2[1] - cpu1[1]) * 1000 / n:.1f} ms"
+    )
     print(
         f"count check: {len(ids)} acknowledged, {in_db} in the database, {audited} with their history row: "
         + ("OK" if in_db == audited == len(ids) == len(set(ids)) else "MISMATCH")

@@ -22,10 +22,11 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn (sync workers) serving bench.settings (project + /bench/bare/) with DEBUG off
-    and persistent database connections, as production runs (DB_CONN_MAX_AGE=60)."""
+    """gunicorn serving bench.settings (project + /bench/bare/) with DEBUG off and persistent
+    database connections, as production runs (DB_CONN_MAX_AGE=60). Sync workers unless
+    ``threads`` > 1 (gthread workers, that many threads each, one connection per thread)."""
 
-    def __init__(self, db: str, workers: int, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: str, workers: int, extra_env: dict[str, str] | None = None, threads: int = 1) -> None:
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
         env = {
@@ -43,7 +44,8 @@ class Server:
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
         self.process = subprocess.Popen(
             [gunicorn, "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
-            + ["--timeout", "120", "--backlog", "2048"],
+            + ["--timeout", "120", "--backlog", "2048"]
+            + (["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
             cwd=ROOT,
             env=env,
             stdout=self.log,

@@ -20,7 +20,7 @@ from patients.selectors import table1
 from safety.selectors import ae_summary, trial_dlt_review
 from trial import access
 from trial import selectors as trial_selectors
-from trial.models import Trial, TrialComputation
+from trial.models import RoleGrant, Trial, TrialComputation
 
 
 @dataclass(frozen=True)
@@ -76,39 +76,130 @@ def swimmer(user, trial: Trial, filters: Filters = Filters()) -> list[dict[str, 
     return rows
 
 
-def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    trial_wide = "coordinator" not in access.roles_in(user, trial)
-    escalation = trial_selectors.computation_payload(trial, TrialComputation.Kind.ESCALATION)
-    survival = trial_selectors.computation_payload(trial, TrialComputation.Kind.SURVIVAL)
-    if not trial_wide:
-        escalation = trial_selectors.without_patient_rows(escalation)
-        survival = trial_selectors.without_patient_rows(survival)
-    reviews = [
-        r
-        for r in trial_dlt_review(user, trial, today)
-        if (not filters.site or r.patient.site.code == filters.site)
-        and (not filters.dose_level or (r.patient.dose_level and r.patient.dose_level.level == filters.dose_level))
+class _TrialWideReader:
+    """Who the stored lists are read as: an investigator of the one trial (every site).
+
+    The worker has no request user; the selectors still scope through ``access.scope``
+    with this in-memory grant (never saved, cannot sign in), and ``dashboard`` narrows
+    the stored rows to each viewer's sites before anything is shown.
+    """
+
+    is_authenticated = True
+    is_active = True
+
+    def __init__(self, trial: Trial) -> None:
+        self._trialdesk_grants = [RoleGrant(trial_id=trial.pk, role=RoleGrant.Role.INVESTIGATOR)]
+
+
+def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
+    """The dashboard's expensive parts for the whole trial, one row per patient item, in
+    display order: what ``TrialComputation.Kind.DASHBOARD`` stores (trial.services).
+
+    Per-patient rows carry site code and dose level so each view filters them to the
+    viewer's sites and filters without recomputing (bench/README.md, issue 11: these
+    took ~1.2 s at 334 patients on every view). JSON-ready: dates as ISO strings.
+    """
+    reader = _TrialWideReader(trial)
+    awaiting = [
+        {
+            "patient_id": r.patient.pk,
+            "subject_id": r.patient.subject_id,
+            "site": r.patient.site.code,
+            "dose_level": r.patient.dose_level.level if r.patient.dose_level else None,
+            "rule": str(c.candidate.rule),
+            "event_date": c.candidate.event_date.isoformat(),
+            "evidence": c.candidate.evidence,
+        }
+        for r in trial_dlt_review(reader, trial, as_of)
+        for c in r.candidates
+        if c.adjudication is None
     ]
-    awaiting = [(r.patient, c) for r in reviews for c in r.candidates if c.adjudication is None]
     overdue = [
-        {"site": block.site.code, "patient": row.patient, "assessment": planned}
-        for block in site_worklist(user, trial, today, days=7)
-        if not filters.site or block.site.code == filters.site
+        {
+            "site": block.site.code,
+            "patient_id": row.patient.pk,
+            "subject_id": row.patient.subject_id,
+            "label": planned.label,
+            "window_end": planned.window_end.isoformat(),
+        }
+        for block in site_worklist(reader, trial, as_of, days=7)
         for row in block.rows
         for planned in row.assessments
         if planned.status == "overdue"
     ]
-    overdue.sort(key=lambda o: o["assessment"].window_end)
-    summary = ae_summary(user, trial)
+    overdue.sort(key=lambda o: o["window_end"])  # ISO dates sort as dates; stable like the live list
+    return {
+        "as_of": as_of.isoformat(),
+        "awaiting_adjudication": awaiting,
+        "overdue": overdue,
+        "swimmer": swimmer(reader, trial),
+        # The page shows the overall column only; by dose level it is the AE-summary page's.
+        "ae_summary": {"overall": ae_summary(reader, trial)["overall"]},
+    }
+
+
+def _shown(row: dict[str, Any], sites: set[str], filters: Filters, *, by_level: bool = True) -> bool:
+    return (
+        row["site"] in sites
+        and (not filters.site or row["site"] == filters.site)
+        and (not by_level or not filters.dose_level or row["dose_level"] == filters.dose_level)
+    )
+
+
+def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Everything the dashboard shows but the swimmer's JSON (in ``"swimmer"``).
+
+    The per-patient lists come from the stored dashboard computation, narrowed here to
+    the user's sites and the filters; never computed yet (a trial no write has touched
+    since the kind was added), they are computed in this request instead.
+    """
+    trial_wide = "coordinator" not in access.roles_in(user, trial)
+    escalation = trial_selectors.computation_payload(trial, TrialComputation.Kind.ESCALATION)
+    if not trial_wide:
+        escalation = trial_selectors.without_patient_rows(escalation)
+    # The curves are drawn from the survival API: only when and whether stale here, without
+    # reading the stored summaries (~400 kB of JSON on the largest trial).
+    survival_row = (
+        TrialComputation.objects.filter(trial=trial, kind=TrialComputation.Kind.SURVIVAL)
+        .only("computed_at", "request_seq", "computed_seq")
+        .first()
+    )
+    survival = {
+        "computed_at": survival_row.computed_at if survival_row else None,
+        "stale": survival_row.stale if survival_row else True,
+    }
+    stored = trial_selectors.computation_get(trial, TrialComputation.Kind.DASHBOARD)
+    if stored is not None and stored.computed_at is not None:
+        lists, computed_at, stale = stored.data, stored.computed_at, stored.stale
+    else:
+        lists, computed_at, stale = dashboard_lists(trial, today), None, False
+    # "Overdue" and DLT windows move with the calendar: yesterday's lists are stale until
+    # the relay's daily refresh (trial.services.computation_relay_stale) has run.
+    stale = stale or lists["as_of"] != today.isoformat()
+    sites = {s.code for s in access.scope(user, trial.sites.all())}
+    awaiting = [
+        {**a, "event_date": datetime.date.fromisoformat(a["event_date"])}
+        for a in lists["awaiting_adjudication"]
+        if _shown(a, sites, filters)
+    ]
+    # The overdue list was filtered by site only (the worklist has no dose-level filter).
+    overdue = [
+        {**o, "window_end": datetime.date.fromisoformat(o["window_end"])}
+        for o in lists["overdue"]
+        if _shown(o, sites, filters, by_level=False)
+    ]
     return {
         "table1": table1(trial, user),
         "escalation": escalation,
         "survival": survival,
         "awaiting_adjudication": awaiting,
         "overdue": overdue,
-        "ae_summary": summary,
+        "swimmer": [r for r in lists["swimmer"] if _shown(r, sites, filters)],
+        # Table 2 counts patients, so a coordinator's (own sites) is computed for him or her.
+        "ae_summary": lists["ae_summary"] if trial_wide else ae_summary(user, trial),
         "trial_wide": trial_wide,
-        "stale": bool(escalation.get("stale") or survival.get("stale")),
+        "lists_computed_at": computed_at,
+        "stale": bool(escalation.get("stale") or survival.get("stale") or stale),
         # Unclosed data queries per site (issue 12): two SQL queries whatever their number.
         "query_counts": query_counts_by_site(user, trial, filters.site),
     }

@@ -26,8 +26,8 @@ def trial_dashboard(request, trial_id: int):  # type: ignore[no-untyped-def]
     if not access.can(request.user, "view_clinical", trial):
         raise PermissionDenied("The dashboard shows patient data: for investigators and coordinators.")
     filters = _filters(request, trial)
+    # The per-patient lists (swimmer included) are the stored dashboard computation.
     data = selectors.dashboard(request.user, trial, filters, timezone.localdate())
-    swimmer = selectors.swimmer(request.user, trial, filters)
     return render(
         request,
         "dashboard/trial_dashboard.html",
@@ -36,7 +36,6 @@ def trial_dashboard(request, trial_id: int):  # type: ignore[no-untyped-def]
             "filters": filters,
             "sites": access.scope(request.user, trial.sites.all()).order_by("code"),
             "levels": trial.dose_levels.all(),
-            "swimmer": swimmer,
             **data,
         },
     )

@@ -118,6 +118,8 @@ class ScheduleParams:
     # PROTOCOL 1: protocol version -> maximum number of cycles.
     max_cycles_by_version: tuple[tuple[str, int], ...] = (("1", 4), ("2", 12))
     assessments: tuple[ExpectedAssessment, ...] = SEED_ASSESSMENTS
+    # PROTOCOL 7: follow-up until 3 years after the last dose (years of 365 days).
+    follow_up_days: int = 3 * 365
 
 
 SEED_SCHEDULE = ScheduleParams()
@@ -473,3 +475,21 @@ def visit_calendar(
             )
         )
     return tuple(sorted(planned, key=lambda p: (p.due, p.key)))
+
+
+def follow_up_over(facts: FollowUpFacts, today: date, params: ScheduleParams = SEED_SCHEDULE) -> bool:
+    """Has the patient's follow-up (PROTOCOL 7) ended by ``today``?
+
+    It ends with death or withdrawal from the study, and ``follow_up_days`` after the
+    last dose, which is known to be the last once EOT is recorded (as for the calendar's
+    last-dose entries). The seed calendar's entries all fall before that end, so an
+    ended follow-up has nothing left to schedule: its missed assessments stay "overdue"
+    in the calendar and in the data-cleaning queries. The protocol's other bound
+    ("1 year after the last enrolled patient's final dose, whichever is first") needs
+    enrolment to be closed, which the trial does not record: not applied, so follow-up
+    never ends early.
+    """
+    if any(stop is not None and stop <= today for stop in (facts.death, facts.withdrawal)):
+        return True
+    last_dose = _anchor_date("last_dose", facts)
+    return last_dose is not None and today > last_dose + _days(params.follow_up_days)

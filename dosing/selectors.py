@@ -8,15 +8,15 @@ who may see the trial). Every function costs a fixed number of queries.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
 from dosing import schedule
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 from dosing.params import trial_schedule_params
-from patients.models import Patient, PatientEvent
+from patients.models import Assessment, Consent, Patient, PatientEvent
 from trial import access
 from trial.models import Site, Trial
 
@@ -153,24 +153,47 @@ class SiteWorklist:
     rows: tuple[WorklistRow, ...]
 
 
-def _dosing_closed(patient: Patient) -> bool:
-    stopping = {"end_of_treatment", "relapse", "death", "withdrawal"}
-    return any(e.kind in stopping for e in patient.events.all())
+_DOSING_STOPS = frozenset({"end_of_treatment", "relapse", "death", "withdrawal"})
+
+
+@dataclass
+class _WorklistInputs:
+    """What the worklist reads of one patient, from plain rows (no model instances:
+    at a few hundred patients, building the related objects was most of the page)."""
+
+    events: list[tuple[str, datetime.date]] = field(default_factory=list)  # by date, id
+    cycles: list[tuple[int, datetime.date | None, bool]] = field(default_factory=list)  # by number
+    assessments: list[schedule.DoneAssessment] = field(default_factory=list)
+    consents: list[schedule.Consent] = field(default_factory=list)  # by date, id
+
+    def first(self, kind: str) -> datetime.date | None:
+        return next((day for k, day in self.events if k == kind), None)
+
+    def facts(self, hct_date: datetime.date) -> schedule.FollowUpFacts:
+        """As ``follow_up_facts``; assessments as loaded so far."""
+        return schedule.FollowUpFacts(
+            hct_date=hct_date,
+            cycles=tuple(schedule.PastCycle(n, day1) for n, day1, given in self.cycles if given and day1 is not None),
+            end_of_treatment=self.first(PatientEvent.Kind.END_OF_TREATMENT),
+            death=self.first(PatientEvent.Kind.DEATH),
+            withdrawal=self.first(PatientEvent.Kind.WITHDRAWAL),
+            assessments=tuple(self.assessments),
+        )
 
 
 def _due_cycle(
     patient: Patient,
-    facts: schedule.FollowUpFacts,
+    inputs: _WorklistInputs,
+    hct_date: datetime.date,
     params: schedule.ScheduleParams,
     week_end: datetime.date,
     today: datetime.date,
 ) -> DueCycle | None:
-    if patient.dose_level_id is None or _dosing_closed(patient):
+    if patient.dose_level_id is None or any(kind in _DOSING_STOPS for kind, _ in inputs.events):
         return None
-    recorded = [schedule.PastCycle(c.number, c.day1) for c in patient.cycles.all() if c.day1 is not None]
-    consents = [schedule.Consent(c.protocol_version.version, c.date) for c in patient.consents.all()]
-    maximum = schedule.max_cycles_on(consents, today, params) or 0
-    nxt = schedule.next_cycle(facts.hct_date, maximum, recorded, params)
+    recorded = [schedule.PastCycle(n, day1) for n, day1, _ in inputs.cycles if day1 is not None]
+    maximum = schedule.max_cycles_on(inputs.consents, today, params) or 0
+    nxt = schedule.next_cycle(hct_date, maximum, recorded, params)
     if nxt.max_reached or nxt.due > week_end:
         return None
     return DueCycle(nxt.number, nxt.due, nxt.window_end, today > nxt.window_end)
@@ -178,24 +201,54 @@ def _due_cycle(
 
 def site_worklist(user, trial: Trial, today: datetime.date, days: int = 7) -> list[SiteWorklist]:  # type: ignore[no-untyped-def]
     """What is due or overdue in the ``days`` from ``today``, per site of the user's scope:
-    the next cycle when due by then, and assessments that are due or overdue."""
+    the next cycle when due by then, and assessments that are due or overdue.
+
+    Only patients still in follow-up (``schedule.follow_up_over``): after death,
+    withdrawal or the end of follow-up nothing is left to schedule (and dosing has
+    stopped), and their missed assessments are data-cleaning queries. Seven queries at
+    any size: patients, sites, protocol versions, then plain rows of events and cycles
+    of all, assessments and consents of those in follow-up.
+    """
     week_end = today + datetime.timedelta(days=days - 1)
     params = trial_schedule_params(trial)
-    patients = access.scope(user, _calendar_queryset().filter(trial=trial)).order_by("site__code", "subject_id")
+    # Each patient with the site and the HCT date only (no dose level, transplant or trial
+    # objects: the page shows none of them).
+    patients = list(
+        access.scope(user, Patient.objects.select_related("site"))
+        .filter(trial=trial, transplant__isnull=False)  # nothing is anchored before the transplant
+        .annotate(hct_date=F("transplant__date"))
+        .order_by("site__code", "subject_id")
+    )
+    for patient in patients:
+        patient.trial = trial  # the trial already read, not a query per patient if asked
     by_site: dict[int, tuple[Site, list[WorklistRow]]] = {}
     for site in access.scope(user, Site.objects.filter(trial=trial)).order_by("code"):
         by_site[site.pk] = (site, [])
-    for patient in patients:
-        facts = follow_up_facts(patient)
-        if facts is None:
-            continue
-        calendar = schedule.visit_calendar(facts, today, params)
+    inputs = {p.pk: _WorklistInputs() for p in patients}
+    # Explicit orders: the models' default orders join patient and trial to sort.
+    events = PatientEvent.objects.filter(patient_id__in=list(inputs)).order_by("patient_id", "date", "id")
+    for patient_id, kind, day in events.values_list("patient_id", "kind", "date"):
+        inputs[patient_id].events.append((kind, day))
+    cycles = Cycle.objects.filter(patient_id__in=list(inputs)).order_by("patient_id", "number")
+    for patient_id, number, day1, given in cycles.values_list("patient_id", "number", "day1", "given"):
+        inputs[patient_id].cycles.append((number, day1, given))
+    following = [p for p in patients if not schedule.follow_up_over(inputs[p.pk].facts(p.hct_date), today, params)]
+    ids = [p.pk for p in following]
+    assessments = Assessment.objects.filter(patient_id__in=ids).order_by("patient_id", "date", "id")
+    for patient_id, kind, day in assessments.values_list("patient_id", "kind", "date"):
+        inputs[patient_id].assessments.append(schedule.DoneAssessment(kind, day))
+    consents = Consent.objects.filter(patient_id__in=ids).order_by("patient_id", "date", "id")
+    for patient_id, version, day in consents.values_list("patient_id", "protocol_version__version", "date"):
+        inputs[patient_id].consents.append(schedule.Consent(version, day))
+    for patient in following:
+        hct_date = patient.hct_date
+        calendar = schedule.visit_calendar(inputs[patient.pk].facts(hct_date), today, params)
         pending = tuple(
             a
             for a in calendar
             if a.status in ("due", "overdue") or (a.status == "upcoming" and a.window_start <= week_end)
         )
-        cycle = _due_cycle(patient, facts, params, week_end, today)
+        cycle = _due_cycle(patient, inputs[patient.pk], hct_date, params, week_end, today)
         if cycle is None and not pending:
             continue
         by_site.setdefault(patient.site_id, (patient.site, []))[1].append(WorklistRow(patient, cycle, pending))

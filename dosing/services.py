@@ -587,6 +587,10 @@ def lab_panel_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> La
     panel = LabPanel(patient=patient, date=data["date"], **{f: data.get(f) for f in LAB_FIELDS})
     with transaction.atomic():
         record_create(panel, user=user)
+        # Low counts can make a DLT candidate (cytopenia lasting > 28 days, from
+        # consecutive labs): the patient's DLT status feeds the escalation engine, and
+        # an escalation request also marks the dashboard lists stale.
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
     return panel
 
 

@@ -19,13 +19,21 @@ def patient_list(user, trial: Trial | None = None) -> QuerySet[Patient]:  # type
     return qs.filter(trial=trial) if trial is not None else qs
 
 
-def patient_list_with_status(user, trial: Trial) -> QuerySet[Patient]:  # type: ignore[no-untyped-def]
-    """The list page: each patient with the result of the latest screening (one query)."""
+def patient_list_with_status(  # type: ignore[no-untyped-def]
+    user, trial: Trial, subject_id: str = ""
+) -> QuerySet[Patient]:
+    """The list page: each patient with the result of the latest screening (one query),
+    by subject ID (unique in a trial, so pages are stable); ``subject_id`` narrows it to
+    the subject IDs containing that text."""
     latest = Screening.objects.filter(patient=OuterRef("pk")).order_by("-date", "-id")
-    return patient_list(user, trial).annotate(
+    # Only the relations the page shows: the lock joins cost PostgreSQL more planning than the rows.
+    qs = access.scope(user, Patient.objects.select_related("site", "dose_level", "transplant")).filter(trial=trial)
+    if subject_id:
+        qs = qs.filter(subject_id__icontains=subject_id)
+    return qs.annotate(
         latest_screening_result=Subquery(latest.values("result")[:1]),
         latest_screening_date=Subquery(latest.values("date")[:1]),
-    )
+    ).order_by("subject_id", "pk")
 
 
 def patient_get(user, patient_id: int) -> Patient:  # type: ignore[no-untyped-def]

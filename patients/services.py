@@ -581,6 +581,8 @@ def assessment_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> A
     assessment = Assessment(patient=patient, **data)
     with transaction.atomic():
         record_create(assessment, user=user)
+        # The dashboard's overdue-assessment list (no other trial-level result reads assessments).
+        computation_request(patient.trial_id, TrialComputation.Kind.DASHBOARD)
     return assessment
 
 
@@ -593,9 +595,9 @@ def assessment_update(
     merged = {**{f: getattr(assessment, f) for f in ASSESSMENT_FIELDS}, **changes}
     _raise(_assessment_problems(merged))
     with transaction.atomic():
-        return record_update(  # type: ignore[return-value]
-            assessment, changes, user=user, reason=reason, expected_version=expected_version
-        )
+        updated = record_update(assessment, changes, user=user, reason=reason, expected_version=expected_version)
+        computation_request(patient.trial_id, TrialComputation.Kind.DASHBOARD)
+        return updated  # type: ignore[return-value]
 
 
 # --- outcome events -----------------------------------------------------------------
@@ -733,6 +735,28 @@ def casebook_lock_get(patient: Patient) -> CasebookLock | None:
     return CasebookLock.objects.filter(patient=patient).first()
 
 
+def _lock_row_write(lock: Any, state: str, *, user: Any, password: str, reason: str, audit_reason: str) -> Any:
+    """Write a casebook or trial lock row (new or existing) in its new state, audited,
+    then sign it. Call inside the caller's transaction, after its checks."""
+    values = {
+        "state": state,
+        "changed_at": timezone.now().replace(microsecond=0),
+        "changed_by": user,
+        "changed_by_name": _printed_name(user),
+        "reason": reason,
+    }
+    if lock.pk is None:
+        for name, value in values.items():
+            setattr(lock, name, value)
+        record_create(lock, user=user, reason=audit_reason)
+    else:
+        lock = record_update(lock, values, user=user, reason=audit_reason)
+    signature = signature_apply(lock, user=user, password=password, meaning=Signature.Meaning.LOCK)
+    # The link to its signature is not signed content (core.signatures._signed).
+    type(lock).objects.filter(pk=lock.pk).update(signature=signature)
+    return lock
+
+
 def _casebook_set(*, user: Any, patient: Patient, state: str, password: str, reason: str) -> CasebookLock:
     _require_lock_right(user, patient.trial_id)
     reason = (reason or "").strip()
@@ -749,22 +773,14 @@ def _casebook_set(*, user: Any, patient: Patient, state: str, password: str, rea
         if LOCK_TRANSITIONS[(current, state)] and not reason:  # type: ignore[index]
             raise ValidationError({"reason": ["A reason is required to unlock a casebook (kept in the audit trail)."]})
         _check_password(user, password)
-        values = {
-            "state": state,
-            "changed_at": timezone.now().replace(microsecond=0),
-            "changed_by": user,
-            "changed_by_name": _printed_name(user),
-            "reason": reason,
-        }
-        audit_reason = reason or f"casebook {label}"
-        if lock is None:
-            lock = CasebookLock(patient=patient, **values)
-            record_create(lock, user=user, reason=audit_reason)
-        else:
-            lock = record_update(lock, values, user=user, reason=audit_reason)  # type: ignore[assignment]
-        signature = signature_apply(lock, user=user, password=password, meaning=Signature.Meaning.LOCK)
-        # The link to its signature is not signed content (core.signatures._signed).
-        CasebookLock.objects.filter(pk=lock.pk).update(signature=signature)
+        lock = _lock_row_write(
+            lock or CasebookLock(patient=patient),
+            state,
+            user=user,
+            password=password,
+            reason=reason,
+            audit_reason=reason or f"casebook {label}",
+        )
     lock.refresh_from_db()
     return lock
 
@@ -800,21 +816,14 @@ def _trial_set(*, user: Any, trial: Trial, state: str, password: str, reason: st
         if state == TrialLock.State.OPEN and not reason:
             raise ValidationError({"reason": ["A reason is required to unlock the trial (kept in the audit trail)."]})
         _check_password(user, password)
-        values = {
-            "state": state,
-            "changed_at": timezone.now().replace(microsecond=0),
-            "changed_by": user,
-            "changed_by_name": _printed_name(user),
-            "reason": reason,
-        }
-        audit_reason = reason or "trial locked for the analysis"
-        if lock is None:
-            lock = TrialLock(trial=trial, **values)
-            record_create(lock, user=user, reason=audit_reason)
-        else:
-            lock = record_update(lock, values, user=user, reason=audit_reason)  # type: ignore[assignment]
-        signature = signature_apply(lock, user=user, password=password, meaning=Signature.Meaning.LOCK)
-        TrialLock.objects.filter(pk=lock.pk).update(signature=signature)
+        lock = _lock_row_write(
+            lock or TrialLock(trial=trial),
+            state,
+            user=user,
+            password=password,
+            reason=reason,
+            audit_reason=reason or "trial locked for the analysis",
+        )
     lock.refresh_from_db()
     return lock
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
@@ -71,14 +72,24 @@ def _changes(form, fields) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 # --- patients ------------------------------------------------------------------------
 
 
+PATIENTS_PER_PAGE = 50
+
+
 @login_required
 def patient_list(request, trial_id: int):  # type: ignore[no-untyped-def]
+    """A page of the trial's patients by subject ID, optionally those whose subject ID
+    contains ``q``: a fixed cost whatever the trial's size (issue 11)."""
     trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
-    patients = selectors.patient_list_with_status(request.user, trial)
-    can_register = access.can(request.user, "enter_data", trial)
-    return render(
-        request, "patients/patient_list.html", {"trial": trial, "patients": patients, "can_register": can_register}
-    )
+    search = request.GET.get("q", "").strip()[:40]  # longer than any subject ID
+    patients = selectors.patient_list_with_status(request.user, trial, subject_id=search)
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))  # a bad page number: page 1
+    context = {
+        "trial": trial,
+        "page": page,
+        "search": search,
+        "can_register": access.can(request.user, "enter_data", trial),
+    }
+    return render(request, "patients/patient_list.html", context)
 
 
 @login_required

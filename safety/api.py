@@ -31,10 +31,13 @@ class AdverseEventOutput(serializers.ModelSerializer):
     sae_late = serializers.SerializerMethodField()
 
     def _row(self, obj: AdverseEvent) -> selectors.AeRow:
-        rows = self.context.get("ae_rows") or {}
-        if obj.pk not in rows:  # a single record: derive it here (one query)
-            rows = {obj.pk: selectors.ae_rows([obj])[0]}
-        return rows[obj.pk]
+        row = (self.context.get("ae_rows") or {}).get(obj.pk)
+        if row is None:
+            # A single record: derive it here (one query), once for all three fields.
+            row = self.__dict__.get("_single_row")
+            if row is None or row.ae is not obj:
+                row = self.__dict__["_single_row"] = selectors.ae_rows([obj])[0]
+        return row
 
     def get_cycle(self, obj: AdverseEvent) -> int | None:
         return self._row(obj).cycle

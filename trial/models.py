@@ -230,6 +230,9 @@ class TrialComputation(models.Model):
         ENROLMENT = "enrolment", "Enrolment summary"
         ESCALATION = "escalation", "3+3 escalation state"
         SURVIVAL = "survival", "Survival summaries"
+        # The investigator dashboard's per-patient lists (DLT candidates awaiting
+        # adjudication, overdue assessments, swimmer rows) and Table 2: bench/README.md issue 11.
+        DASHBOARD = "dashboard", "Trial dashboard lists"
 
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="computations")
     kind = models.CharField(max_length=20, choices=Kind.choices)

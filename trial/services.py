@@ -197,14 +197,35 @@ def _survival(trial: Trial) -> dict[str, Any]:
     return survival_summary(subjects, origin=trial.survival_origin, landmark_days=float(trial.landmark_days))
 
 
+def _dashboard(trial: Trial) -> dict[str, Any]:
+    """The investigator dashboard's per-patient lists and Table 2 (dashboard.selectors
+    builds them through the safety and dosing selectors, and filters them per view)."""
+    from dashboard.selectors import dashboard_lists
+
+    return dashboard_lists(trial, timezone.localdate())
+
+
 COMPUTATIONS: dict[str, Callable[[Trial], dict[str, Any]]] = {
     TrialComputation.Kind.ENROLMENT: _enrolment_summary,
     TrialComputation.Kind.ESCALATION: _escalation,
     TrialComputation.Kind.SURVIVAL: _survival,
+    TrialComputation.Kind.DASHBOARD: _dashboard,
 }
-# Results that change with the calendar alone (a DLT window closes, follow-up grows):
-# the periodic relay recomputes them once a day even when no data changed.
-DATE_DEPENDENT = {TrialComputation.Kind.ESCALATION, TrialComputation.Kind.SURVIVAL}
+# Results that change with the calendar alone (a DLT window closes, follow-up grows, an
+# assessment becomes overdue): the periodic relay recomputes them once a day even when no
+# data changed.
+DATE_DEPENDENT = {TrialComputation.Kind.ESCALATION, TrialComputation.Kind.SURVIVAL, TrialComputation.Kind.DASHBOARD}
+# The dashboard's lists read what these results read (cycles, AEs, events, transplants,
+# adjudications, enrolment): every write that requests one of them marks the dashboard
+# stale too, in the same transaction, here rather than at each call site; the worker that
+# answers the request then brings the dashboard up to date (``computation_run_followers``),
+# so a write still sends one task per result it asked for. Writes that only the dashboard
+# reads (assessments, lab panels) request it themselves; enrolment-summary writes
+# (registration, demographics) change none of its lists.
+ALSO_REQUESTS = {
+    TrialComputation.Kind.ESCALATION: TrialComputation.Kind.DASHBOARD,
+    TrialComputation.Kind.SURVIVAL: TrialComputation.Kind.DASHBOARD,
+}
 
 
 # Set while a bulk write (the trial-bundle import) runs: requests are collected and made
@@ -228,7 +249,10 @@ def computation_requests_deferred() -> Iterator[None]:
         yield
     finally:
         _DEFERRED.reset(token)
-    for trial_id, kind in sorted(pending):
+    # A request that another one marks too (ALSO_REQUESTS) needs no task of its own: the
+    # other's task brings it up to date.
+    followed = {(trial_id, ALSO_REQUESTS[kind]) for trial_id, kind in pending if kind in ALSO_REQUESTS}
+    for trial_id, kind in sorted(pending - followed):
         computation_request(trial_id, kind)
 
 
@@ -243,12 +267,19 @@ def computation_request(trial_id: int, kind: str) -> None:
     if deferred is not None:
         deferred.add((trial_id, kind))
         return
+    if kind in ALSO_REQUESTS:
+        _computation_mark(trial_id, ALSO_REQUESTS[kind])
+    _computation_mark(trial_id, kind)
+    transaction.on_commit(lambda: _computation_enqueue(trial_id, kind))
+
+
+def _computation_mark(trial_id: int, kind: str) -> None:
+    """Bump the outbox row: the result is stale from this transaction's commit on."""
     updated = TrialComputation.objects.filter(trial_id=trial_id, kind=kind).update(
         request_seq=F("request_seq") + 1, requested_at=timezone.now()
     )
     if not updated:
         TrialComputation.objects.get_or_create(trial_id=trial_id, kind=kind)
-    transaction.on_commit(lambda: _computation_enqueue(trial_id, kind))
 
 
 def _computation_enqueue(trial_id: int, kind: str) -> None:
@@ -272,6 +303,8 @@ def computation_run(trial_id: int, kind: str) -> TrialComputation:
     Bursts coalesce: the first run answers every request made before it took the row
     lock, and the queued runs behind it find nothing to do.
     """
+    if kind in COMPUTED_WITHOUT_LOCK:
+        return _computation_run_unlocked(trial_id, kind)
     with transaction.atomic():
         TrialComputation.objects.get_or_create(trial_id=trial_id, kind=kind)
         computation = (
@@ -285,6 +318,46 @@ def computation_run(trial_id: int, kind: str) -> TrialComputation:
         computation.runs += 1
         computation.save(update_fields=["data", "computed_seq", "computed_at", "runs"])
     return computation
+
+
+# Results computed without holding their row lock: the dashboard's lists take about a
+# second on the largest trial, and every data write of the trial updates the row (the
+# outbox), so a locked computation would hold up data entry meanwhile.
+COMPUTED_WITHOUT_LOCK = {TrialComputation.Kind.DASHBOARD}
+
+
+def _computation_run_unlocked(trial_id: int, kind: str) -> TrialComputation:
+    """``computation_run`` that locks the row only to store the result.
+
+    The result answers the ``request_seq`` read before computing: a request committed
+    before that read committed its data too, so the computation sees them; a request
+    made during the computation leaves the result stale for its own run. A slower run
+    that finishes after a newer one does not overwrite it (``computed_seq`` only grows).
+    """
+    TrialComputation.objects.get_or_create(trial_id=trial_id, kind=kind)
+    computation = TrialComputation.objects.select_related("trial").get(trial_id=trial_id, kind=kind)
+    if not computation.stale:
+        return computation
+    answered = computation.request_seq
+    data = COMPUTATIONS[kind](computation.trial)
+    with transaction.atomic():
+        computation = TrialComputation.objects.select_for_update().get(trial_id=trial_id, kind=kind)
+        if computation.computed_seq >= answered:
+            return computation  # a concurrent run answered these requests already
+        computation.data = data
+        computation.computed_seq = answered
+        computation.computed_at = timezone.now()
+        computation.runs += 1
+        computation.save(update_fields=["data", "computed_seq", "computed_at", "runs"])
+    return computation
+
+
+def computation_run_followers(trial_id: int, kind: str) -> None:
+    """Bring up to date what a request of ``kind`` also marked stale (``ALSO_REQUESTS``).
+    A no-op when another run answered it already."""
+    follower = ALSO_REQUESTS.get(kind)
+    if follower is not None:
+        computation_run(trial_id, follower)
 
 
 def computation_relay_stale() -> int:

@@ -2,13 +2,14 @@
 
 from celery import shared_task
 
-from trial.services import computation_relay_stale, computation_run
+from trial.services import computation_relay_stale, computation_run, computation_run_followers
 
 
 @shared_task(bind=True, max_retries=5, default_retry_delay=5, acks_late=True)
 def trial_recompute(self, trial_id: int, kind: str) -> str:  # type: ignore[no-untyped-def]
     try:
         computation = computation_run(trial_id, kind)
+        computation_run_followers(trial_id, kind)  # the dashboard lists, marked by the same request
     except Exception as exc:  # retried with back-off; the request stays stale meanwhile
         raise self.retry(exc=exc) from exc
     return computation.computed_at.isoformat() if computation.computed_at else ""

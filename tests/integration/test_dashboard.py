@@ -34,7 +34,7 @@ def _populate(world, n):  # type: ignore[no-untyped-def]
         CycleFactory(patient=p, number=2, dose_level=levels[i % 2], day1=HCT + datetime.timedelta(days=98))
         AdverseEventFactory(patient=p, grade=1 + i % 4, onset=HCT + datetime.timedelta(days=80))
         PatientEventFactory(patient=p, kind="last_contact", date=HCT + datetime.timedelta(days=400 + i))
-    for kind in ("escalation", "survival"):
+    for kind in ("escalation", "survival", "dashboard"):
         computation_request(world["trial"].pk, kind)
         computation_run(world["trial"].pk, kind)
 
@@ -62,6 +62,10 @@ def test_dashboard_query_count_does_not_grow(world, login, sizes):  # type: igno
         AdverseEventFactory(patient=p, grade=2, onset=HCT + datetime.timedelta(days=80))
     large, _ = _queries(client, url)
     assert small == large, f"{small} queries at {sizes[0]} patients, {large} at {sizes[1]}"
+    # 19 (35 while every view recomputed the lists): the DLT review, worklist, swimmer and
+    # Table 2 reads are now one stored row (TrialComputation kind "dashboard"); the same 19
+    # on PostgreSQL in bench/latency.py.
+    assert small == 19, small
 
 
 def test_coordinator_dashboard_shows_only_own_site(world, login):  # type: ignore[no-untyped-def]
@@ -101,3 +105,107 @@ def test_coordinator_home_shows_the_week_worklist_and_timeline(world, login):  #
     other = Patient.objects.filter(site=world["site_b"]).first()
     assert client.get(f"/patients/{other.pk}/timeline/").status_code == 404
     assert "Due or overdue" not in login(world["investigator"]).get("/").content.decode()
+
+
+def _fresh(trial):  # type: ignore[no-untyped-def]
+    """The dashboard lists computed now, as JSON stores them."""
+    import json
+
+    from django.utils import timezone
+
+    from dashboard.selectors import dashboard_lists
+
+    return json.loads(json.dumps(dashboard_lists(trial, timezone.localdate())))
+
+
+def test_stored_dashboard_equals_a_fresh_computation_after_each_write(world, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    """Every kind of write marks the stored lists stale in its transaction, and the task it
+    enqueues (the worker's path) leaves them equal to a computation from scratch."""
+    from django.utils import timezone
+
+    from dashboard import selectors
+    from dosing.services import cycle_record, lab_panel_record
+    from patients.models import Patient
+    from patients.services import assessment_record, event_record
+    from safety.models import CtcaeTerm
+    from safety.services import ae_record
+    from tests.factories import ConsentFactory, ProtocolVersionFactory
+    from trial.models import TrialComputation
+    from trial.tasks import trial_recompute
+
+    trial = world["trial"]
+    _populate(world, 6)
+    v1 = ProtocolVersionFactory(trial=trial, version="1", max_cycles=4, effective=datetime.date(2017, 7, 1))
+    a, b = Patient.objects.filter(site=world["site_a"]).order_by("subject_id")[:2]
+    ConsentFactory(patient=a, protocol_version=v1, date=HCT + datetime.timedelta(days=50))
+    coordinator = world["coordinator_a"]
+    nausea = CtcaeTerm.objects.get(version="5.0", meddra_code="10028813")
+
+    def day(n: int) -> datetime.date:
+        return HCT + datetime.timedelta(days=n)
+
+    visit = {
+        "day1": day(126), "lab_date": day(125), "platelets": Decimal("120"), "anc": Decimal("2.0"),
+        "hemoglobin": Decimal("110"), "acute_gvhd_grade": 0, "liver_gvhd": False, "sos": False,
+        "height_cm": Decimal("170"), "weight_kg": Decimal("70"), "given": True,
+    }  # fmt: skip
+    writes = [
+        # (write, the tasks it enqueues)
+        (
+            lambda: ae_record(
+                user=coordinator,
+                patient=a,
+                data={"term": nausea, "grade": 3, "onset": day(75), "attribution": "probable"},
+            ),
+            ["escalation"],
+        ),
+        (
+            lambda: assessment_record(
+                user=coordinator,
+                patient=b,
+                data={"kind": "mrd", "date": day(95), "method": "flow", "result": "negative"},
+            ),
+            ["dashboard"],
+        ),
+        (
+            lambda: lab_panel_record(
+                user=coordinator, patient=b, data={"date": day(85), "platelets": Decimal("10"), "anc": Decimal("0.2")}
+            ),
+            ["escalation"],  # a cytopenia DLT candidate changes the escalation input too
+        ),
+        (
+            lambda: event_record(
+                user=coordinator,
+                patient=b,
+                data={"kind": "relapse", "date": day(300), "blasts_pct": Decimal("12"), "relapse_site": "marrow"},
+            ),
+            ["survival"],
+        ),
+        (lambda: cycle_record(user=coordinator, patient=a, data=visit), ["escalation", "survival"]),
+    ]
+    stored = TrialComputation.objects.get(trial=trial, kind="dashboard")
+    assert not stored.stale and stored.data == _fresh(trial)
+    for write, tasks in writes:
+        before = stored.data
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            write()
+        assert len(callbacks) == len(tasks)  # no extra task: the dashboard follows its request's task
+        stored.refresh_from_db()
+        assert stored.stale, write
+        for kind in tasks:
+            trial_recompute.apply(args=(trial.pk, kind))
+        stored.refresh_from_db()
+        assert not stored.stale and stored.data == _fresh(trial), tasks
+        assert stored.data != before, tasks  # each write changed what the dashboard shows
+    # What the page shows from the stored lists equals what it shows computed in the request
+    # (no stored row), for a trial-wide and a site-limited user, with and without filters.
+    today = timezone.localdate()
+    views = [(world["investigator"], selectors.Filters()), (world["investigator"], selectors.Filters("SA", 1)),
+             (world["coordinator_b"], selectors.Filters())]  # fmt: skip
+    keys = ("awaiting_adjudication", "overdue", "swimmer", "ae_summary")
+    from_store = [{k: selectors.dashboard(u, trial, f, today)[k] for k in keys} for u, f in views]
+    TrialComputation.objects.filter(trial=trial, kind="dashboard").delete()
+    live = [{k: selectors.dashboard(u, trial, f, today)[k] for k in keys} for u, f in views]
+    assert from_store == live
+    assert any(o["subject_id"] == a.subject_id for o in from_store[0]["awaiting_adjudication"])
+    assert all(r["site"] == "SB" for r in from_store[2]["swimmer"]) and from_store[2]["swimmer"]

@@ -223,6 +223,37 @@ def test_calendar_marks_done_and_not_applicable_after_death(world, levels, login
     assert patient.subject_id not in worklist
 
 
+def test_worklist_leaves_out_patients_whose_follow_up_has_ended(world, levels, login):  # type: ignore[no-untyped-def]
+    """PROTOCOL 7: follow-up ends 3 years after the last dose, or with death or withdrawal;
+    their missed assessments stay overdue on the calendar (and are data-cleaning queries)."""
+    today = timezone.localdate()
+    days = datetime.timedelta
+
+    def treated(hct, last_dose_ago):  # type: ignore[no-untyped-def]
+        # C1D1 at day +50; the 3-month MRD (window closed at day +105) never done; EOT on the last dose.
+        patient = enrolled(world, levels, hct)
+        CycleFactory(patient=patient, number=1, due_date=hct + days(40), day1=hct + days(50))
+        CycleFactory(patient=patient, number=2, due_date=today - days(last_dose_ago), day1=today - days(last_dose_ago))
+        PatientEventFactory(
+            patient=patient, kind="end_of_treatment", date=today - days(last_dose_ago), reason="completed"
+        )
+        return patient
+
+    ended = treated(today - days(3 * 365 + 200), last_dose_ago=3 * 365 + 1)
+    following = treated(today - days(3 * 365 + 200), last_dose_ago=3 * 365)  # its last day of follow-up
+    dead = enrolled(world, levels, today - days(130))
+    PatientEventFactory(patient=dead, kind="death", date=today - days(1), cause="gvhd")
+    withdrawn = enrolled(world, levels, today - days(130))
+    PatientEventFactory(patient=withdrawn, kind="withdrawal", date=today - days(1))
+    client = login(world["coordinator_a"])
+    page = client.get(f"/trials/{world['trial'].pk}/worklist/").content.decode()
+    assert following.subject_id in page and "MRD 3 months after HCT: <strong>overdue</strong>" in page
+    for patient in (ended, dead, withdrawn):
+        assert patient.subject_id not in page
+        calendar = client.get(f"/patients/{patient.pk}/calendar/").content.decode()
+        assert "MRD 3 months after HCT" in calendar and "<strong>overdue</strong>" in calendar
+
+
 def _patients_with_data(world, levels, n):  # type: ignore[no-untyped-def]
     today = timezone.localdate()
     for i in range(n):
@@ -244,7 +275,9 @@ def test_worklist_constant_queries(world, levels, login, django_assert_num_queri
         assert client.get(url).status_code == 200
 
 
-QUERIES_WORKLIST = 15
+# Session, user, grants, trial; protocol versions, patients, sites; plain rows of events,
+# cycles, assessments and consents (with their version); the session save (3).
+QUERIES_WORKLIST = 14
 
 
 @pytest.mark.parametrize("count", [3, 30])

@@ -2,6 +2,7 @@
 query counts on the lists, and who may do what."""
 
 import datetime
+import re
 from decimal import Decimal
 
 import pytest
@@ -211,6 +212,44 @@ def test_pages_cost_a_fixed_number_of_queries(world, login, django_assert_num_qu
     with django_assert_num_queries(len(few.captured_queries)):
         response = client.get(target)
     assert response.status_code == 200
+
+
+def _subject_links(page: str) -> list[str]:
+    return re.findall(r'<a href="/patients/\d+/">([^<]+)</a>', page)
+
+
+def test_patient_list_shows_50_a_page_at_the_query_count_of_3(world, login):  # type: ignore[no-untyped-def]
+    """120 patients: 50 rows a page by subject ID, the same SQL queries as 3 patients."""
+    client = login(world["coordinator_a"])
+    url = f"/trials/{world['trial'].pk}/patients/"
+    _populate(world, 3)
+    with CaptureQueriesContext(connection) as few:
+        assert len(_subject_links(client.get(url).content.decode())) == 3
+    _populate(world, 117)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(url).content.decode()
+    assert len(many.captured_queries) == len(few.captured_queries)
+    subjects = sorted(Patient.objects.filter(site=world["site_a"]).values_list("subject_id", flat=True))
+    assert _subject_links(page) == subjects[:50] and "Page 1 of 3" in page and "120 patients" in page
+    assert _subject_links(client.get(url, {"page": 3}).content.decode()) == subjects[100:]
+    assert _subject_links(client.get(url, {"page": "x"}).content.decode()) == subjects[:50]  # a bad page: the first
+
+
+def test_patient_list_search_by_subject_id_kept_in_page_links(world, login):  # type: ignore[no-untyped-def]
+    for n in range(60):
+        PatientFactory(site=world["site_a"], trial=world["trial"], subject_id=f"SA-{n:03d}")
+    PatientFactory(site=world["site_a"], trial=world["trial"], subject_id="SA-X01")
+    PatientFactory(site=world["site_b"], trial=world["trial"], subject_id="SB-001")  # another site: never shown
+    client = login(world["coordinator_a"])
+    url = f"/trials/{world['trial'].pk}/patients/"
+    page = client.get(url, {"q": "x0"}).content.decode()
+    assert _subject_links(page) == ["SA-X01"] and 'value="x0"' in page and "Page 1" not in page
+    page = client.get(url, {"q": "sa-0"}).content.decode()
+    assert len(_subject_links(page)) == 50 and '<a href="?q=sa-0&amp;page=2">' in page
+    page = client.get(url, {"q": "sa-0", "page": 2}).content.decode()
+    assert _subject_links(page) == [f"SA-{n:03d}" for n in range(50, 60)] and '<a href="?q=sa-0&amp;page=1">' in page
+    assert _subject_links(client.get(url, {"q": "001"}).content.decode()) == ["SA-001"]
+    assert "No patients match." in client.get(url, {"q": "nobody"}).content.decode()
 
 
 def test_patient_list_shows_status(world, login, patient):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from dosing.schedule import (
     ScheduleParams,
     cycle_timing,
     dlt_window,
+    follow_up_over,
     max_cycles_on,
     next_cycle,
     validate_cycles,
@@ -366,3 +367,32 @@ def test_withdrawal_works_like_death_and_done_stays_done() -> None:
     got = calendar(facts, today=d(400))
     assert got["mrd_hct_3m"][3] == "done"
     assert got["mrd_hct_6m"][3] == "not_applicable"
+
+
+# --- end of follow-up (PROTOCOL 7: "until 3 years after the last dose") ---------------
+
+LAST_DOSE = d(84, C1D1)  # C4D1 of follow_up()'s four cycles
+
+
+@pytest.mark.parametrize(
+    ("facts", "today", "over"),
+    [
+        (follow_up(eot=d(100, C1D1)), d(3 * 365, LAST_DOSE), False),  # the last day of follow-up
+        (follow_up(eot=d(100, C1D1)), d(3 * 365 + 1, LAST_DOSE), True),
+        (follow_up(), d(5000), False),  # no EOT: the last dose is not known to be last
+        (follow_up(cycles=0, eot=d(60)), d(5000), False),  # never dosed: nothing to count from
+        (follow_up(death=d(150)), d(149), False),
+        (follow_up(death=d(150)), d(150), True),
+        (follow_up(withdrawal=d(150)), d(151), True),
+    ],
+)
+def test_follow_up_ends_3_years_after_the_last_dose_or_at_death_or_withdrawal(
+    facts: FollowUpFacts, today: date, over: bool
+) -> None:
+    assert follow_up_over(facts, today) is over
+
+
+def test_follow_up_length_is_a_parameter() -> None:
+    facts = follow_up(eot=d(100, C1D1))
+    assert follow_up_over(facts, d(366, LAST_DOSE), ScheduleParams(follow_up_days=365))
+    assert not follow_up_over(facts, d(366, LAST_DOSE))
