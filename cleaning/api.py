@@ -2,19 +2,16 @@
 
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 
 from cleaning import selectors, services
 from cleaning.models import DataQuery, QueryMessage
 from core.api import CursorPagination
 from core.api_concurrency import with_etag
-from trial import access
 from trial.permissions import API_WRITE_PERMISSIONS
 
 
@@ -162,21 +159,9 @@ class DataQueryViewSet(
     @extend_schema(request=RaiseInput, responses={201: DataQueryDetailOutput})
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         values = _valid(RaiseInput, request.data)
-        app_label, _, model_name = values["target_type"].strip().lower().partition(".")
-        try:
-            model = ContentType.objects.get_by_natural_key(app_label, model_name).model_class()
-        except ContentType.DoesNotExist:
-            model = None
-        if model is None or not services.is_queryable_model(model):
-            raise ApiValidationError({"target_type": ["Not a casebook record type (e.g. safety.adverseevent)."]})
-        # Only records the user may query; anything else is "not found" (no leak).
-        target = (
-            access.scope(request.user, model._default_manager.all(), "raise_query")
-            .filter(pk=values["target_id"])
-            .first()
+        target = services.casebook_record_get(
+            request.user, values["target_type"], values["target_id"], "raise_query", "raise queries"
         )
-        if target is None:
-            raise ApiValidationError({"target_id": ["No such record in a trial where you raise queries."]})
         query = services.query_raise(
             user=request.user, target=target, field_name=values["field_name"], question=values["question"]
         )

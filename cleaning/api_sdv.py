@@ -6,7 +6,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 
 from cleaning import services
@@ -114,19 +113,9 @@ class SourceVerificationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, 
         serializer = VerifyInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        app_label, _, model_name = values["target_type"].strip().lower().partition(".")
-        try:
-            model = ContentType.objects.get_by_natural_key(app_label, model_name).model_class()
-        except ContentType.DoesNotExist:
-            model = None
-        if model is None or not services.is_queryable_model(model):
-            raise ApiValidationError({"target_type": ["Not a casebook record type (e.g. safety.adverseevent)."]})
-        # Only records the user may verify; anything else is "not found" (no leak).
-        target = (
-            access.scope(request.user, model._default_manager.all(), "verify").filter(pk=values["target_id"]).first()
+        target = services.casebook_record_get(
+            request.user, values["target_type"], values["target_id"], "verify", "verify source data"
         )
-        if target is None:
-            raise ApiValidationError({"target_id": ["No such record in a trial where you verify source data."]})
         mark = services.record_verify(user=request.user, target=target, expected_version=values.get("version"))
         fresh = self.get_queryset().get(pk=mark.pk)
         return Response(

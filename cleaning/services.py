@@ -105,6 +105,23 @@ def corrector_for(model: type[models.Model]) -> Corrector | None:
     return _correctors().get(model)
 
 
+def casebook_record_get(user: Any, target_type: str, target_id: int, capability: str, where: str) -> models.Model:
+    """The casebook record named "<app>.<model>" + id that ``user`` may act on with
+    ``capability`` (raise_query, verify); anything else reads as "not found" (no leak).
+    ``where`` ends the refusal: "No such record in a trial where you <where>." """
+    app_label, _, model_name = target_type.strip().lower().partition(".")
+    try:
+        model = ContentType.objects.get_by_natural_key(app_label, model_name).model_class()
+    except ContentType.DoesNotExist:
+        model = None
+    if model is None or not is_queryable_model(model):
+        raise ValidationError({"target_type": ["Not a casebook record type (e.g. safety.adverseevent)."]})
+    target = access.scope(user, model._default_manager.all(), capability).filter(pk=target_id).first()
+    if target is None:
+        raise ValidationError({"target_id": [f"No such record in a trial where you {where}."]})
+    return target
+
+
 def is_queryable_model(model: type[models.Model]) -> bool:
     """Casebook records: the patient itself and every audited record hanging off one."""
     if model is Patient:
