@@ -419,6 +419,22 @@ def _lock_history(lock):  # type: ignore[no-untyped-def]
     return record_history(lock), signatures_for(lock)
 
 
+def _lock_change_page(request, *, lock, choices, change, owner: str, done, context):  # type: ignore[no-untyped-def]
+    """The lock screen of a casebook or a trial: the signed state-change form, then its
+    history and signatures. ``change(action, password, reason)`` calls the service."""
+    current = lock.state if lock is not None else "open"
+    form = LockChangeForm(request.POST or None, choices=choices(current))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        saved = _save(form, lambda: change(data["action"], data["password"], data["reason"]))
+        if saved is not None:
+            messages.success(request, f"{owner} is now {saved.get_state_display().lower()}.")
+            return done
+    rows, sigs = _lock_history(lock)
+    context = {"own_state": current, "form": form, "rows": rows, "signatures": sigs, **context}
+    return render(request, "patients/lock.html", context)
+
+
 @lock_gate(None)  # the lock screen itself is no casebook write
 @login_required
 def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def]
@@ -426,38 +442,29 @@ def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def
     patient = selectors.patient_get(request.user, patient_id)
     if not access.can(request.user, "lock", patient.trial_id):
         raise PermissionDenied("Only a data manager of this trial freezes, locks and unlocks casebooks.")
-    lock = services.casebook_lock_get(patient)
-    current = lock.state if lock is not None else "open"
-    form = LockChangeForm(request.POST or None, choices=_CASEBOOK_ACTIONS[current])
-    if request.method == "POST" and form.is_valid():
-        service = _CASEBOOK_SERVICES[form.cleaned_data["action"]]
-        saved = _save(
-            form,
-            lambda: service(
-                user=request.user,
-                patient=patient,
-                password=form.cleaned_data["password"],
-                reason=form.cleaned_data["reason"],
-            ),
-        )
-        if saved is not None:
-            messages.success(request, f"Casebook {patient.subject_id} is now {saved.get_state_display().lower()}.")
-            return redirect("casebook_lock", patient_id=patient.pk)
-    rows, sigs = _lock_history(lock)
-    return render(
+    return _lock_change_page(
         request,
-        "patients/lock.html",
-        {
+        lock=services.casebook_lock_get(patient),
+        choices=_CASEBOOK_ACTIONS.__getitem__,
+        change=lambda action, password, reason: _CASEBOOK_SERVICES[action](
+            user=request.user, patient=patient, password=password, reason=reason
+        ),
+        owner=f"Casebook {patient.subject_id}",
+        done=redirect("casebook_lock", patient_id=patient.pk),
+        context={
             "patient": patient,
             "title": f"Casebook lock of {patient.subject_id}",
             "lock": patient.lock,
-            "own_state": current,
-            "form": form,
-            "rows": rows,
-            "signatures": sigs,
             "trial_locked": patient.lock.by_trial,
         },
     )
+
+
+_TRIAL_ACTIONS = {
+    "locked": [("open", "Open (unlock the trial; casebooks return to their own state)")],
+    "open": [("locked", "Locked: every casebook of the trial is locked for the analysis")],
+}
+_TRIAL_SERVICES = {"locked": services.trial_lock, "open": services.trial_unlock}
 
 
 @lock_gate(None)
@@ -468,37 +475,14 @@ def trial_lock_view(request, trial_id: int):  # type: ignore[no-untyped-def]
     if not access.can(request.user, "lock", trial):
         raise PermissionDenied("Only a data manager of this trial locks and unlocks it.")
     lock = services.trial_lock_get(trial)
-    current = lock.state if lock is not None else "open"
-    if current == "locked":
-        choices = [("open", "Open (unlock the trial; casebooks return to their own state)")]
-    else:
-        choices = [("locked", "Locked: every casebook of the trial is locked for the analysis")]
-    form = LockChangeForm(request.POST or None, choices=choices)
-    if request.method == "POST" and form.is_valid():
-        service = services.trial_lock if form.cleaned_data["action"] == "locked" else services.trial_unlock
-        saved = _save(
-            form,
-            lambda: service(
-                user=request.user,
-                trial=trial,
-                password=form.cleaned_data["password"],
-                reason=form.cleaned_data["reason"],
-            ),
-        )
-        if saved is not None:
-            messages.success(request, f"Trial {trial.code} is now {saved.get_state_display().lower()}.")
-            return redirect("trial_lock", trial_id=trial.pk)
-    rows, sigs = _lock_history(lock)
-    return render(
+    return _lock_change_page(
         request,
-        "patients/lock.html",
-        {
-            "trial": trial,
-            "title": f"Trial lock of {trial.code}",
-            "lock": lock,
-            "own_state": current,
-            "form": form,
-            "rows": rows,
-            "signatures": sigs,
-        },
+        lock=lock,
+        choices=_TRIAL_ACTIONS.__getitem__,
+        change=lambda action, password, reason: _TRIAL_SERVICES[action](
+            user=request.user, trial=trial, password=password, reason=reason
+        ),
+        owner=f"Trial {trial.code}",
+        done=redirect("trial_lock", trial_id=trial.pk),
+        context={"trial": trial, "title": f"Trial lock of {trial.code}", "lock": lock},
     )
