@@ -29,7 +29,7 @@ RECORD_PAGES = {
     "patients.assessment": "patient_assessments",
     "patients.patientevent": "patient_events",
     "dosing.cycle": "patient_dosing",
-    "dosing.labpanel": "patient_dosing",
+    "dosing.labpanel": "patient_dosing",  # each panel also has its own page (lab_panel_detail)
     "dosing.deviation": "patient_dosing",
     "dosing.concomitantmedication": "patient_dosing",
     "safety.adverseevent": "patient_safety",
@@ -47,6 +47,12 @@ EDIT_PAGES = {
     "patients.patientevent": ("event_edit", "record"),
     "dosing.concomitantmedication": ("medication_edit", "record"),
     "dosing.cycle": ("cycle_correct", "record"),
+    "dosing.labpanel": ("lab_panel_correct", "record"),
+}
+# The record's own view page, for the SDV worksheet's "open the record" link.
+VIEW_PAGES = {
+    "dosing.labpanel": "lab_panel_detail",
+    "dosing.cycle": "cycle_history",
 }
 
 OPEN_STATES = (DataQuery.State.OPEN, DataQuery.State.ANSWERED)
@@ -230,6 +236,7 @@ class SdvRow:
     kind: str  # the record type, e.g. "adverse event"
     key: str  # "safety.adverseevent:12", the value the verify form posts
     status: SdvStatus
+    url: str = ""  # the record's own page, where the monitor sees what they verify
 
 
 def _casebook_records(patient: Patient) -> list[tuple[type[Model], list[Model]]]:
@@ -271,9 +278,17 @@ def sdv_casebook(patient: Patient) -> list[SdvRow]:
                     str(model._meta.verbose_name),
                     f"{content_type.app_label}.{content_type.model}:{record.pk}",
                     _status(record, found[record.pk], edits.get(record.pk)),
+                    _view_url(content_type, record.pk),
                 )
             )
     return rows
+
+
+def _view_url(content_type: ContentType, pk: int) -> str:
+    from django.urls import reverse
+
+    name = VIEW_PAGES.get(f"{content_type.app_label}.{content_type.model}")
+    return reverse(name, args=[pk]) if name else ""
 
 
 def _version(records: list[Model], pk: int) -> int:

@@ -91,6 +91,12 @@ def _correctors() -> dict[type[models.Model], Corrector]:
                 user=user, medication=obj, changes=changes, reason=reason
             ),
         ),
+        LabPanel: Corrector(
+            dosing_services.LAB_PANEL_CORRECTABLE_FIELDS,
+            lambda user, obj, changes, reason: dosing_services.lab_panel_update(
+                user=user, panel=obj, changes=changes, reason=reason
+            ),
+        ),
         Cycle: Corrector(
             dosing_services.CYCLE_CORRECTABLE_FIELDS,
             lambda user, obj, changes, reason: dosing_services.cycle_update(

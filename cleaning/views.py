@@ -27,6 +27,7 @@ HISTORY_PAGES = {
     "safety.adverseevent": ("ae_history", "record"),
     "patients.patient": ("patient_history", "patient"),
     "dosing.cycle": ("cycle_history", "record"),
+    "dosing.labpanel": ("lab_panel_detail", "record"),
 }
 
 

@@ -161,6 +161,27 @@ class LabPanelInput(serializers.Serializer):
     ast = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
 
 
+class LabPanelUpdateInput(serializers.Serializer):
+    """A lab panel correction (services.lab_panel_update): only the fields sent change;
+    ``reason_for_change`` and the version read (If-Match or ``version``) are required."""
+
+    date = serializers.DateField(required=False)
+    platelets = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    anc = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=0, required=False, allow_null=True)
+    hemoglobin = serializers.DecimalField(max_digits=5, decimal_places=1, min_value=0, required=False, allow_null=True)
+    bilirubin = serializers.DecimalField(max_digits=6, decimal_places=1, min_value=0, required=False, allow_null=True)
+    alt = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    ast = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
+    reason_for_change = serializers.CharField(required=False, allow_blank=True)
+    version = serializers.IntegerField(required=False)
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["This field cannot be corrected here."] for name in unknown})
+        return attrs
+
+
 class LabPanelViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = LabPanelOutput
     queryset = LabPanel.objects.none()
@@ -179,3 +200,18 @@ class LabPanelViewSet(_PatientNested, mixins.ListModelMixin, mixins.RetrieveMode
         data.is_valid(raise_exception=True)
         panel = services.lab_panel_record(user=request.user, patient=patient, data=dict(data.validated_data))
         return with_etag(Response(LabPanelOutput(panel).data, status=status.HTTP_201_CREATED))
+
+    @extend_schema(request=LabPanelUpdateInput, responses={200: LabPanelOutput})
+    def partial_update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Correct a lab panel (PATCH): the same rules as the correction screen; a stale
+        version answers 409, a frozen or locked casebook 423, and nothing is written."""
+        panel = self.get_object()
+        data = LabPanelUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        reason = values.pop("reason_for_change", "")
+        version = expected_version(request, values.pop("version", None))
+        services.lab_panel_update(
+            user=request.user, panel=panel, changes=values, reason=reason, expected_version=version
+        )
+        return with_etag(Response(LabPanelOutput(selectors.lab_panel_get(request.user, panel.pk)).data))

@@ -1,7 +1,7 @@
 from django import forms
 
 from core.forms import ReasonForChangeForm
-from dosing.models import ConcomitantMedication, Cycle, Deviation
+from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 
 YES_NO_UNKNOWN = [("", "Not recorded"), ("false", "No"), ("true", "Yes")]
 
@@ -148,3 +148,15 @@ class CycleCorrectionForm(ReasonForChangeForm, CycleForm):
             "dose_mg": cycle.dose_mg,
             "version": cycle.version,
         }
+
+
+class LabPanelCorrectionForm(ReasonForChangeForm, forms.ModelForm):
+    """The correction of a lab panel (visit or unscheduled); every rule is the service's
+    (lab_panel_update)."""
+
+    class Meta:
+        model = LabPanel
+        fields = ["date", "platelets", "anc", "hemoglobin", "bilirubin", "alt", "ast"]
+        widgets = {"date": _date_widget()}
+
+    field_order = ["date", "platelets", "anc", "hemoglobin", "bilirubin", "alt", "ast", "reason_for_change"]

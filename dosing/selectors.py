@@ -56,6 +56,18 @@ def lab_panel_list(user, patient: Patient | None = None) -> QuerySet[LabPanel]: 
     return qs.filter(patient=patient) if patient is not None else qs
 
 
+def lab_panel_get(user, lab_panel_id: int) -> LabPanel:  # type: ignore[no-untyped-def]
+    """One lab panel in the user's scope (404 otherwise)."""
+    return access.get_scoped_or_404(  # type: ignore[return-value]
+        user, LabPanel.objects.select_related("patient__trial", "patient__site"), pk=lab_panel_id
+    )
+
+
+def lab_panel_cycle(panel: LabPanel) -> Cycle | None:
+    """The cycle whose visit entered ``panel`` (None: an unscheduled panel)."""
+    return Cycle.objects.filter(lab_panel=panel).first()
+
+
 def deviation_list(user, trial: Trial) -> QuerySet[Deviation]:  # type: ignore[no-untyped-def]
     """Protocol deviations of a trial, scoped (coordinators see their sites')."""
     qs = access.scope(user, Deviation.objects.select_related("patient", "patient__site"))

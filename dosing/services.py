@@ -582,8 +582,9 @@ def lab_panel_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> La
     """Labs drawn outside a dosing visit."""
     if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
         raise PermissionDenied("You do not enter data for this patient.")
-    if not data.get("date"):
-        raise ValidationError({"date": ["Enter the date the labs were drawn."]})
+    errors = lab_panel_problems(patient, data)
+    if errors:
+        raise ValidationError(errors)
     panel = LabPanel(patient=patient, date=data["date"], **{f: data.get(f) for f in LAB_FIELDS})
     with transaction.atomic():
         record_create(panel, user=user)
@@ -592,6 +593,96 @@ def lab_panel_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> La
         # an escalation request also marks the dashboard lists stale.
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
     return panel
+
+
+def lab_panel_problems(patient: Patient, values: dict[str, Any], panel: LabPanel | None = None) -> dict[str, list[str]]:
+    """The checks of a lab panel's values, shared by first entry (lab_panel_record) and
+    correction (lab_panel_update), so a rule added here holds on both paths. ``panel``
+    is the panel being corrected (None at first entry)."""
+    errors: dict[str, list[str]] = {}
+    if not values.get("date"):
+        errors["date"] = ["Enter the date the labs were drawn."]
+    for name in LAB_FIELDS:
+        value = _dec(values.get(name)) if values.get(name) not in (None, "") else None
+        if values.get(name) not in (None, "") and value is None:
+            errors[name] = [f"{LabPanel._meta.get_field(name).verbose_name}: not a number."]
+        elif value is not None and value < 0:
+            errors[name] = [f"{LabPanel._meta.get_field(name).verbose_name} cannot be negative."]
+    return errors
+
+
+# What a lab panel correction may change: the draw date and the values (SI units).
+LAB_PANEL_CORRECTABLE_FIELDS = ("date", *LAB_FIELDS)
+
+
+def _visit_cycle_of(panel: LabPanel) -> Cycle | None:
+    """The cycle whose visit entered ``panel`` (its pre-dose labs), if any."""
+    return Cycle.objects.select_related("patient__trial").filter(lab_panel=panel).first()
+
+
+def lab_panel_update(
+    *,
+    user: Any,
+    panel: LabPanel,
+    changes: dict[str, Any],
+    reason: str | None,
+    expected_version: int | None = None,
+) -> LabPanel:
+    """Correct a lab panel (visit or unscheduled), e.g. answering a query: the first-entry
+    checks run on the corrected values; a visit panel must still be drawn on or before its
+    cycle's day 1 (labs after day 1 cannot clear the dose), and the cycle's stored
+    pre-dose safety check is re-computed from the corrected labs (audited on the cycle).
+    Lab AE proposals are graded from the panel when shown, so they follow the new values.
+    Needs a reason; a stale ``expected_version`` is refused (EditConflict, API 409)."""
+    patient = panel.patient
+    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You do not enter data for this patient.")
+    ensure_writable(panel)
+    unknown = set(changes) - set(LAB_PANEL_CORRECTABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["This field cannot be corrected on a lab panel."] for name in sorted(unknown)})
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        current = LabPanel.objects.select_for_update().select_related("patient__trial").get(pk=panel.pk)
+        if expected_version is not None and current.version != expected_version:
+            raise EditConflict(current.version, expected_version)
+        values = {name: getattr(current, name) for name in LAB_PANEL_CORRECTABLE_FIELDS} | changes
+        errors = lab_panel_problems(current.patient, values, panel=current)
+        cycle = _visit_cycle_of(current)
+        if cycle is not None and cycle.day1 is not None and values.get("date") and values["date"] > cycle.day1:
+            errors.setdefault("date", []).append(
+                f"These are the pre-dose labs of cycle {cycle.number} (day 1 {cycle.day1.isoformat()}): "
+                "labs drawn after day 1 cannot clear the dose."
+            )
+        if errors:
+            raise ValidationError(errors)
+        diff = {k: v for k, v in changes.items() if getattr(current, k) != v}
+        if not diff:
+            raise ValidationError({"__all__": ["Nothing to correct: these are the values on file."]})
+        updated = record_update(current, diff, user=user, reason=reason, expected_version=expected_version)
+        if cycle is not None and cycle.day1 is not None:
+            _recheck_visit_cycle(cycle, user=user, reason=reason)
+        # As at first entry: counts feed the DLT candidates (cytopenia) -> escalation.
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+    return updated  # type: ignore[return-value]
+
+
+def _recheck_visit_cycle(cycle: Cycle, *, user: Any, reason: str) -> None:
+    """The stored pre-dose safety check of ``cycle`` as the corrected labs give it."""
+    patient = cycle.patient
+    panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in LabPanel.objects.filter(patient=patient)]
+    status = predose.GvhdSosStatus(cycle.acute_gvhd_grade, cycle.liver_gvhd, cycle.sos)
+    check = predose.predose_check(panels, status, cycle.day1, predose_params(patient.trial))  # type: ignore[arg-type]
+    rows = [{"key": c.key, "label": c.label, "status": c.status, "detail": c.detail} for c in check.conditions]
+    if rows != cycle.safety_check:
+        record_update(
+            cycle,
+            {"safety_check": rows},
+            user=user,
+            reason=f"{reason} (pre-dose safety check re-computed after the correction of its labs)",
+        )
 
 
 def deviation_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Deviation:

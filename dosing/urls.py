@@ -14,6 +14,8 @@ urlpatterns = [
     ),  # kwarg named for the site-wall walker: <model>_id
     path("cycles/<int:cycle_id>/full-dose/", views.cycle_full_dose, name="cycle_full_dose"),
     path("cycles/<int:cycle_id>/correct/", views.cycle_correct, name="cycle_correct"),
+    path("labs/<int:lab_panel_id>/", views.lab_panel_detail, name="lab_panel_detail"),
+    path("labs/<int:lab_panel_id>/correct/", views.lab_panel_correct, name="lab_panel_correct"),
     path("cycles/<int:cycle_id>/history/", views.cycle_history, name="cycle_history"),
     path("trials/<int:trial_id>/deviations/", views.trial_deviations, name="trial_deviations"),
     path("trials/<int:trial_id>/worklist/", views.site_worklist, name="site_worklist"),

@@ -15,6 +15,7 @@ from dosing.forms import (
     CycleForm,
     DeviationForm,
     FullDoseRestoreForm,
+    LabPanelCorrectionForm,
     MedicationEditForm,
     MedicationForm,
 )
@@ -50,6 +51,7 @@ def patient_dosing(request, patient_id: int):  # type: ignore[no-untyped-def]
             "cycles": cycles,
             "upcoming": upcoming,
             "deviations": patient.deviations.all(),
+            "lab_panels": patient.lab_panels.all(),
             "medications": patient.medications.all(),
             "can_enter": access.can(request.user, "enter_data", patient.trial_id, patient.site_id),
             "is_investigator": access.can(request.user, "adjudicate", patient.trial_id),
@@ -256,3 +258,50 @@ def medication_edit(request, concomitantmedication_id: int):  # type: ignore[no-
             messages.success(request, "Change saved and recorded in the audit trail.")
             return redirect("patient_dosing", patient_id=patient.pk)
     return render(request, "dosing/simple_form.html", {"patient": patient, "form": form, "title": f"Edit {medication}"})
+
+
+@login_required
+def lab_panel_detail(request, lab_panel_id: int):  # type: ignore[no-untyped-def]
+    """One lab panel (visit or unscheduled): its values, the cycle it cleared, its audit
+    trail, and a link to correct it."""
+    panel = selectors.lab_panel_get(request.user, lab_panel_id)
+    patient = selectors.patient_for_dosing(request.user, panel.patient_id)
+    return render(
+        request,
+        "dosing/lab_panel.html",
+        {
+            "patient": patient,
+            "panel": panel,
+            "cycle": selectors.lab_panel_cycle(panel),
+            "rows": record_history(panel),
+            "can_enter": access.can(request.user, "enter_data", patient.trial_id, patient.site_id),
+        },
+    )
+
+
+@login_required
+def lab_panel_correct(request, lab_panel_id: int):  # type: ignore[no-untyped-def]
+    """Correct a lab panel with a reason (services.lab_panel_update)."""
+    panel = selectors.lab_panel_get(request.user, lab_panel_id)
+    patient = panel.patient
+    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("You can read this patient but not correct its labs.")
+    form = LabPanelCorrectionForm(request.POST or None, instance=panel, initial={"version": panel.version})
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in services.LAB_PANEL_CORRECTABLE_FIELDS}
+        try:
+            services.lab_panel_update(
+                user=request.user,
+                panel=selectors.lab_panel_get(request.user, lab_panel_id),
+                changes=changes,
+                reason=form.cleaned_data["reason_for_change"],
+                expected_version=form.cleaned_data["version"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        except EditConflict as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Lab panel corrected; the change is in its audit trail.")
+            return redirect("lab_panel_detail", lab_panel_id=panel.pk)
+    return render(request, "dosing/simple_form.html", {"patient": patient, "form": form, "title": f"Correct {panel}"})
