@@ -26,7 +26,7 @@ from tests.integration.test_dosing_services import C1D1, visit
 from trial.models import TrialComputation
 
 
-def unscheduled(world, patient, **values):  # type: ignore[no-untyped-def]
+def unscheduled(world, patient, **values):  # type: ignore[no-untyped-def]  # noqa: F811
     data = {"date": datetime.date(2024, 4, 10), "platelets": Decimal("80"), "anc": Decimal("1.5")} | values
     return services.lab_panel_record(user=world["coordinator_a"], patient=patient, data=data)
 
