@@ -5,6 +5,8 @@ from typing import Any
 from django import forms
 from django.db import models
 
+from patients.forms import LockChangeForm
+
 TEXT = {"rows": 3}
 
 
@@ -71,3 +73,20 @@ class CloseForm(forms.Form):
 
 class ReopenForm(forms.Form):
     text = forms.CharField(label="What is still wrong", max_length=4000, widget=forms.Textarea(attrs=TEXT))
+
+
+class CasebookLockForm(LockChangeForm):
+    """The casebook lock screen: the signed state change, and the acknowledged override of
+    the pre-lock checklist (cleaning.services.casebook_lock_checked)."""
+
+    override = forms.BooleanField(
+        label="I acknowledge the open checklist items and lock anyway",
+        required=False,
+        help_text="Only when the pre-lock checklist is not clear; kept with the lock.",
+    )
+    override_reason = forms.CharField(
+        label="Reason for locking over the checklist",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )

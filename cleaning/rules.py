@@ -285,3 +285,67 @@ def reconcile(
         query_id for pair, query_id in unclosed.items() if pair not in found and rule_family(pair[1]) in swept
     )
     return SweepPlan(tuple(to_raise), tuple(to_close))
+
+
+# --- the pre-lock checklist (issue 19) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    key: str  # "open_queries" | "unverified_records" | "investigator_review"
+    label: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class LockChecklist:
+    """What a data manager sees before locking a casebook; locking with any item not ok
+    needs an acknowledged override with a reason (cleaning.services.casebook_lock_checked)."""
+
+    items: tuple[ChecklistItem, ...]
+
+    @property
+    def clear(self) -> bool:
+        return all(item.ok for item in self.items)
+
+    @property
+    def problems(self) -> tuple[ChecklistItem, ...]:
+        return tuple(item for item in self.items if not item.ok)
+
+    def summary(self) -> str:
+        """ "2 open queries; 19 of 21 records not source verified", or "" when clear."""
+        return "; ".join(item.detail for item in self.problems)
+
+
+def lock_checklist(*, open_queries: int, records: int, verified: int, review_signed: bool) -> LockChecklist:
+    """The pre-lock checklist from counts: no open or answered (unclosed) query, every
+    record source verified at its current version, and an investigator's valid
+    "reviewed" signature on the casebook."""
+    unverified = max(records - verified, 0)
+    return LockChecklist(
+        (
+            ChecklistItem(
+                "open_queries",
+                "No unclosed data queries",
+                open_queries == 0,
+                "no unclosed query"
+                if open_queries == 0
+                else f"{open_queries} unclosed quer{'y' if open_queries == 1 else 'ies'}",
+            ),
+            ChecklistItem(
+                "unverified_records",
+                "Every record source verified at its current version",
+                unverified == 0,
+                f"all {records} records source verified"
+                if unverified == 0
+                else f"{unverified} of {records} record{'' if records == 1 else 's'} not source verified",
+            ),
+            ChecklistItem(
+                "investigator_review",
+                "Casebook signed as reviewed by an investigator",
+                review_signed,
+                "signed as reviewed" if review_signed else "no valid investigator review signature",
+            ),
+        )
+    )

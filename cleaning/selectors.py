@@ -400,3 +400,27 @@ def open_queries_for_site_staff(user: Any, trial: Trial, limit: int = 10) -> Ope
     coordinator's home page). Two SQL queries."""
     queries = query_list(user, trial=trial.pk, state=DataQuery.State.OPEN)
     return OpenQueries(queries.count(), worklist_rows(list(queries[:limit])))
+
+
+# --- the pre-lock checklist (issue 19) ---------------------------------------------
+
+
+def lock_checklist(patient: Patient) -> Any:
+    """The casebook's pre-lock checklist (cleaning.rules.lock_checklist) from its counts:
+    unclosed queries, records not verified at their current version (the SDV worksheet's
+    rows), and whether the casebook carries a valid investigator review signature."""
+    from cleaning.rules import lock_checklist as rule
+    from core.models import Signature
+    from core.signatures import signature_verify
+
+    rows = sdv_casebook(patient)
+    content_type = ContentType.objects.get_for_model(Patient)
+    reviews = Signature.objects.filter(
+        content_type=content_type, object_id=patient.pk, meaning=Signature.Meaning.REVIEWED
+    ).select_related("content_type")
+    return rule(
+        open_queries=DataQuery.objects.filter(patient=patient, state__in=OPEN_STATES).count(),
+        records=len(rows),
+        verified=sum(1 for r in rows if r.status.state == "verified"),
+        review_signed=any(signature_verify(s, patient).valid for s in reviews),
+    )

@@ -763,3 +763,41 @@ def verification_import(
     with transaction.atomic():
         record_create(mark, user=user, reason=BUNDLE_IMPORT_REASON)
     return mark
+
+
+# --- locking a casebook behind the pre-lock checklist (issue 19) -----------------------
+
+
+def casebook_lock_checked(
+    *,
+    user: Any,
+    patient: Patient,
+    password: str,
+    reason: str = "",
+    override: bool = False,
+    override_reason: str = "",
+) -> Any:
+    """The data manager locks a casebook: refused while the pre-lock checklist
+    (cleaning.rules.lock_checklist: unclosed queries, unverified records, no investigator
+    review signature) is not clear, unless ``override`` is acknowledged with a reason;
+    the override, what it overrode and its reason are kept with the lock (its reason,
+    in the audit trail and under the lock signature)."""
+    from cleaning.selectors import lock_checklist
+
+    checklist = lock_checklist(patient)
+    if not checklist.clear:
+        override_reason = (override_reason or "").strip()
+        if not override:
+            raise ValidationError(
+                {
+                    "override": [
+                        f"The pre-lock checklist is not clear ({checklist.summary()}): resolve it, or acknowledge "
+                        "the override and give its reason."
+                    ]
+                }
+            )
+        if not override_reason:
+            raise ValidationError({"override_reason": ["Give the reason for locking over the pre-lock checklist."]})
+        note = f"Locked over the pre-lock checklist ({checklist.summary()}): {override_reason}"
+        reason = f"{reason.strip()} — {note}" if (reason or "").strip() else note
+    return patient_services.casebook_lock(user=user, patient=patient, password=password, reason=reason)

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cleaning import selectors, services
-from cleaning.forms import AnswerForm, CloseForm, RaiseForm, ReopenForm
+from cleaning.forms import AnswerForm, CasebookLockForm, CloseForm, RaiseForm, ReopenForm
 from cleaning.models import DataQuery, QueryMessage
 from core.forms import add_service_errors
-from core.locks import lock_gate, lock_info_of
+from core.locks import data_entry_page, lock_gate, lock_info_of
 from patients import selectors as patient_selectors
 from trial import access
 from trial.models import Trial
@@ -48,6 +48,7 @@ def _record_from(request: Any, patient: Any) -> Any:
     return record
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @lock_gate("query")  # a query may be raised on a frozen casebook, not on a locked one
 @login_required
 def query_raise(request, patient_id: int):  # type: ignore[no-untyped-def]
@@ -229,4 +230,52 @@ def query_list(request, trial_id: int):  # type: ignore[no-untyped-def]
             "origins": DataQuery.Origin.choices,
             "query_string": params.urlencode(),
         },
+    )
+
+
+# --- the casebook lock screen, behind the pre-lock checklist (issue 19) ----------------
+
+
+@lock_gate(None)  # the lock screen itself is no casebook write
+@login_required
+def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """A data manager freezes, locks or unlocks the casebook, with an e-signature; the
+    pre-lock checklist is shown, and locking over it needs an acknowledged override with
+    a reason (services.casebook_lock_checked)."""
+    from patients import services as patient_services
+    from patients.views import _CASEBOOK_ACTIONS, _lock_change_page
+
+    patient = patient_selectors.patient_get(request.user, patient_id)
+    if not access.can(request.user, "lock", patient.trial_id):
+        raise PermissionDenied("Only a data manager of this trial freezes, locks and unlocks casebooks.")
+    checklist = selectors.lock_checklist(patient)
+
+    def change(action: str, password: str, reason: str, override: bool = False, override_reason: str = "") -> Any:
+        if action == "locked":
+            return services.casebook_lock_checked(
+                user=request.user,
+                patient=patient,
+                password=password,
+                reason=reason,
+                override=override,
+                override_reason=override_reason,
+            )
+        service = {"frozen": patient_services.casebook_freeze, "open": patient_services.casebook_unlock}[action]
+        return service(user=request.user, patient=patient, password=password, reason=reason)
+
+    return _lock_change_page(
+        request,
+        lock=patient_services.casebook_lock_get(patient),
+        choices=_CASEBOOK_ACTIONS.__getitem__,
+        change=change,
+        owner=f"Casebook {patient.subject_id}",
+        done=redirect("casebook_lock", patient_id=patient.pk),
+        context={
+            "patient": patient,
+            "title": f"Casebook lock of {patient.subject_id}",
+            "lock": patient.lock,
+            "trial_locked": patient.lock.by_trial,
+            "checklist": checklist,
+        },
+        form_class=CasebookLockForm,
     )

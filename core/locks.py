@@ -204,6 +204,14 @@ def lock_gate(level: str | None):  # type: ignore[no-untyped-def]
     return mark
 
 
+def data_entry_page(view):  # type: ignore[no-untyped-def]
+    """Mark a view whose page is a data-entry form (issue 19): on a casebook that refuses
+    its write, even the GET answers the lock page, so a frozen or locked casebook shows
+    no editable form (patients.lock_gate; walked by tests/integration/test_lock_checklist)."""
+    view.lock_form = True
+    return view
+
+
 def owner_pk_of(instance: models.Model) -> Any:
     """The casebook owner's (patient's) id of ``instance``, or None."""
     path = lock_patient_path(type(instance))

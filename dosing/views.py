@@ -9,6 +9,7 @@ from django.utils import timezone
 from core.audit import record_history
 from core.errors import EditConflict
 from core.forms import add_service_errors
+from core.locks import data_entry_page
 from dosing import selectors, services
 from dosing.forms import (
     CycleCorrectionForm,
@@ -59,6 +60,7 @@ def patient_dosing(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def cycle_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     """One form per cycle. "Check" evaluates every rule and shows the safety check and
@@ -86,6 +88,7 @@ def cycle_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     return render(request, "dosing/cycle_form.html", {"patient": patient, "form": form, "evaluation": evaluation})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def cycle_correct(request, cycle_id: int):  # type: ignore[no-untyped-def]
     """Correct a recorded cycle (e.g. its day 1, answering a query) with a reason: "Check"
@@ -137,6 +140,7 @@ def cycle_history(request, cycle_id: int):  # type: ignore[no-untyped-def]
     return render(request, "core/history.html", {"record": cycle, "rows": record_history(cycle), "back": cycle.patient})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def deviation_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = selectors.patient_for_dosing(request.user, patient_id)
@@ -158,6 +162,7 @@ def deviation_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def cycle_full_dose(request, cycle_id: int):  # type: ignore[no-untyped-def]
     """An investigator documents a return to full dose after this cycle."""
@@ -212,6 +217,7 @@ def site_worklist(request, trial_id: int):  # type: ignore[no-untyped-def]
     return render(request, "dosing/worklist.html", {"trial": trial, "sites": sites, "today": today})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def medication_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = selectors.patient_for_dosing(request.user, patient_id)
@@ -233,6 +239,7 @@ def medication_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def medication_edit(request, concomitantmedication_id: int):  # type: ignore[no-untyped-def]
     medication = selectors.medication_get(request.user, concomitantmedication_id)
@@ -279,6 +286,7 @@ def lab_panel_detail(request, lab_panel_id: int):  # type: ignore[no-untyped-def
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def lab_panel_correct(request, lab_panel_id: int):  # type: ignore[no-untyped-def]
     """Correct a lab panel with a reason (services.lab_panel_update)."""

@@ -37,7 +37,12 @@ class LockGateMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):  # type: ignore[no-untyped-def]
-        if request.method in _SAFE or request.path.startswith(("/api/", "/admin/")):
+        if request.path.startswith(("/api/", "/admin/")):
+            return None
+        # A read is let through, but a data-entry form page (core.locks.data_entry_page):
+        # a frozen or locked casebook shows no editable form (issue 19).
+        reading = request.method in _SAFE
+        if reading and not getattr(view_func, "lock_form", False):
             return None
         if not getattr(request.user, "is_authenticated", False):
             return None
@@ -47,4 +52,5 @@ class LockGateMiddleware:
         if refusal is None:
             return None
         info, obj = refusal
-        return render(request, "patients/locked.html", {"lock": info, "patient_id": owner_pk_of(obj)}, status=423)
+        context = {"lock": info, "patient_id": owner_pk_of(obj), "reading": reading}
+        return render(request, "patients/locked.html", context, status=423)

@@ -23,7 +23,6 @@ urlpatterns = [
     path("patients/<int:patient_id>/events/", views.patient_events, name="patient_events"),
     path("patients/<int:patient_id>/events/new/", views.event_create, name="event_create"),
     path("events/<int:patient_event_id>/edit/", views.event_edit, name="event_edit"),
-    path("patients/<int:patient_id>/lock/", views.casebook_lock_view, name="casebook_lock"),
     path("trials/<int:trial_id>/lock/", views.trial_lock_view, name="trial_lock"),
 ]
 

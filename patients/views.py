@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from core.audit import record_history
 from core.errors import EditConflict
 from core.forms import SignatureForm, add_service_errors
-from core.locks import lock_gate
+from core.locks import data_entry_page, lock_gate
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
 from patients import selectors, services
@@ -122,6 +122,7 @@ def patient_detail(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def patient_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
@@ -149,6 +150,7 @@ def patient_history(request, patient_id: int):  # type: ignore[no-untyped-def]
     return render(request, "core/history.html", {"record": patient, "rows": record_history(patient), "back": patient})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @lock_gate("query")  # a frozen casebook can still be signed as reviewed; a locked one not
 @login_required
 def patient_sign(request, patient_id: int):  # type: ignore[no-untyped-def]
@@ -192,6 +194,7 @@ def patient_eligibility(request, patient_id: int):  # type: ignore[no-untyped-de
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def transplant_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
     """First entry of the transplant, or an edit of it with a reason."""
@@ -224,6 +227,7 @@ def transplant_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
     return _form_page(request, form, f"Edit the transplant of {patient.subject_id}", patient)
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def consent_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
@@ -244,6 +248,7 @@ def consent_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     return _form_page(request, form, f"Consent of {patient.subject_id}", patient)
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def screening_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
@@ -263,6 +268,7 @@ def screening_detail(request, screening_id: int):  # type: ignore[no-untyped-def
     return render(request, "patients/screening_detail.html", {"screening": screening, "patient": screening.patient})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def patient_enrol(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = selectors.patient_get(request.user, patient_id)
@@ -307,6 +313,7 @@ def patient_assessments(request, patient_id: int):  # type: ignore[no-untyped-de
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def assessment_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
@@ -320,6 +327,7 @@ def assessment_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     return _form_page(request, form, f"New assessment for {patient.subject_id}", patient)
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def assessment_edit(request, assessment_id: int):  # type: ignore[no-untyped-def]
     assessment = selectors.assessment_get(request.user, assessment_id)
@@ -356,6 +364,7 @@ def patient_events(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def event_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
@@ -369,6 +378,7 @@ def event_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     return _form_page(request, form, f"New outcome event for {patient.subject_id}", patient)
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def event_edit(request, patient_event_id: int):  # type: ignore[no-untyped-def]
     event = selectors.event_get(request.user, patient_event_id)
@@ -419,14 +429,16 @@ def _lock_history(lock):  # type: ignore[no-untyped-def]
     return record_history(lock), signatures_for(lock)
 
 
-def _lock_change_page(request, *, lock, choices, change, owner: str, done, context):  # type: ignore[no-untyped-def]
+def _lock_change_page(request, *, lock, choices, change, owner: str, done, context, form_class=LockChangeForm):  # type: ignore[no-untyped-def]
     """The lock screen of a casebook or a trial: the signed state-change form, then its
-    history and signatures. ``change(action, password, reason)`` calls the service."""
+    history and signatures. ``change(action, password, reason, **other form fields)``
+    calls the service."""
     current = lock.state if lock is not None else "open"
-    form = LockChangeForm(request.POST or None, choices=choices(current))
+    form = form_class(request.POST or None, choices=choices(current))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        saved = _save(form, lambda: change(data["action"], data["password"], data["reason"]))
+        extra = {k: v for k, v in data.items() if k not in ("action", "password", "reason")}
+        saved = _save(form, lambda: change(data["action"], data["password"], data["reason"], **extra))
         if saved is not None:
             messages.success(request, f"{owner} is now {saved.get_state_display().lower()}.")
             return done
@@ -435,29 +447,8 @@ def _lock_change_page(request, *, lock, choices, change, owner: str, done, conte
     return render(request, "patients/lock.html", context)
 
 
-@lock_gate(None)  # the lock screen itself is no casebook write
-@login_required
-def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def]
-    """A data manager freezes, locks or unlocks the casebook, with an e-signature."""
-    patient = selectors.patient_get(request.user, patient_id)
-    if not access.can(request.user, "lock", patient.trial_id):
-        raise PermissionDenied("Only a data manager of this trial freezes, locks and unlocks casebooks.")
-    return _lock_change_page(
-        request,
-        lock=services.casebook_lock_get(patient),
-        choices=_CASEBOOK_ACTIONS.__getitem__,
-        change=lambda action, password, reason: _CASEBOOK_SERVICES[action](
-            user=request.user, patient=patient, password=password, reason=reason
-        ),
-        owner=f"Casebook {patient.subject_id}",
-        done=redirect("casebook_lock", patient_id=patient.pk),
-        context={
-            "patient": patient,
-            "title": f"Casebook lock of {patient.subject_id}",
-            "lock": patient.lock,
-            "trial_locked": patient.lock.by_trial,
-        },
-    )
+# The casebook's lock screen is cleaning.views.casebook_lock_view: locking is behind the
+# pre-lock checklist (open queries, source verification), which the cleaning app owns.
 
 
 _TRIAL_ACTIONS = {

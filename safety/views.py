@@ -10,6 +10,7 @@ from django.utils import timezone
 from core.audit import record_history
 from core.errors import EditConflict
 from core.forms import add_service_errors
+from core.locks import data_entry_page
 from core.models import Signature
 from core.signatures import signatures_for
 from patients import selectors as patient_selectors
@@ -67,6 +68,7 @@ def _ae_data(form: AdverseEventForm) -> dict:  # type: ignore[type-arg]
     return {f: form.cleaned_data.get(f) for f in AdverseEventForm.Meta.fields}
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def ae_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = patient_selectors.patient_get(request.user, patient_id)
@@ -84,6 +86,7 @@ def ae_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     return render(request, "safety/ae_form.html", {"patient": patient, "form": form, "title": f"New AE for {patient}"})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def ae_edit(request, adverse_event_id: int):  # type: ignore[no-untyped-def]
     ae = selectors.ae_get(request.user, adverse_event_id)
@@ -117,6 +120,7 @@ def ae_history(request, adverse_event_id: int):  # type: ignore[no-untyped-def]
     return render(request, "core/history.html", {"record": ae, "rows": record_history(ae), "back": ae.patient})
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def lab_proposal_act(request, lab_panel_id: int):  # type: ignore[no-untyped-def]
     """Confirm (creates the AE, source=lab) or dismiss (with reason) a lab proposal."""
@@ -147,6 +151,7 @@ def lab_proposal_act(request, lab_panel_id: int):  # type: ignore[no-untyped-def
     return redirect("patient_safety", patient_id=panel.patient_id)
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def gvhd_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = patient_selectors.patient_get(request.user, patient_id)
@@ -166,6 +171,7 @@ def gvhd_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def adjudication_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     """An investigator's signed adjudication; GET parameters prefill from a candidate."""

@@ -224,10 +224,12 @@ def test_lock_screens(client, world, patient):  # type: ignore[no-untyped-def]
     client.force_login(world["data_manager"], backend="django.contrib.auth.backends.ModelBackend")
     page = client.get(url).content.decode()
     assert 'value="frozen"' in page and 'value="locked"' in page
-    wrong = client.post(url, {"action": "locked", "password": "nope"})
+    # Nothing verified, no review signature: locking needs the acknowledged override (issue 19).
+    override = {"override": "on", "override_reason": "test casebook"}
+    wrong = client.post(url, {"action": "locked", "password": "nope", **override})
     assert wrong.status_code == 200 and "password is not correct" in wrong.content.decode()
     assert lock_state_of(patient) == "open"
-    assert client.post(url, {"action": "locked", "password": PASSWORD}).status_code == 302
+    assert client.post(url, {"action": "locked", "password": PASSWORD, **override}).status_code == 302
     page = client.get(url).content.decode()
     assert lock_state_of(patient) == "locked" and "Casebook SA-001 is locked" in page
     assert "Casebook frozen/locked" in page and "valid" in page  # the signature, verified

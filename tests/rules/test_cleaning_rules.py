@@ -213,3 +213,26 @@ def test_auto_close_text_says_why_per_rule_family() -> None:
     assert "resolution date" in auto_close_text("ae_ongoing_at_eot")
     assert "assessment is recorded" in auto_close_text("assessment_overdue:mrd_hct_3m")
     assert auto_close_text("future_rule").startswith("Closed automatically")
+
+
+# --- the pre-lock checklist (issue 19) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("open_queries", "records", "verified", "signed", "clear", "summary"),
+    [
+        (0, 21, 21, True, True, ""),
+        (0, 21, 0, False, False, "21 of 21 records not source verified; no valid investigator review signature"),
+        (2, 21, 21, True, False, "2 unclosed queries"),
+        (1, 1, 0, True, False, "1 unclosed query; 1 of 1 record not source verified"),
+        (0, 5, 5, False, False, "no valid investigator review signature"),
+        (0, 0, 0, True, True, ""),
+    ],
+)
+def test_lock_checklist_from_counts(open_queries, records, verified, signed, clear, summary):  # type: ignore[no-untyped-def]
+    from cleaning.rules import lock_checklist
+
+    checklist = lock_checklist(open_queries=open_queries, records=records, verified=verified, review_signed=signed)
+    assert checklist.clear is clear
+    assert checklist.summary() == summary
+    assert [item.key for item in checklist.items] == ["open_queries", "unverified_records", "investigator_review"]
