@@ -162,3 +162,23 @@ class LockChangeForm(forms.Form):
     def __init__(self, *args, choices: list[tuple[str, str]], **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = choices  # type: ignore[attr-defined]
+
+
+class CasebookHistoryFilterForm(forms.Form):
+    """The casebook audit trail's filters (GET): record type, who, and a date range."""
+
+    record_type = forms.ChoiceField(label="Record type", required=False)
+    user = forms.ChoiceField(label="Changed by", required=False)
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, types: list[tuple[str, str]], people: list[tuple[int, str]], **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["record_type"].choices = [("", "every record"), *types]  # type: ignore[attr-defined]
+        self.fields["user"].choices = [("", "anyone"), *[(str(pk), name) for pk, name in people]]  # type: ignore[attr-defined]
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            self.add_error("until", "The end of the range must be on or after its start.")
+        return data

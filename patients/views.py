@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
-from core.audit import record_history
+from core.audit import casebook_history, casebook_history_filter, casebook_record_types, record_history
 from core.errors import EditConflict
 from core.forms import SignatureForm, add_service_errors
 from core.locks import data_entry_page, lock_gate
@@ -20,6 +20,7 @@ from patients import selectors, services
 from patients.forms import (
     AssessmentEditForm,
     AssessmentForm,
+    CasebookHistoryFilterForm,
     ConsentForm,
     EnrolForm,
     EventEditForm,
@@ -146,8 +147,21 @@ def patient_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
 
 @login_required
 def patient_history(request, patient_id: int):  # type: ignore[no-untyped-def]
+    """The casebook's audit trail (issue 19): every version of every record of the
+    casebook with old and new values and the reason, filterable and printable."""
     patient = selectors.patient_get(request.user, patient_id)
-    return render(request, "core/history.html", {"record": patient, "rows": record_history(patient), "back": patient})
+    every = casebook_history(patient.pk)
+    people = sorted({(r.user_id, r.row.user) for r in every if r.user_id is not None}, key=lambda p: p[1])
+    form = CasebookHistoryFilterForm(request.GET or None, types=casebook_record_types(), people=people)
+    filters = form.cleaned_data if form.is_valid() else {}
+    rows = casebook_history_filter(
+        every,
+        record_type=filters.get("record_type") or "",
+        user_id=int(filters["user"]) if filters.get("user") else None,
+        since=filters.get("since"),
+        until=filters.get("until"),
+    )
+    return render(request, "patients/casebook_history.html", {"patient": patient, "rows": rows, "form": form})
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form

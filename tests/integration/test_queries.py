@@ -17,7 +17,7 @@ from tests.factories import (
     PASSWORD,
     AdverseEventFactory,
     ConsentFactory,
-    LabPanelFactory,
+    DeviationFactory,
     PatientFactory,
     TransplantFactory,
 )
@@ -173,13 +173,15 @@ def test_correction_runs_the_records_own_rules(world, ae):  # type: ignore[no-un
 
 
 def test_record_without_a_correction_service_is_answered_and_says_where(world, patient):  # type: ignore[no-untyped-def]
-    panel = LabPanelFactory(patient=patient)
-    query = services.query_raise(user=world["monitor"], target=panel, field_name="platelets", question="Platelets?")
+    # Lab panels have their own correction service since issue 19 (test_lab_panel_correction);
+    # a protocol deviation (an investigator's record) is still not corrected from a query.
+    deviation = DeviationFactory(patient=patient)
+    query = services.query_raise(user=world["monitor"], target=deviation, field_name="date", question="Date?")
     with pytest.raises(ValidationError, match="own page"):
         services.query_answer(
-            user=world["coordinator_a"], query=query, text="x", correction={"platelets": "60"}, reason="typo"
+            user=world["coordinator_a"], query=query, text="x", correction={"date": "2024-01-01"}, reason="typo"
         )
-    services.query_answer(user=world["coordinator_a"], query=query, text="60 is right per the lab report.")
+    services.query_answer(user=world["coordinator_a"], query=query, text="The date is right per the source.")
     query.refresh_from_db()
     assert query.state == "answered"
 
