@@ -801,3 +801,41 @@ def casebook_lock_checked(
         note = f"Locked over the pre-lock checklist ({checklist.summary()}): {override_reason}"
         reason = f"{reason.strip()} — {note}" if (reason or "").strip() else note
     return patient_services.casebook_lock(user=user, patient=patient, password=password, reason=reason)
+
+
+# --- voiding a record entered in error (issue 19) --------------------------------------
+
+
+def voidable_models() -> tuple[type[models.Model], ...]:
+    """The clinical records where "entered in error" is a real thing: an AE, a lab panel,
+    an assessment, a patient event (death, relapse, EOT...), a concomitant medication, a
+    GVHD episode. Cycles are corrected (given / not given), never voided: a dose record
+    drives the schedule, the reductions and the DLT window."""
+    from dosing.models import ConcomitantMedication as Med
+    from safety.models import GvhdEpisode
+
+    return (AdverseEvent, LabPanel, Assessment, PatientEvent, Med, GvhdEpisode)
+
+
+def casebook_record_void(*, user: Any, target: models.Model, reason: str, expected_version: int | None = None) -> Any:
+    """A coordinator voids a record of their casebook entered in error, with a reason
+    (core.audit.record_void: kept, audited, refused on a frozen or locked casebook).
+    The trial-level results are recomputed without it; a signed DLT adjudication of a
+    voided AE is flagged for re-adjudication (safety.selectors: the patient's DLT status
+    is pending until an investigator signs a superseding decision)."""
+    from core.audit import record_void
+    from core.locks import ensure_writable
+    from trial.models import TrialComputation
+    from trial.services import computation_request
+
+    if not isinstance(target, voidable_models()):
+        raise ValidationError({"record": [f"A {target._meta.verbose_name} cannot be voided."]})
+    patient = patient_of(target)
+    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("Records are voided by the site's coordinators.")
+    ensure_writable(target)
+    with transaction.atomic():
+        voided = record_void(target, user=user, reason=reason, expected_version=expected_version)  # type: ignore[arg-type]
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+        computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
+    return voided

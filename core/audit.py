@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from core.errors import EditConflict, ReasonRequired
@@ -46,6 +47,25 @@ def record_update(
         locked._change_reason = reason.strip()  # type: ignore[attr-defined,union-attr]
         locked.save()
     return locked
+
+
+def record_void(instance: AuditedModel, *, user: Any, reason: str | None, expected_version: int | None = None) -> Any:
+    """Void a record entered in error (issue 19): never deleted; who, when and why are
+    written on the record (an audited edit, its history row carries the reason). The
+    casebook lock guard refuses it like any edit. A voided record is left out of every
+    clinical read (core.models.CurrentRecordManager). Call through the domain service,
+    which checks who may void and asks for the recomputations."""
+    from django.utils import timezone
+
+    if not hasattr(instance, "voided_at"):
+        raise ValueError(f"A {instance._meta.verbose_name} cannot be voided.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"void_reason": ["Give the reason this record is voided (e.g. entered in error)."]})
+    if type(instance).all_objects.filter(pk=instance.pk, voided_at__isnull=False).exists():  # type: ignore[attr-defined]
+        raise ValidationError({"void_reason": [f"This {instance._meta.verbose_name} is already voided."]})
+    changes = {"voided_at": timezone.now(), "voided_by": user, "void_reason": reason}
+    return record_update(instance, changes, user=user, reason=f"voided: {reason}", expected_version=expected_version)
 
 
 @dataclass(frozen=True)

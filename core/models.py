@@ -54,6 +54,36 @@ class AuditedModel(models.Model):
         raise ValidationError("Clinical records cannot be deleted; record a status change instead.")
 
 
+class CurrentRecordManager(models.Manager):  # type: ignore[type-arg]
+    """The records that count: a voided record ("entered in error") is left out of every
+    clinical read (tables, DLT, survival, checks, automatic queries). ``all_objects``
+    still reads it (exports with their flag, the bundle, the audit trail)."""
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return super().get_queryset().filter(voided_at__isnull=True)
+
+
+class Voidable(models.Model):
+    """A clinical record that can be voided as entered in error (issue 19): never deleted,
+    kept with who, when and why (core.audit.record_void), excluded from results."""
+
+    voided_at = models.DateTimeField("voided at", null=True, blank=True, editable=False)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    void_reason = models.TextField("reason for voiding", blank=True, editable=False)
+
+    objects = CurrentRecordManager()
+    all_objects = models.Manager()  # noqa: DJ012 - a second manager, not a field
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None
+
+
 class Signature(models.Model):
     """An electronic signature (21 CFR 11.50/11.70 style) on one version of one record.
 

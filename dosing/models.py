@@ -7,11 +7,12 @@ The numbers (BSA, dose, due dates, windows) come from the pure modules ``bsa`` a
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.models import Voidable
 from patients.models import Patient, PatientRecord
 from trial.models import DoseLevel
 
 
-class LabPanel(PatientRecord):
+class LabPanel(Voidable, PatientRecord):
     """A CBC and liver panel on one date, in SI units (shared/API.md)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_panels")
@@ -116,7 +117,7 @@ class Cycle(PatientRecord):
         return f"{self.patient} C{self.number}"
 
 
-class ConcomitantMedication(PatientRecord):
+class ConcomitantMedication(Voidable, PatientRecord):
     """Concomitant medication, e.g. a TKI for Ph+ ALL (PROTOCOL s3)."""
 
     class Agent(models.TextChoices):

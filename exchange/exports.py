@@ -473,6 +473,7 @@ def _ae(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
     else:
         q = _Query().add(_ae_select(_first_dose("p.id")))
     _patient_scope(q, trial, site_ids)
+    q.add(" AND a.voided_at IS NULL")  # voided as entered in error (issue 19, docs/exports.md)
     _changed(q, since, "a", [_FIRST_DOSE_CHANGED])
     return q.add(" ORDER BY a.patient_id, a.id")
 
@@ -516,7 +517,7 @@ def _ds(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
             f"ELSE {_map('r.reason', EOT_REASON, OTHER)} END), 'DISPOSITION EVENT', "
             "(CASE r.kind WHEN 'end_of_treatment' THEN 'END OF TREATMENT' ELSE 'STUDY' END), r.date",
             f" FROM {T['event']} r{joins}",
-            " AND r.kind IN ('death', 'withdrawal', 'end_of_treatment')",
+            " AND r.kind IN ('death', 'withdrawal', 'end_of_treatment') AND r.voided_at IS NULL",
             [],
         ),
     ]
@@ -551,6 +552,7 @@ def _rs(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
         f"{_date('r.date')}, {_study_day('r.date', first_dose)} FROM {T['assessment']} r{joins}"
     )
     _patient_scope(q, trial, site_ids)
+    q.add(" AND r.voided_at IS NULL")
     _changed(q, since, "r", [_FIRST_DOSE_CHANGED])
     q.add(
         f" UNION ALL SELECT {_STUDY}, 'RS', {_USUBJID}, 'EVENT-' || CAST(r.id AS TEXT), 'RELAPSE', 'OVRLRESP', "  # noqa: S608
@@ -559,7 +561,7 @@ def _rs(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
         f"{_date('r.date')}, {_study_day('r.date', first_dose)} FROM {T['event']} r{joins}"
     )
     _patient_scope(q, trial, site_ids)
-    q.add(" AND r.kind = 'relapse'")
+    q.add(" AND r.kind = 'relapse' AND r.voided_at IS NULL")
     _changed(q, since, "r", [_FIRST_DOSE_CHANGED])
     return q.add(" ORDER BY 3, 14, 4")
 

@@ -10,7 +10,7 @@ from django.db import models
 from django.urls import reverse
 
 from core.locks import LOCKED, OPEN, OPEN_INFO, LockInfo
-from core.models import AuditedModel
+from core.models import AuditedModel, Voidable
 from trial.models import DoseLevel, ProtocolVersion, Site, Trial, TrialLock
 
 
@@ -290,7 +290,7 @@ class Screening(PatientRecord):
         return f"{self.patient} screening {self.date}: {self.get_result_display()}"
 
 
-class Assessment(PatientRecord):
+class Assessment(Voidable, PatientRecord):
     """MRD and bone-marrow disease assessments (PROTOCOL s7)."""
 
     class Kind(models.TextChoices):
@@ -329,7 +329,7 @@ class Assessment(PatientRecord):
         return f"{self.patient} {self.get_kind_display()} {self.date}"
 
 
-class PatientEvent(PatientRecord):
+class PatientEvent(Voidable, PatientRecord):
     """Outcome events: relapse, death, last contact, end of treatment, withdrawal (s3, s8)."""
 
     class Kind(models.TextChoices):

@@ -7,7 +7,7 @@ Grades, lab-based proposals and DLT candidates come from the pure modules ``ctca
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from core.models import Signature
+from core.models import Signature, Voidable
 from dosing.models import LabPanel
 from patients.models import Patient, PatientEvent, PatientRecord
 
@@ -40,7 +40,7 @@ class CtcaeTerm(models.Model):
         return [g for g in range(1, 6) if getattr(self, f"grade_{g}")]
 
 
-class AdverseEvent(PatientRecord):
+class AdverseEvent(Voidable, PatientRecord):
     class Attribution(models.TextChoices):
         UNRELATED = "unrelated", "Unrelated"
         UNLIKELY = "unlikely", "Unlikely"
@@ -105,7 +105,7 @@ class AdverseEvent(PatientRecord):
         return f"{self.patient} {self.term.term} G{self.grade} {self.onset}"
 
 
-class GvhdEpisode(PatientRecord):
+class GvhdEpisode(Voidable, PatientRecord):
     """GVHD has no CTCAE v5 term: acute (MAGIC grade 1-4, organ stages) or chronic (NIH)."""
 
     class Kind(models.TextChoices):

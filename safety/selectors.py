@@ -279,6 +279,7 @@ class PatientDlt:
     reason: str
     error: str = ""
     window: dlt.DltWindow | None = field(default=None)
+    on_voided_aes: list[DltAdjudication] = field(default_factory=list)  # signed decisions to re-adjudicate
 
     @property
     def open_candidates(self) -> int:
@@ -312,6 +313,15 @@ def _patient_dlt(patient: Patient, trial: Trial, as_of: datetime.date) -> Patien
     off = [e.date for e in events if e.kind in (PatientEvent.Kind.WITHDRAWAL, PatientEvent.Kind.DEATH)]
     adjudications = patient.all_adjudications  # type: ignore[attr-defined]
     active = [a for a in adjudications if is_active_adjudication(a)]
+    # A signed decision on an AE later voided as entered in error stands on no data: it is
+    # flagged and counts as unadjudicated (status pending) until an investigator signs a
+    # superseding decision (issue 19).
+    # (A signed "not a DLT" on it counts nothing either way and stands: it is how the
+    # investigator resolves the flag.)
+    on_voided = [
+        a for a in active if a.is_dlt and a.adverse_event_id is not None and a.adverse_event.voided_at is not None
+    ]
+    active = [a for a in active if a not in on_voided]
     by_key = {_candidate_key(a.rule, a.adverse_event_id, a.event_date): a for a in active}
     declared = [a for a in active if a.rule == DltAdjudication.Rule.INVESTIGATOR]
 
@@ -348,7 +358,7 @@ def _patient_dlt(patient: Patient, trial: Trial, as_of: datetime.date) -> Patien
         ]
     # Every signed, standing DLT decision counts, even if its candidate is no longer flagged.
     confirmed = [a.event_date for a in active if a.is_dlt]
-    unadjudicated = sum(1 for c in candidates if c.adjudication is None)
+    unadjudicated = sum(1 for c in candidates if c.adjudication is None) + len(on_voided)
     try:
         result = dlt.dlt_evaluability(
             day1s,
@@ -376,6 +386,7 @@ def _patient_dlt(patient: Patient, trial: Trial, as_of: datetime.date) -> Patien
         reason=reason,
         error=error,
         window=result.window if result is not None else None,
+        on_voided_aes=on_voided,
     )
 
 

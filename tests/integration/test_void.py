@@ -1,0 +1,98 @@
+"""Voiding a record entered in error (issue 19 item 4): never deleted, kept with who,
+when and why, audited, refused on a locked casebook, left out of every clinical read and
+export; a signed DLT decision on a voided AE is flagged for re-adjudication."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from cleaning import services as cleaning_services
+from core.errors import RecordLocked
+from dosing.models import LabPanel
+from exchange import exports
+from patients import services as patient_services
+from safety import selectors as safety_selectors
+from safety import services as safety_services
+from safety.models import AdverseEvent
+from tests.factories import PASSWORD
+from tests.integration.test_safety_services import FATIGUE, adjudicate, ae_data, escalation_seq, make_patient, term
+
+pytestmark = pytest.mark.django_db
+
+
+def void(world, record, reason="entered in error: wrong patient", user="coordinator_a"):  # type: ignore[no-untyped-def]
+    return cleaning_services.casebook_record_void(user=world[user], target=record, reason=reason)
+
+
+def test_void_needs_a_reason_is_audited_kept_and_excluded(world):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data(grade=3))
+    with pytest.raises(ValidationError) as exc:
+        void(world, ae, reason="  ")
+    assert "void_reason" in exc.value.message_dict
+    for other in ("coordinator_b", "monitor", "sponsor"):
+        with pytest.raises(PermissionDenied):
+            void(world, ae, user=other)
+    before = escalation_seq(world["trial"])
+    voided = void(world, ae)
+    assert voided.voided_by == world["coordinator_a"] and voided.void_reason == "entered in error: wrong patient"
+    assert escalation_seq(world["trial"]) > before
+    assert ae.history.order_by("-history_id").first().history_change_reason == "voided: entered in error: wrong patient"
+    # Kept, never deleted, but out of the clinical reads.
+    assert AdverseEvent.all_objects.filter(pk=ae.pk).exists()
+    assert not AdverseEvent.objects.filter(pk=ae.pk).exists()
+    assert list(safety_selectors.ae_list(world["investigator"], patient=patient)) == []
+    summary = safety_selectors.ae_summary(world["investigator"], world["trial"])
+    assert ae.term.term not in str(summary)
+    with pytest.raises(ValidationError, match="already voided"):
+        cleaning_services.casebook_record_void(
+            user=world["coordinator_a"], target=AdverseEvent.all_objects.get(pk=ae.pk), reason="again"
+        )
+
+
+def test_voided_records_leave_the_exports(world):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    kept = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data(grade=2))
+    gone = safety_services.ae_record(
+        user=world["coordinator_a"], patient=patient, data=ae_data(grade=1, term=term(FATIGUE))
+    )
+    void(world, gone)
+    rows = [row for batch in exports.export_batches("ae", world["trial"], [world["site_a"].pk], None) for row in batch]
+    ids = {row[3] for row in rows}
+    assert kept.pk in ids and gone.pk not in ids
+
+
+def test_void_is_refused_on_a_locked_casebook(world):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data())
+    patient_services.casebook_lock(user=world["data_manager"], patient=patient, password=PASSWORD)
+    with pytest.raises(RecordLocked):
+        void(world, ae)
+    assert AdverseEvent.objects.get(pk=ae.pk).voided_at is None
+
+
+def test_a_signed_dlt_on_a_voided_ae_is_flagged_and_the_patient_pending(world):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data(grade=3))
+    signed = adjudicate(world, patient, adverse_event=ae)
+    as_of = datetime.date(2024, 7, 1)
+    assert safety_selectors.patient_dlt_review(patient, as_of).status == "dlt"
+    void(world, ae)
+    review = safety_selectors.patient_dlt_review(patient, as_of)
+    assert review.on_voided_aes == [signed]
+    assert review.status == "pending"
+    adjudicate(world, patient, adverse_event=ae, is_dlt=False, rationale="AE entered in error", supersedes=signed)
+    review = safety_selectors.patient_dlt_review(patient, as_of)
+    assert review.on_voided_aes == [] and review.status != "pending"
+
+
+def test_a_voided_lab_panel_no_longer_feeds_the_checks(world):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    panel = LabPanel.objects.create(patient=patient, date=datetime.date(2024, 4, 20), platelets=Decimal("5"))
+    assert [p.pk for p in patient.lab_panels.all()] == [panel.pk]
+    assert safety_selectors.lab_proposals(world["coordinator_a"], patient)
+    void(world, panel, reason="another patient's labs")
+    assert list(patient.lab_panels.all()) == []
+    assert safety_selectors.lab_proposals(world["coordinator_a"], patient) == []
