@@ -90,3 +90,15 @@ class CasebookLockForm(LockChangeForm):
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+
+
+class VoidForm(forms.Form):
+    """Void a record entered in error: the reason is required and kept."""
+
+    void_reason = forms.CharField(
+        label="Reason for voiding",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="e.g. entered on the wrong patient. The record is kept with this reason and its audit trail.",
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)

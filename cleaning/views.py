@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cleaning import selectors, services
-from cleaning.forms import AnswerForm, CasebookLockForm, CloseForm, RaiseForm, ReopenForm
+from cleaning.forms import AnswerForm, CasebookLockForm, CloseForm, RaiseForm, ReopenForm, VoidForm
 from cleaning.models import DataQuery, QueryMessage
+from core.errors import EditConflict
 from core.forms import add_service_errors
 from core.locks import data_entry_page, lock_gate, lock_info_of
 from patients import selectors as patient_selectors
@@ -279,3 +280,50 @@ def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def
         },
         form_class=CasebookLockForm,
     )
+
+
+# --- voiding a record entered in error (issue 19) --------------------------------------
+
+
+def _void_page(request, record, back: str):  # type: ignore[no-untyped-def]
+    """The void screen of one record: the reason, then services.casebook_record_void."""
+    patient = record.patient
+    if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("Records are voided by the site's coordinators.")
+    form = VoidForm(request.POST or None, initial={"version": record.version})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.casebook_record_void(
+                user=request.user,
+                target=record,
+                reason=form.cleaned_data["void_reason"],
+                expected_version=form.cleaned_data["version"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        except EditConflict as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{record} voided; it is kept with your reason in the audit trail.")
+            return redirect(back, patient_id=patient.pk)
+    return render(
+        request,
+        "dosing/simple_form.html",
+        {"patient": patient, "form": form, "title": f"Void {record} (entered in error)"},
+    )
+
+
+@data_entry_page
+@login_required
+def ae_void(request, adverse_event_id: int):  # type: ignore[no-untyped-def]
+    from safety import selectors as safety_selectors
+
+    return _void_page(request, safety_selectors.ae_get(request.user, adverse_event_id), "patient_safety")
+
+
+@data_entry_page
+@login_required
+def lab_panel_void(request, lab_panel_id: int):  # type: ignore[no-untyped-def]
+    from dosing import selectors as dosing_selectors
+
+    return _void_page(request, dosing_selectors.lab_panel_get(request.user, lab_panel_id), "patient_dosing")

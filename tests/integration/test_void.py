@@ -96,3 +96,19 @@ def test_a_voided_lab_panel_no_longer_feeds_the_checks(world):  # type: ignore[n
     void(world, panel, reason="another patient's labs")
     assert list(patient.lab_panels.all()) == []
     assert safety_selectors.lab_proposals(world["coordinator_a"], patient) == []
+
+
+def test_void_screen_needs_the_reason_and_voids(world, login):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data())
+    client = login(world["coordinator_a"])
+    assert reverse("ae_void", args=[ae.pk]) in client.get(reverse("patient_safety", args=[patient.pk])).content.decode()
+    url = reverse("ae_void", args=[ae.pk])
+    assert "This field is required" in client.post(url, {"version": ae.version}).content.decode()
+    done = client.post(url, {"version": ae.version, "void_reason": "wrong patient"})
+    assert done.status_code == 302
+    assert AdverseEvent.all_objects.get(pk=ae.pk).void_reason == "wrong patient"
+    assert client.get(url).status_code == 404  # voided: no longer a current record
+    assert login(world["coordinator_b"]).get(reverse("ae_void", args=[ae.pk])).status_code == 404
