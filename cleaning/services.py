@@ -175,7 +175,8 @@ def query_target(query: DataQuery) -> models.Model:
     model = ContentType.objects.get_for_id(query.content_type_id).model_class()
     if model is None:
         raise ValidationError({"target": ["The queried record type no longer exists."]})
-    return model._default_manager.get(pk=query.object_id)
+    # A voided record (issue 19) keeps its queries: read it among all records.
+    return getattr(model, "all_objects", model._default_manager).get(pk=query.object_id)
 
 
 def _check_field(model: type[models.Model], field_name: str) -> None:
@@ -286,6 +287,8 @@ def _correct(user: Any, query: DataQuery, text: str, correction: dict[str, Any],
         raise ValidationError({"new_value": ["Correct one field per answer (the queried one)."]})
     target = query_target(query)
     model = type(target)
+    if getattr(target, "voided_at", None) is not None:
+        raise ValidationError({"new_value": [f"This {model._meta.verbose_name} was voided as entered in error."]})
     corrector = corrector_for(model)
     if corrector is None:
         raise ValidationError(

@@ -112,3 +112,17 @@ def test_void_screen_needs_the_reason_and_voids(world, login):  # type: ignore[n
     assert AdverseEvent.all_objects.get(pk=ae.pk).void_reason == "wrong patient"
     assert client.get(url).status_code == 404  # voided: no longer a current record
     assert login(world["coordinator_b"]).get(reverse("ae_void", args=[ae.pk])).status_code == 404
+
+
+def test_a_query_on_a_voided_record_still_opens_and_refuses_a_correction(world, login):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data())
+    query = cleaning_services.query_raise(user=world["monitor"], target=ae, field_name="grade", question="Grade?")
+    void(world, ae)
+    assert login(world["coordinator_a"]).get(reverse("query_detail", args=[query.pk])).status_code == 200
+    with pytest.raises(ValidationError, match="voided"):
+        cleaning_services.query_answer(
+            user=world["coordinator_a"], query=query, text="x", correction={"grade": 3}, reason="r"
+        )
