@@ -126,3 +126,14 @@ def test_a_query_on_a_voided_record_still_opens_and_refuses_a_correction(world, 
         cleaning_services.query_answer(
             user=world["coordinator_a"], query=query, text="x", correction={"grade": 3}, reason="r"
         )
+
+
+def test_the_dlt_page_shows_the_flag(world, login):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data(grade=3))
+    adjudicate(world, patient, adverse_event=ae)
+    void(world, ae, reason="duplicate entry")
+    page = login(world["investigator"]).get(reverse("patient_safety", args=[patient.pk])).content.decode()
+    assert 'data-testid="dlt-on-voided-ae"' in page and "duplicate entry" in page
