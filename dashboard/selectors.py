@@ -100,6 +100,7 @@ def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
     took ~1.2 s at 334 patients on every view). JSON-ready: dates as ISO strings.
     """
     reader = _TrialWideReader(trial)
+    reviews = trial_dlt_review(reader, trial, as_of)
     awaiting = [
         {
             "patient_id": r.patient.pk,
@@ -110,9 +111,22 @@ def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
             "event_date": c.candidate.event_date.isoformat(),
             "evidence": c.candidate.evidence,
         }
-        for r in trial_dlt_review(reader, trial, as_of)
+        for r in reviews
         for c in r.candidates
         if c.adjudication is None
+    ]
+    # Signed decisions whose AE was edited after signing (issue 16): back for review.
+    readjudication = [
+        {
+            "patient_id": r.patient.pk,
+            "subject_id": r.patient.subject_id,
+            "site": r.patient.site.code,
+            "dose_level": r.patient.dose_level.level if r.patient.dose_level else None,
+            "adjudication_id": a.pk,
+            "changes": list(a.evidence_changes),
+        }
+        for r in reviews
+        for a in r.readjudication
     ]
     overdue = [
         {
@@ -131,6 +145,7 @@ def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
     return {
         "as_of": as_of.isoformat(),
         "awaiting_adjudication": awaiting,
+        "readjudication": readjudication,
         "overdue": overdue,
         "swimmer": swimmer(reader, trial),
         # The page shows the overall column only; by dose level it is the AE-summary page's.
@@ -188,8 +203,10 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         for o in lists["overdue"]
         if _shown(o, sites, filters, by_level=False)
     ]
+    readjudication = [a for a in lists.get("readjudication", []) if _shown(a, sites, filters)]
     return {
         "table1": table1(trial, user),
+        "readjudication": readjudication,
         "escalation": escalation,
         "survival": survival,
         "awaiting_adjudication": awaiting,

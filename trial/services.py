@@ -109,6 +109,22 @@ def _escalation(trial: Trial) -> dict[str, Any]:
     design, patients, signoffs, rows = _escalation_inputs(trial)
     state = escalation_state(design, patients, [SignedDecision(Decision(s.decision), s.dose_level) for s in signoffs])
     by_id = {str(r["patient_id"]): r for r in rows}
+    # A signed DLT decision whose AE was edited after signing still counts as signed (only
+    # an investigator's signature makes or unmakes a DLT, PROTOCOL s5), but the state
+    # needs review: no escalation decision is signed until it is re-adjudicated (issue 16).
+    review = [
+        {"subject_id": r["subject_id"], "dose_level": r["dose_level"], **item}
+        for r in rows
+        for item in r.get("readjudication", [])
+    ]
+    warnings = list(state.warnings)
+    if review:
+        warnings.insert(
+            0,
+            f"needs review: {len(review)} signed DLT adjudication(s) rest on adverse events edited after "
+            "signing; they count as signed until an investigator re-adjudicates them, and no escalation "
+            "decision can be signed meanwhile.",
+        )
     return {
         "design": "3+3",
         "variant": str(state.variant),
@@ -154,7 +170,8 @@ def _escalation(trial: Trial) -> dict[str, Any]:
             for step in state.history
         ],  # fmt: skip
         "reasons": list(state.reasons),
-        "warnings": list(state.warnings),
+        "warnings": warnings,
+        "needs_review": {"count": len(review), "patients": review},
         "patients": [
             {
                 "subject_id": by_id[p.patient_id]["subject_id"],
@@ -400,6 +417,13 @@ def escalation_sign(
                 {"decision": ["The escalation state is being recomputed; reload in a moment and sign the current one."]}
             )
         awaiting = computation.data.get("awaiting_signoff")
+        under_review = (computation.data.get("needs_review") or {}).get("count", 0)
+        if under_review:
+            raise ValidationError(
+                {"decision": [f"{under_review} signed DLT adjudication(s) rest on adverse events edited after "
+                              "signing: an investigator re-adjudicates them first (DLT review), then the "
+                              "escalation decision is signed on the current data."]}
+            )  # fmt: skip
         if not awaiting:
             raise ValidationError({"decision": ["No decision is awaiting sign-off."]})
         if {"decision": expected.get("decision"), "dose_level": expected.get("dose_level")} != awaiting:
