@@ -74,7 +74,7 @@ def escalation_open_slots(trial: Trial) -> dict[int, int]:
     Read from the latest escalation computation; the enrolment service assigns the dose
     level from here. Empty when nothing is open (or nothing was computed yet).
     """
-    computation = TrialComputation.objects.filter(trial=trial, kind=TrialComputation.Kind.ESCALATION).first()
+    computation = computation_ensure(trial, TrialComputation.Kind.ESCALATION)
     if computation is None or not computation.data:
         return {}
     return {row["dose_level"]: row["slots"] for row in computation.data.get("open_slots", []) if row["slots"] > 0}
@@ -101,7 +101,8 @@ def _escalation_inputs(trial: Trial) -> tuple[EscalationDesign, list[PatientOutc
     ]
     levels = tuple(float(d) for d in trial.dose_levels.order_by("level").values_list("dose_mg_m2", flat=True))
     signoffs = list(trial.escalation_signoffs.order_by("signed_at", "id"))
-    return EscalationDesign(levels, Variant(trial.escalation_variant)), patients, signoffs, rows
+    design = EscalationDesign(levels, Variant(trial.escalation_variant), trial.expansion_cohort_size)
+    return design, patients, signoffs, rows
 
 
 def _escalation(trial: Trial) -> dict[str, Any]:
@@ -377,6 +378,23 @@ def computation_run_followers(trial_id: int, kind: str) -> None:
         computation_run(trial_id, follower)
 
 
+def computation_ensure(trial: Trial, kind: str) -> TrialComputation | None:
+    """The stored result of ``kind``, computed now if it was never computed (issue 16
+    item 6): a trial made by any path (admin, bundle import, demo, a test factory) has its
+    results from the first read, so an empty trial opens level 1 at once, even when the
+    task requested at creation has not run (broker down). A result computed before but
+    stale now is left to its queued task (the pages say "stale"). None when the trial
+    cannot be computed yet (e.g. no dose level configured)."""
+    computation = TrialComputation.objects.filter(trial=trial, kind=kind).first()
+    if computation is not None and computation.computed_seq > 0:  # 0: never computed
+        return computation
+    try:
+        return computation_run(trial.pk, kind)
+    except ValueError as exc:  # an incomplete configuration: nothing to show yet, never a 500
+        logger.info("%s of trial %s not computed: %s", kind, trial.pk, exc)
+        return None
+
+
 def computation_relay_stale() -> int:
     """Enqueue every stale result: the periodic safety net for a request whose message was
     lost (broker down at commit time, worker killed). Returns how many were enqueued."""
@@ -492,6 +510,10 @@ def trial_create(
             _created(ProtocolVersion(trial=trial, **version), f"protocol_versions[{i}]", errors, user, reason)
         if errors:
             raise ValidationError(errors)
+        # Every trial has its results from the start (issue 16 item 6): level 1 is open
+        # before anyone is enrolled.
+        for kind in COMPUTATIONS:
+            computation_request(trial.pk, kind)
     return trial
 
 
