@@ -46,7 +46,7 @@ def test_the_enrolment_override_is_on_the_deviation_list_and_the_dosing_tab(worl
         ("enrolment", D(2024, 3, 2), None),
         ("delay", D(2024, 4, 10), 2),
     ]
-    assert "Enrolled at L2 (no open slot): DSMB allowed a replacement patient" == rows[0].reason
+    assert rows[0].reason == "Enrolled at L2 (no open slot): DSMB allowed a replacement patient"
     browser = login(world["investigator"])
     page = browser.get(reverse("trial_deviations", args=[world["trial"].pk])).content.decode()
     assert "Enrolment outside the open slot" in page and "DSMB allowed a replacement patient" in page
