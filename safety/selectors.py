@@ -105,6 +105,19 @@ def ae_rows(aes: list[AdverseEvent], *, now: datetime.datetime | None = None) ->
     return rows
 
 
+def unreported_saes(user, trial: Trial, *, now: datetime.datetime | None = None) -> list[AeRow]:  # type: ignore[no-untyped-def]
+    """Serious AEs of the trial the user may see that are not yet reported to the sponsor,
+    with their reporting clock (PROTOCOL s4: due ``trial.sae_report_hours`` after entry),
+    the soonest due first. One query."""
+    now = now or timezone.now()
+    aes = ae_list(user, trial=trial).filter(serious=True, sae_reported_at__isnull=True).order_by("created_at", "id")
+    rows = [
+        AeRow(ae, None, adverse_events.sae_clock(ae.created_at, ae.patient.trial.sae_report_hours, None, now))
+        for ae in aes
+    ]
+    return rows
+
+
 def first_consent(patient: Patient) -> datetime.date | None:
     return Consent.objects.filter(patient=patient).order_by("date").values_list("date", flat=True).first()
 
