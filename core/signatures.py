@@ -114,6 +114,11 @@ def signature_verify(sig: Signature, record: models.Model | None = None) -> Veri
             f"Record edited after signing (signed version {sig.record_version}, "
             f"now version {getattr(record, 'version', '?')}): signature no longer applies.",
         )
+    # A record may rest on others (a DLT decision on its AE): it says when they changed.
+    evidence_problem = getattr(record, "signature_evidence_problem", None)
+    problem = evidence_problem() if callable(evidence_problem) else None
+    if problem:
+        return Verification("invalidated", problem)
     return Verification("valid", "Valid signature on the current version.")
 
 

@@ -17,7 +17,7 @@ from dosing.models import Cycle
 from dosing.selectors import site_worklist
 from patients.models import Patient, PatientEvent
 from patients.selectors import table1
-from safety.selectors import ae_summary, trial_dlt_review
+from safety.selectors import ae_summary, trial_dlt_review, unreported_saes
 from trial import access
 from trial import selectors as trial_selectors
 from trial.models import RoleGrant, Trial, TrialComputation
@@ -100,6 +100,7 @@ def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
     took ~1.2 s at 334 patients on every view). JSON-ready: dates as ISO strings.
     """
     reader = _TrialWideReader(trial)
+    reviews = trial_dlt_review(reader, trial, as_of)
     awaiting = [
         {
             "patient_id": r.patient.pk,
@@ -110,9 +111,22 @@ def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
             "event_date": c.candidate.event_date.isoformat(),
             "evidence": c.candidate.evidence,
         }
-        for r in trial_dlt_review(reader, trial, as_of)
+        for r in reviews
         for c in r.candidates
         if c.adjudication is None
+    ]
+    # Signed decisions whose AE was edited after signing (issue 16): back for review.
+    readjudication = [
+        {
+            "patient_id": r.patient.pk,
+            "subject_id": r.patient.subject_id,
+            "site": r.patient.site.code,
+            "dose_level": r.patient.dose_level.level if r.patient.dose_level else None,
+            "adjudication_id": a.pk,
+            "changes": list(a.evidence_changes),
+        }
+        for r in reviews
+        for a in r.readjudication
     ]
     overdue = [
         {
@@ -131,6 +145,7 @@ def dashboard_lists(trial: Trial, as_of: datetime.date) -> dict[str, Any]:
     return {
         "as_of": as_of.isoformat(),
         "awaiting_adjudication": awaiting,
+        "readjudication": readjudication,
         "overdue": overdue,
         "swimmer": swimmer(reader, trial),
         # The page shows the overall column only; by dose level it is the AE-summary page's.
@@ -188,8 +203,10 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         for o in lists["overdue"]
         if _shown(o, sites, filters, by_level=False)
     ]
+    readjudication = [a for a in lists.get("readjudication", []) if _shown(a, sites, filters)]
     return {
         "table1": table1(trial, user),
+        "readjudication": readjudication,
         "escalation": escalation,
         "survival": survival,
         "awaiting_adjudication": awaiting,
@@ -202,6 +219,33 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         "stale": bool(escalation.get("stale") or survival.get("stale") or stale),
         # Unclosed data queries per site (issue 12): two SQL queries whatever their number.
         "query_counts": query_counts_by_site(user, trial, filters.site),
+    }
+
+
+def investigator_waiting(user, trial: Trial, now: datetime.datetime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """What waits for an investigator on the home page (issue 19 item 9), with counts: DLT
+    candidates awaiting adjudication and signed decisions to re-adjudicate (the stored
+    dashboard lists), the escalation decision awaiting signature (the stored 3+3 state),
+    and serious AEs not yet reported, inside or past their reporting clock. Three queries
+    whatever the trial's size (a fourth the first time a result is computed)."""
+    lists = trial_selectors.computation_get(trial, TrialComputation.Kind.DASHBOARD)
+    escalation = trial_selectors.computation_get(trial, TrialComputation.Kind.ESCALATION)
+    data = lists.data if lists is not None else {}
+    state = escalation.data if escalation is not None else {}
+    saes = unreported_saes(user, trial, now=now)
+    awaiting = data.get("awaiting_adjudication", [])
+    readjudication = data.get("readjudication", [])
+    return {
+        "awaiting_adjudication": awaiting[:10],
+        "awaiting_count": len(awaiting),
+        "readjudication": readjudication[:10],
+        "readjudication_count": len(readjudication),
+        "awaiting_signoff": state.get("awaiting_signoff"),
+        "escalation_needs_review": (state.get("needs_review") or {}).get("count", 0),
+        "saes": saes[:10],
+        "sae_count": len(saes),
+        "sae_overdue": sum(1 for row in saes if row.sae is not None and row.sae.late),
+        "stale": bool((lists is not None and lists.stale) or (escalation is not None and escalation.stale)),
     }
 
 

@@ -61,11 +61,14 @@ def home(request):  # type: ignore[no-untyped-def]
     from dosing.selectors import site_worklist
 
     today = timezone.localdate()
+    now = timezone.now()
     trials = []
     for trial in trial_selectors.trial_list(request.user):
         roles = access.roles_in(request.user, trial)
         worklist = site_worklist(request.user, trial, today) if "coordinator" in roles else None
         queries = open_queries_for_site_staff(request.user, trial) if "coordinator" in roles else None
-        trials.append({"trial": trial, "roles": roles, "worklist": worklist, "queries": queries,
+        # An investigator's home says what waits for him or her (issue 19 item 9).
+        waiting = selectors.investigator_waiting(request.user, trial, now) if "investigator" in roles else None
+        trials.append({"trial": trial, "roles": roles, "worklist": worklist, "queries": queries, "waiting": waiting,
                        "clinical": access.can(request.user, "view_clinical", trial)})  # fmt: skip
     return render(request, "dashboard/home.html", {"trials": trials, "today": today})

@@ -68,10 +68,63 @@ def lab_panel_cycle(panel: LabPanel) -> Cycle | None:
     return Cycle.objects.filter(lab_panel=panel).first()
 
 
-def deviation_list(user, trial: Trial) -> QuerySet[Deviation]:  # type: ignore[no-untyped-def]
-    """Protocol deviations of a trial, scoped (coordinators see their sites')."""
-    qs = access.scope(user, Deviation.objects.select_related("patient", "patient__site"))
-    return qs.filter(patient__trial=trial).order_by("date", "id")
+@dataclass(frozen=True)
+class DeviationRow:
+    """One protocol deviation, whichever record holds it (issue 16 item 4): a Deviation an
+    investigator recorded (delay beyond the allowance, dosing with a failed safety check,
+    other), or an enrolment outside the open slot (``Patient.enrolment_deviation``, set by
+    the enrolment service and the bundle import). ``record`` is the holding record, for
+    query badges and SDV marks."""
+
+    date: datetime.date
+    patient: Patient
+    kind: str
+    kind_label: str
+    cycle_number: int | None
+    reason: str
+    record: Any
+
+    @property
+    def patient_id(self) -> int:
+        return self.patient.pk
+
+    def get_kind_display(self) -> str:
+        return self.kind_label
+
+
+def _rows(recorded: Any, enrolments: Any) -> list[DeviationRow]:
+    rows = [
+        DeviationRow(d.date, d.patient, d.kind, d.get_kind_display(), d.cycle_number, d.reason, d) for d in recorded
+    ]
+    enrolment_label = str(Deviation.Kind.ENROLMENT.label)
+    rows += [
+        DeviationRow(p.enrolled_on, p, Deviation.Kind.ENROLMENT, enrolment_label, None, p.enrolment_deviation, p)
+        for p in enrolments
+        if p.enrolled_on is not None and p.enrolment_deviation
+    ]
+    rows.sort(key=lambda r: (r.date, r.patient.subject_id, r.kind, getattr(r.record, "pk", 0)))
+    return rows
+
+
+def patient_deviations(patient: Patient) -> list[DeviationRow]:
+    """One casebook's deviations, from ``patient_for_dosing``'s prefetched rows (no query)."""
+    return _rows(patient.deviations.all(), [patient])
+
+
+def deviation_list(user, trial: Trial, patient: Patient | None = None) -> list[DeviationRow]:  # type: ignore[no-untyped-def]
+    """Every protocol deviation of a trial (or of one patient), scoped (coordinators see
+    their sites'), by date: the one list the deviations page, the dosing tab and the
+    ``dv`` export (exchange.exports) show. Two queries."""
+    recorded = access.scope(user, Deviation.objects.select_related("patient", "patient__site")).filter(
+        patient__trial=trial
+    )
+    enrolments = access.scope(user, Patient.objects.select_related("site")).filter(
+        trial=trial, enrolled_on__isnull=False
+    )
+    enrolments = enrolments.exclude(enrolment_deviation="")
+    if patient is not None:
+        recorded, enrolments = recorded.filter(patient=patient), enrolments.filter(pk=patient.pk)
+    return _rows(recorded, enrolments)
 
 
 # --- trial level, unscoped (survival computation) ------------------------------------

@@ -51,7 +51,8 @@ def patient_dosing(request, patient_id: int):  # type: ignore[no-untyped-def]
             "patient": patient,
             "cycles": cycles,
             "upcoming": upcoming,
-            "deviations": patient.deviations.all(),
+            # Every deviation of the patient, the enrolment outside the open slot included.
+            "deviations": selectors.patient_deviations(patient),
             "lab_panels": patient.lab_panels.all(),
             "medications": patient.medications.all(),
             "can_enter": access.can(request.user, "enter_data", patient.trial_id, patient.site_id),

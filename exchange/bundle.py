@@ -109,6 +109,7 @@ TRIAL_KEYS: dict[str, F] = {
     "escalation_variant": _enum(Trial.EscalationVariant),
     "cycle_length_days": F("int"),
     "dlt_window_cycles": F("int"),
+    "expansion_cohort_size": F("int"),
     "bsa_method": _enum(Trial.BsaMethod),
     "age_min": F("int"),
     "age_max": F("int"),
@@ -1189,6 +1190,7 @@ class _Importer:
         design = EscalationDesign(
             tuple(float(self.levels[n].dose_mg_m2) for n in sorted(self.levels)),
             Variant(self.trial.escalation_variant),
+            self.trial.expansion_cohort_size,
         )
         state = escalation_rule(
             design,

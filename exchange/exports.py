@@ -2,7 +2,7 @@
 
 Datasets (columns in docs/exports.md): ``dm`` demographics, ``ex`` exposure (one row per
 administered dose), ``ae`` adverse events, ``ds`` disposition, ``rs`` disease response and
-relapse, ``adtte`` time to event (OS, PFS, NRM per patient, from trial.endpoints).
+relapse, ``dv`` protocol deviations, ``adtte`` time to event (OS, PFS, NRM per patient, from trial.endpoints).
 
 Why raw SQL: the database produces the rows (every value already formatted: dates as ISO
 text, flags as Y/N, codes as CDISC terms) and a server-side cursor hands them over in
@@ -38,7 +38,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from dosing.models import Cycle
+from dosing.models import Cycle, Deviation
 from dosing.selectors import first_dose_dates
 from patients.models import Assessment, CasebookLock, Consent, Patient, PatientEvent, Screening, Transplant
 from patients.selectors import outcome_rows
@@ -63,6 +63,7 @@ T = {
     "event": PatientEvent._meta.db_table,
     "transplant": Transplant._meta.db_table,
     "cycle": Cycle._meta.db_table,
+    "deviation": Deviation._meta.db_table,
     "ae": AdverseEvent._meta.db_table,
     "term": CtcaeTerm._meta.db_table,
     "casebook_lock": CasebookLock._meta.db_table,
@@ -190,6 +191,12 @@ DATASETS: dict[str, Dataset] = {
             ),
             frozenset({"RSSTRESN", "RSDY"}),
         ),  # fmt: skip
+        Dataset(
+            "dv",
+            "Protocol deviations: recorded deviations and enrolments outside the open slot (SDTM DV)",
+            ("STUDYID", "DOMAIN", "USUBJID", "DVSPID", "DVTERM", "DVDECOD", "DVCAT", "VISITNUM", "DVSTDTC", "DVSTDY"),
+            frozenset({"VISITNUM", "DVSTDY"}),
+        ),
         Dataset(
             "adtte",
             "Time to event: OS, PFS, NRM (ADaM ADTTE)",
@@ -566,7 +573,38 @@ def _rs(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) 
     return q.add(" ORDER BY 3, 14, 4")
 
 
-SQL_DATASETS = {"dm": _dm, "ex": _ex, "ae": _ae, "ds": _ds, "rs": _rs}
+DEVIATION_KIND = {
+    "delay": "DOSE DELAYED BEYOND THE ALLOWANCE",
+    "safety_check": "DOSED WITH A FAILED PRE-DOSE SAFETY CHECK",
+    "enrolment": "ENROLMENT OUTSIDE THE OPEN SLOT",
+    "other": "OTHER",
+}
+
+
+def _dv(trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) -> _Query:
+    """Every protocol deviation (issue 16 item 4), as dosing.selectors.deviation_list
+    lists them: Deviation rows and the enrolments recorded outside the open slot."""
+    first_dose = _first_dose("p.id")
+    joins = f" JOIN {T['patient']} p ON p.id = r.patient_id JOIN {T['trial']} t ON t.id = p.trial_id"
+    q = _Query().add(
+        f"SELECT {_STUDY}, 'DV', {_USUBJID}, 'DEVIATION-' || CAST(r.id AS TEXT), r.reason, "  # noqa: S608
+        f"{_map('r.kind', DEVIATION_KIND, OTHER)}, 'PROTOCOL DEVIATION', r.cycle_number, {_date('r.date')}, "
+        f"{_study_day('r.date', first_dose)} FROM {T['deviation']} r{joins}"
+    )
+    _patient_scope(q, trial, site_ids)
+    _changed(q, since, "r", [_FIRST_DOSE_CHANGED])
+    q.add(
+        f" UNION ALL SELECT {_STUDY}, 'DV', {_USUBJID}, 'ENROLMENT-' || CAST(p.id AS TEXT), "  # noqa: S608
+        f"p.enrolment_deviation, '{DEVIATION_KIND['enrolment']}', 'PROTOCOL DEVIATION', NULL, "
+        f"{_date('p.enrolled_on')}, {_study_day('p.enrolled_on', first_dose)}{_PATIENT_JOINS}"
+    )
+    _patient_scope(q, trial, site_ids)
+    q.add(" AND p.enrolled_on IS NOT NULL AND p.enrolment_deviation <> ''")
+    _changed(q, since, "p", [_FIRST_DOSE_CHANGED])
+    return q.add(" ORDER BY 3, 9, 4")
+
+
+SQL_DATASETS = {"dm": _dm, "ex": _ex, "ae": _ae, "ds": _ds, "rs": _rs, "dv": _dv}
 
 
 def dataset_sql(name: str, trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None) -> _Query:

@@ -204,3 +204,24 @@ def table1(trial: Trial, user=None) -> Table1:  # type: ignore[no-untyped-def]
             )
         )
     return table1_rule(rows)
+
+
+def enrolment_slots(trial: Trial) -> dict[str, Any]:
+    """What the enrol page says before Save (issue 16 item 18, issue 19 item 3): the open
+    slots per dose level, the level a patient would be assigned (the lowest open one, as
+    ``services.patient_enrol`` assigns it), and whether the 3+3 state is being recomputed.
+    Read from the same stored escalation result the enrolment service assigns from."""
+    from trial.models import DoseLevel, TrialComputation
+    from trial.services import computation_ensure, escalation_open_slots
+
+    slots = escalation_open_slots(trial)
+    computation = computation_ensure(trial, TrialComputation.Kind.ESCALATION)
+    levels = {lv.level: lv for lv in DoseLevel.objects.filter(trial=trial, level__in=list(slots))}
+    rows = [{"level": levels[n], "slots": slots[n]} for n in sorted(slots) if n in levels]
+    return {
+        "open_slots": rows,
+        "assigned": rows[0]["level"] if rows else None,
+        "decision": (computation.data or {}).get("decision") if computation else None,
+        "mtd_dose_level": (computation.data or {}).get("mtd_dose_level") if computation else None,
+        "stale": bool(computation is not None and computation.stale),
+    }

@@ -28,7 +28,7 @@ from patients.models import Assessment, CasebookLock, Consent, Patient, PatientE
 from trial import access
 from trial.endpoints import PatientOutcome, outcome_date_problems
 from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation, TrialLock
-from trial.services import computation_request, escalation_open_slots
+from trial.services import computation_ensure, computation_request, escalation_open_slots
 
 Errors = dict[str, list[str]]
 
@@ -424,6 +424,7 @@ def patient_enrol(
     else:
         _require_data_entry(user, patient)
     _raise(_enrolment_problems(patient, on))
+    computation_ensure(patient.trial, TrialComputation.Kind.ESCALATION)  # a new trial has its slots (issue 16)
 
     with transaction.atomic():
         # Lock the escalation result, then the patient, in this order: concurrent

@@ -307,7 +307,20 @@ def patient_enrol(request, patient_id: int):  # type: ignore[no-untyped-def]
         if saved is not None:
             messages.success(request, f"{saved.subject_id} enrolled at {saved.dose_level}.")
             return redirect("patient_eligibility", patient_id=patient.pk)
-    return _form_page(request, form, f"Enrol {patient.subject_id}", patient)
+    # Before Save, the page says whether a slot is open and at which level the patient goes.
+    return render(
+        request,
+        "patients/enrol.html",
+        {
+            "form": form,
+            "title": f"Enrol {patient.subject_id}",
+            "patient": patient,
+            "trial": patient.trial,
+            "lock": patient.lock,
+            "enrolment": selectors.enrolment_slots(patient.trial),
+            "investigator": investigator,
+        },
+    )
 
 
 # --- assessments and outcome events --------------------------------------------------

@@ -204,6 +204,14 @@ class DltAdjudicationOutput(serializers.ModelSerializer):
     signed_by = serializers.SerializerMethodField()
     signed_at = serializers.SerializerMethodField()
     meaning = serializers.SerializerMethodField()
+    evidence_changes = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="What changed in the AE since signing (e.g. 'grade 3 -> 2'); empty when nothing did.",
+    )
+    needs_readjudication = serializers.BooleanField(
+        read_only=True, help_text="Standing, but its AE was edited after signing: the signature is invalidated."
+    )
 
     class Meta:
         model = DltAdjudication
@@ -221,6 +229,9 @@ class DltAdjudicationOutput(serializers.ModelSerializer):
             "meaning",
             "superseded_by",
             "version",
+            "evidence",
+            "evidence_changes",
+            "needs_readjudication",
         ]
 
     def get_signed_by(self, obj: DltAdjudication) -> str | None:

@@ -546,3 +546,29 @@ def dlt_evaluability(
         Evaluability.PENDING,
         f"received all {n_window} window doses; window runs to {window.end}",
     )
+
+
+# ---------------------------------------------------------------- the evidence a decision rests on
+
+# What an adjudication of an AE candidate rests on: the AE's values that the rules above
+# read (term, grade, dates, attribution). A signed decision keeps a copy of them; a later
+# edit of any of them means the decision was taken on other facts (issue 16 item 2).
+EVIDENCE_FIELDS: tuple[str, ...] = ("term", "grade", "onset", "resolved", "attribution")
+
+
+def evidence_changes(signed: dict[str, object], current: dict[str, object]) -> tuple[str, ...]:
+    """The evidence fields that differ, in words ("grade 3 -> 2"), in EVIDENCE_FIELDS order.
+
+    An empty ``signed`` (a decision without an AE, or one recorded before the copy was
+    kept) has nothing to compare: no change.
+    """
+    if not signed:
+        return ()
+    changes = []
+    for name in EVIDENCE_FIELDS:
+        before, after = signed.get(name), current.get(name)
+        if before != after:
+            shown_before = "ongoing" if before is None and name == "resolved" else before
+            shown_after = "ongoing" if after is None and name == "resolved" else after
+            changes.append(f"{name} {shown_before} -> {shown_after}")
+    return tuple(changes)

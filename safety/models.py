@@ -10,6 +10,7 @@ from django.db import models
 from core.models import Signature, Voidable
 from dosing.models import LabPanel
 from patients.models import Patient, PatientEvent, PatientRecord
+from safety import dlt
 
 
 class CtcaeTerm(models.Model):
@@ -104,6 +105,16 @@ class AdverseEvent(Voidable, PatientRecord):
     def __str__(self) -> str:
         return f"{self.patient} {self.term.term} G{self.grade} {self.onset}"
 
+    def dlt_evidence(self) -> dict[str, object]:
+        """The values a DLT decision on this AE rests on (safety.dlt.EVIDENCE_FIELDS), JSON-ready."""
+        return {
+            "term": self.term.term,
+            "grade": self.grade,
+            "onset": self.onset.isoformat() if self.onset else None,
+            "resolved": self.resolved.isoformat() if self.resolved else None,
+            "attribution": self.attribution,
+        }
+
 
 class GvhdEpisode(Voidable, PatientRecord):
     """GVHD has no CTCAE v5 term: acute (MAGIC grade 1-4, organ stages) or chronic (NIH)."""
@@ -145,7 +156,9 @@ class DltAdjudication(PatientRecord):
 
     # Set after signing, pointing forward to the superseding decision: not signed
     # content (for core.signatures.record_hash once it honours this attribute).
-    signature_unsigned_fields = ("superseded_by",)
+    # ``evidence`` is checked against the AE by ``signature_evidence_problem`` instead
+    # (hashing it would invalidate every signature made before the field existed).
+    signature_unsigned_fields = ("superseded_by", "evidence")
 
     class Rule(models.TextChoices):
         SOS = "sos", "SOS (any grade)"
@@ -168,6 +181,11 @@ class DltAdjudication(PatientRecord):
     superseded_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="supersedes"
     )
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The AE's term, grade, dates and attribution when the decision was signed (issue 16).",
+    )
 
     class Meta:
         ordering = ["patient", "event_date", "id"]
@@ -175,6 +193,29 @@ class DltAdjudication(PatientRecord):
     def __str__(self) -> str:
         verdict = "DLT" if self.is_dlt else "not a DLT"
         return f"{self.patient} {self.get_rule_display()} {self.event_date}: {verdict}"
+
+    @property
+    def evidence_changes(self) -> tuple[str, ...]:
+        """What changed in the AE since the decision was signed ("grade 3 -> 2"); empty if nothing."""
+        if self.adverse_event_id is None or self.adverse_event is None:
+            return ()
+        return dlt.evidence_changes(self.evidence, self.adverse_event.dlt_evidence())
+
+    @property
+    def needs_readjudication(self) -> bool:
+        """A standing decision whose AE was edited after it was signed: back to the investigator."""
+        return self.superseded_by_id is None and bool(self.evidence_changes)
+
+    def signature_evidence_problem(self) -> str | None:
+        """Asked by core.signatures.signature_verify: the record it signs is unchanged, but
+        the AE the decision rests on is not (PROTOCOL s5: the decision was taken on it)."""
+        changes = self.evidence_changes
+        if not changes:
+            return None
+        return (
+            f"The adverse event this decision rests on was edited after signing ({'; '.join(changes)}): "
+            "the signature no longer applies; re-adjudicate (supersede this decision)."
+        )
 
 
 class LabProposalDismissal(PatientRecord):

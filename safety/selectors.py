@@ -105,6 +105,19 @@ def ae_rows(aes: list[AdverseEvent], *, now: datetime.datetime | None = None) ->
     return rows
 
 
+def unreported_saes(user, trial: Trial, *, now: datetime.datetime | None = None) -> list[AeRow]:  # type: ignore[no-untyped-def]
+    """Serious AEs of the trial the user may see that are not yet reported to the sponsor,
+    with their reporting clock (PROTOCOL s4: due ``trial.sae_report_hours`` after entry),
+    the soonest due first. One query."""
+    now = now or timezone.now()
+    aes = ae_list(user, trial=trial).filter(serious=True, sae_reported_at__isnull=True).order_by("created_at", "id")
+    rows = [
+        AeRow(ae, None, adverse_events.sae_clock(ae.created_at, ae.patient.trial.sae_report_hours, None, now))
+        for ae in aes
+    ]
+    return rows
+
+
 def first_consent(patient: Patient) -> datetime.date | None:
     return Consent.objects.filter(patient=patient).order_by("date").values_list("date", flat=True).first()
 
@@ -267,6 +280,10 @@ class CandidateReview:
     def rule_label(self) -> str:
         return str(DltAdjudication.Rule(self.candidate.rule.value).label)
 
+    @property
+    def needs_readjudication(self) -> bool:
+        return self.adjudication is not None and self.adjudication.needs_readjudication
+
 
 @dataclass
 class PatientDlt:
@@ -280,10 +297,19 @@ class PatientDlt:
     error: str = ""
     window: dlt.DltWindow | None = field(default=None)
     on_voided_aes: list[DltAdjudication] = field(default_factory=list)  # signed decisions to re-adjudicate
+    # Standing AE decisions the rules no longer flag (e.g. the AE was downgraded): still
+    # shown, with their decision and a supersede link (issue 16 item 2).
+    unflagged: list[DltAdjudication] = field(default_factory=list)
 
     @property
     def open_candidates(self) -> int:
         return sum(1 for c in self.candidates if c.adjudication is None)
+
+    @property
+    def readjudication(self) -> list[DltAdjudication]:
+        """Standing decisions whose AE was edited after signing: the signature is
+        invalidated and the investigator must decide again (supersede)."""
+        return [a for a in self.adjudications if is_active_adjudication(a) and a.needs_readjudication]
 
 
 _STATUS = {
@@ -376,6 +402,7 @@ def _patient_dlt(patient: Patient, trial: Trial, as_of: datetime.date) -> Patien
         status, reason = "pending", f"cannot evaluate: {error}"
     else:
         status, reason = _STATUS[result.status], result.reason
+    matched = {c.adjudication.pk for c in candidates if c.adjudication is not None}
     return PatientDlt(
         patient=patient,
         candidates=candidates,
@@ -387,6 +414,7 @@ def _patient_dlt(patient: Patient, trial: Trial, as_of: datetime.date) -> Patien
         error=error,
         window=result.window if result is not None else None,
         on_voided_aes=on_voided,
+        unflagged=[a for a in active if a.pk not in matched and a.rule != DltAdjudication.Rule.INVESTIGATOR],
     )
 
 
@@ -414,6 +442,11 @@ def patient_dlt_outcomes(trial: Trial, as_of: datetime.date) -> list[dict[str, A
                 "enrolment_order": (p.enrolled_on, p.pk),
                 "status": review.status,
                 "reason": review.reason,
+                # Decisions that still count but whose AE changed after signing: the
+                # escalation says it needs review until they are re-adjudicated.
+                "readjudication": [
+                    {"adjudication_id": a.pk, "changes": list(a.evidence_changes)} for a in review.readjudication
+                ],
             }
         )
     return out
@@ -444,6 +477,14 @@ def adjudication_list(user, *, patient: Patient | None = None, trial: Trial | No
     if trial is not None:
         qs = qs.filter(patient__trial=trial)
     return qs
+
+
+def adjudications_to_redo(ae: AdverseEvent) -> list[DltAdjudication]:
+    """Standing signed decisions on ``ae`` whose evidence changed (the caller scoped the AE)."""
+    qs = DltAdjudication.objects.filter(adverse_event=ae, superseded_by__isnull=True).select_related(
+        "adverse_event__term"
+    )
+    return [a for a in qs if is_active_adjudication(a) and a.needs_readjudication]
 
 
 def adjudication_get(user, dlt_adjudication_id: int) -> DltAdjudication:  # type: ignore[no-untyped-def]

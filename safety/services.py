@@ -296,6 +296,8 @@ def adjudication_sign(
         event_date=data["event_date"],
         is_dlt=data["is_dlt"],
         rationale=data["rationale"].strip(),
+        # What the decision rests on: a later edit of the AE sends it back for review.
+        evidence=ae.dlt_evidence() if ae is not None else {},
     )
     with transaction.atomic():
         # Adjudications of one patient are serialised on the patient row, so two
@@ -353,6 +355,7 @@ def adjudication_import(
         rationale=data["rationale"].strip(),
         signed_by_name=signed_by_name.strip(),
         signed_on=signed_on,
+        evidence=data["adverse_event"].dlt_evidence() if data.get("adverse_event") is not None else {},
     )
     with transaction.atomic():
         Patient.objects.select_for_update().filter(pk=patient.pk).first()

@@ -110,6 +110,12 @@ def ae_edit(request, adverse_event_id: int):  # type: ignore[no-untyped-def]
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Change saved and recorded in the audit trail.")
+            for adj in selectors.adjudications_to_redo(ae):
+                messages.warning(
+                    request,
+                    f"Signed DLT adjudication #{adj.pk} rests on this AE ({'; '.join(adj.evidence_changes)}): "
+                    "its signature is now invalidated and it is back on the investigator's DLT review.",
+                )
             return redirect("patient_safety", patient_id=ae.patient_id)
     return render(request, "safety/ae_form.html", {"patient": ae.patient, "form": form, "title": f"Follow-up of {ae}"})
 
@@ -233,13 +239,15 @@ def trial_dlt(request, trial_id: int):  # type: ignore[no-untyped-def]
     """The investigator's DLT page: candidates from the real AEs, labs, cycles, deaths."""
     trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
     as_of = timezone.localdate()
+    reviews = selectors.trial_dlt_review(request.user, trial, as_of)
     return render(
         request,
         "safety/trial_dlt.html",
         {
             "trial": trial,
             "as_of": as_of,
-            "reviews": selectors.trial_dlt_review(request.user, trial, as_of),
+            "reviews": reviews,
+            "readjudication": [(r, a) for r in reviews for a in r.readjudication],
             "can_adjudicate": access.can(request.user, "adjudicate", trial),
             "rules": DltAdjudication.Rule,
         },

@@ -38,8 +38,9 @@ class TrialOutput(serializers.ModelSerializer):
     class Meta:
         model = Trial
         fields = [
-            "id", "code", "title", "design", "escalation_variant", "cycle_length_days", "dlt_window_cycles",
-            "bsa_method", "age_min", "age_max", "enrol_day_min", "enrol_day_max", "min_platelets", "min_anc",
+            "id", "code", "title", "design", "escalation_variant", "expansion_cohort_size", "cycle_length_days",
+            "dlt_window_cycles", "bsa_method", "age_min", "age_max", "enrol_day_min", "enrol_day_max", "min_platelets",
+            "min_anc",
             "screening_lab_days", "max_delay_days", "reduction_percent", "dlt_min_grade", "dlt_cytopenia_days",
             "sae_report_hours", "survival_origin", "landmark_days", "sites", "dose_levels", "protocol_versions",
         ]  # fmt: skip

@@ -105,10 +105,17 @@ class EscalationDesign:
 
     dose_levels: tuple[float, ...]
     variant: Variant = Variant.STORER_A
+    # Section 6: "after an MTD is declared, further patients may be treated at the MTD".
+    # How many, beyond the cohort(s) that decided it, is a trial setting
+    # (Trial.expansion_cohort_size); once the declaration is signed they are open slots
+    # at the MTD. 0 = no expansion.
+    expansion_cohort_size: int = 0
 
     def __post_init__(self) -> None:
         if not self.dose_levels:
             raise ValueError("a 3+3 design needs at least one dose level")
+        if self.expansion_cohort_size < 0:
+            raise ValueError("the expansion cohort size cannot be negative")
         object.__setattr__(self, "variant", Variant(self.variant))
 
     @property
@@ -324,6 +331,7 @@ class _Rule:
     def __init__(self, design: EscalationDesign, levels: dict[int, _Level]) -> None:
         self.top = design.top_level
         self.six = design.variant is Variant.SIX_AT_MTD
+        self.expansion = design.expansion_cohort_size
         self.levels = levels
 
     def needs_six_going_up(self, level: int) -> bool:
@@ -402,8 +410,8 @@ class _Rule:
                 f"Level {level} (top level): {_decided_on(a)} evaluable patients had a "
                 f"DLT, so the top level is the MTD (section 6: {rule} at the top level).",
             )
-            self._note_extras(walk, level, a)
-            walk.terminal = _Terminal(level, Decision.MTD_DECLARED, 0, False, None, False)
+            slots = self._note_extras(walk, level, a)
+            walk.terminal = _Terminal(level, Decision.MTD_DECLARED, slots, False, None, False)
             return
         walk.blocker = level
         opening = expand_step if a.expanded else self._last_escalation(walk, level)
@@ -461,8 +469,8 @@ class _Rule:
                     f"Level {level + 1} is too toxic, so the MTD is level {level}, the "
                     f"level below it ({_counts(lv)}; section 6, storer_a: MTD = d-1).",
                 )
-                self._note_extras(walk, level, _assess(lv, needs_six=False))
-                walk.terminal = _Terminal(level, Decision.MTD_DECLARED, 0, False, None, False)
+                slots = self._note_extras(walk, level, _assess(lv, needs_six=False))
+                walk.terminal = _Terminal(level, Decision.MTD_DECLARED, slots, False, None, False)
                 return level
             a = _assess(lv, needs_six=True)
             first_dlts = lv.places[:COHORT_SIZE].count(DltStatus.DLT)
@@ -493,8 +501,8 @@ class _Rule:
                     f"{_decided_on(a)} evaluable patients with a DLT, so the MTD is level "
                     f"{level} (section 6, six_at_mtd: 6 evaluable with <= 1 DLT).",
                 )
-                self._note_extras(walk, level, a)
-                walk.terminal = _Terminal(level, Decision.MTD_DECLARED, 0, False, None, False)
+                slots = self._note_extras(walk, level, a)
+                walk.terminal = _Terminal(level, Decision.MTD_DECLARED, slots, False, None, False)
                 return level
             self._open_cohort(walk, level, a, opening)
             return level
@@ -507,10 +515,13 @@ class _Rule:
         walk.terminal = _Terminal(1, Decision.STOP_NO_MTD, 0, False, None, False)
         return None
 
-    def _note_extras(self, walk: _Walk, level: int, a: _Assessment) -> None:
+    def _note_extras(self, walk: _Walk, level: int, a: _Assessment) -> int:
+        """Say who was treated at the MTD beyond the deciding cohort(s); return the
+        expansion places still open (the design's expansion size minus those treated)."""
         lv = self.levels[level]
         deciding = 2 * COHORT_SIZE if a.expanded else COHORT_SIZE
-        extras = len(lv.places) - deciding
+        extras = max(0, len(lv.places) - deciding)
+        slots = max(0, self.expansion - extras)
         if extras > 0:
             walk.reasons.append(
                 f"Level {level}: {_plural(extras, 'further patient')} treated at the "
@@ -522,6 +533,13 @@ class _Rule:
                 "Further patients may be treated at the MTD as an expansion; their "
                 "DLTs count, and >= 2 DLTs at the MTD undo the declaration (section 6)."
             )
+        if self.expansion:
+            walk.reasons.append(
+                f"Expansion at the MTD: {_plural(self.expansion, 'place')} in the design, "
+                f"{extras} taken, {_plural(slots, 'place')} open at level {level} once the MTD "
+                "declaration is signed (section 6)."
+            )
+        return slots
 
 
 def _gather(design: EscalationDesign, patients: Iterable[PatientOutcome]) -> dict[int, _Level]:

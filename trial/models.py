@@ -50,6 +50,14 @@ class Trial(AuditedModel):
     dlt_window_cycles = models.PositiveSmallIntegerField(
         "DLT window (cycles)", default=2, validators=[MinValueValidator(1), MaxValueValidator(6)]
     )
+    # PROTOCOL s6: after the MTD is declared (signed), further patients may be treated at
+    # it. 2 = the seed trial, which treated 2 patients at L4 beyond its deciding cohort.
+    expansion_cohort_size = models.PositiveSmallIntegerField(
+        "expansion at the MTD (patients)",
+        default=2,
+        validators=[MaxValueValidator(100)],
+        help_text="Open slots at the MTD once its declaration is signed, beyond the deciding cohort(s); 0 = none.",
+    )
     bsa_method = models.CharField("BSA method", max_length=12, choices=BsaMethod.choices, default=BsaMethod.MOSTELLER)
     # Eligibility (PROTOCOL s2)
     age_min = models.PositiveSmallIntegerField(default=16, validators=[MaxValueValidator(120)])

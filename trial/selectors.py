@@ -21,7 +21,11 @@ def trial_get(user, trial_id: int) -> Trial:  # type: ignore[no-untyped-def]
 
 
 def computation_get(trial: Trial, kind: str) -> TrialComputation | None:
-    return TrialComputation.objects.filter(trial=trial, kind=kind).first()
+    """The stored result; a trial that never had one gets it computed on this first read
+    (trial.services.computation_ensure, issue 16 item 6)."""
+    from trial.services import computation_ensure
+
+    return computation_ensure(trial, kind)
 
 
 def computation_payload(trial: Trial, kind: str) -> dict[str, Any]:

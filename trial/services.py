@@ -74,7 +74,7 @@ def escalation_open_slots(trial: Trial) -> dict[int, int]:
     Read from the latest escalation computation; the enrolment service assigns the dose
     level from here. Empty when nothing is open (or nothing was computed yet).
     """
-    computation = TrialComputation.objects.filter(trial=trial, kind=TrialComputation.Kind.ESCALATION).first()
+    computation = computation_ensure(trial, TrialComputation.Kind.ESCALATION)
     if computation is None or not computation.data:
         return {}
     return {row["dose_level"]: row["slots"] for row in computation.data.get("open_slots", []) if row["slots"] > 0}
@@ -101,7 +101,8 @@ def _escalation_inputs(trial: Trial) -> tuple[EscalationDesign, list[PatientOutc
     ]
     levels = tuple(float(d) for d in trial.dose_levels.order_by("level").values_list("dose_mg_m2", flat=True))
     signoffs = list(trial.escalation_signoffs.order_by("signed_at", "id"))
-    return EscalationDesign(levels, Variant(trial.escalation_variant)), patients, signoffs, rows
+    design = EscalationDesign(levels, Variant(trial.escalation_variant), trial.expansion_cohort_size)
+    return design, patients, signoffs, rows
 
 
 def _escalation(trial: Trial) -> dict[str, Any]:
@@ -109,6 +110,22 @@ def _escalation(trial: Trial) -> dict[str, Any]:
     design, patients, signoffs, rows = _escalation_inputs(trial)
     state = escalation_state(design, patients, [SignedDecision(Decision(s.decision), s.dose_level) for s in signoffs])
     by_id = {str(r["patient_id"]): r for r in rows}
+    # A signed DLT decision whose AE was edited after signing still counts as signed (only
+    # an investigator's signature makes or unmakes a DLT, PROTOCOL s5), but the state
+    # needs review: no escalation decision is signed until it is re-adjudicated (issue 16).
+    review = [
+        {"subject_id": r["subject_id"], "dose_level": r["dose_level"], **item}
+        for r in rows
+        for item in r.get("readjudication", [])
+    ]
+    warnings = list(state.warnings)
+    if review:
+        warnings.insert(
+            0,
+            f"needs review: {len(review)} signed DLT adjudication(s) rest on adverse events edited after "
+            "signing; they count as signed until an investigator re-adjudicates them, and no escalation "
+            "decision can be signed meanwhile.",
+        )
     return {
         "design": "3+3",
         "variant": str(state.variant),
@@ -154,7 +171,8 @@ def _escalation(trial: Trial) -> dict[str, Any]:
             for step in state.history
         ],  # fmt: skip
         "reasons": list(state.reasons),
-        "warnings": list(state.warnings),
+        "warnings": warnings,
+        "needs_review": {"count": len(review), "patients": review},
         "patients": [
             {
                 "subject_id": by_id[p.patient_id]["subject_id"],
@@ -360,6 +378,23 @@ def computation_run_followers(trial_id: int, kind: str) -> None:
         computation_run(trial_id, follower)
 
 
+def computation_ensure(trial: Trial, kind: str) -> TrialComputation | None:
+    """The stored result of ``kind``, computed now if it was never computed (issue 16
+    item 6): a trial made by any path (admin, bundle import, demo, a test factory) has its
+    results from the first read, so an empty trial opens level 1 at once, even when the
+    task requested at creation has not run (broker down). A result computed before but
+    stale now is left to its queued task (the pages say "stale"). None when the trial
+    cannot be computed yet (e.g. no dose level configured)."""
+    computation = TrialComputation.objects.filter(trial=trial, kind=kind).first()
+    if computation is not None and computation.computed_seq > 0:  # 0: never computed
+        return computation
+    try:
+        return computation_run(trial.pk, kind)
+    except ValueError as exc:  # an incomplete configuration: nothing to show yet, never a 500
+        logger.info("%s of trial %s not computed: %s", kind, trial.pk, exc)
+        return None
+
+
 def computation_relay_stale() -> int:
     """Enqueue every stale result: the periodic safety net for a request whose message was
     lost (broker down at commit time, worker killed). Returns how many were enqueued."""
@@ -400,6 +435,13 @@ def escalation_sign(
                 {"decision": ["The escalation state is being recomputed; reload in a moment and sign the current one."]}
             )
         awaiting = computation.data.get("awaiting_signoff")
+        under_review = (computation.data.get("needs_review") or {}).get("count", 0)
+        if under_review:
+            raise ValidationError(
+                {"decision": [f"{under_review} signed DLT adjudication(s) rest on adverse events edited after "
+                              "signing: an investigator re-adjudicates them first (DLT review), then the "
+                              "escalation decision is signed on the current data."]}
+            )  # fmt: skip
         if not awaiting:
             raise ValidationError({"decision": ["No decision is awaiting sign-off."]})
         if {"decision": expected.get("decision"), "dose_level": expected.get("dose_level")} != awaiting:
@@ -468,6 +510,10 @@ def trial_create(
             _created(ProtocolVersion(trial=trial, **version), f"protocol_versions[{i}]", errors, user, reason)
         if errors:
             raise ValidationError(errors)
+        # Every trial has its results from the start (issue 16 item 6): level 1 is open
+        # before anyone is enrolled.
+        for kind in COMPUTATIONS:
+            computation_request(trial.pk, kind)
     return trial
 
 

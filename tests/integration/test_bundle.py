@@ -152,7 +152,8 @@ def test_the_trial_level_results_are_recomputed_once_after_the_import(django_cap
     escalation = TrialComputation.objects.get(trial=trial, kind=TrialComputation.Kind.ESCALATION)
     assert not escalation.stale and escalation.runs == 1
     assert escalation.data["mtd_dose_level"] == 4
-    assert escalation_open_slots(trial) == {}
+    # One of the trial's two expansion places at the signed MTD is taken (issue 19 item 3).
+    assert escalation_open_slots(trial) == {4: 1}
 
 
 @pytest.mark.parametrize(

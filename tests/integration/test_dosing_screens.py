@@ -361,7 +361,8 @@ def test_trial_deviation_list_constant_queries(world, levels, login, django_asse
         assert client.get(url).content.decode().count("test deviation") == count
 
 
-QUERIES_DEVIATIONS = 8
+# Issue 16 item 4: one more for the enrolments recorded outside the open slot.
+QUERIES_DEVIATIONS = 9
 
 
 @pytest.mark.parametrize("count", [3, 30])

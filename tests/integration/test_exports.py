@@ -29,7 +29,7 @@ from tests.factories import (
 )
 from trial import endpoints
 
-DATASETS = ["dm", "ex", "ae", "ds", "rs", "adtte"]
+DATASETS = ["dm", "ex", "ae", "ds", "rs", "dv", "adtte"]
 D = datetime.date
 
 

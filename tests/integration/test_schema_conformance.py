@@ -167,7 +167,7 @@ def test_schema_document_is_openapi_3_with_the_contract_paths(client, world):  #
         "/api/v1/patient-events/",
         "/api/v1/trials/{id}/escalation/",
         "/api/v1/trials/{id}/survival/",
-        *[f"/api/v1/exports/{name}/" for name in ("dm", "ex", "ae", "ds", "rs", "adtte")],
+        *[f"/api/v1/exports/{name}/" for name in ("dm", "ex", "ae", "ds", "rs", "dv", "adtte")],
     ]:
         assert path in document["paths"], path
     # The large lists page by cursor (core.api.CursorPagination).

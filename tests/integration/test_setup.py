@@ -72,7 +72,7 @@ def test_load_demo_loads_the_seed_trial_once(db, capsys):  # type: ignore[no-unt
 
 def _admin_post(client, trial, levels, reason=""):  # type: ignore[no-untyped-def]
     data = {
-        "code": trial.code, "title": trial.title, "design": "3+3", "escalation_variant": "storer_a",
+        "code": trial.code, "title": trial.title, "design": "3+3", "escalation_variant": "storer_a", "expansion_cohort_size": 2,
         "cycle_length_days": 28, "dlt_window_cycles": 2, "bsa_method": "mosteller", "age_min": 16, "age_max": 75,
         "enrol_day_min": 40, "enrol_day_max": 100, "min_platelets": 50, "min_anc": "1.0", "screening_lab_days": 14,
         "max_delay_days": 7, "reduction_percent": 50, "dlt_min_grade": 3, "dlt_cytopenia_days": 28,

@@ -86,7 +86,7 @@ def test_sponsor_sees_no_user_names(client, world, own_trial_objects):  # type: 
     urls = [url for url, _ in _api_urls(objects)]
     urls += [
         f"/api/v1/exports/{name}/?trial={trial.code}&format={fmt}"
-        for name in ("dm", "ex", "ae", "ds", "rs", "adtte")
+        for name in ("dm", "ex", "ae", "ds", "rs", "dv", "adtte")
         for fmt in ("csv", "json")
     ]
     for url in urls:

@@ -401,6 +401,54 @@ def test_expansion_at_the_mtd_counts_and_can_undo_it() -> None:
     assert six.warnings[0].startswith("a past decision no longer holds: level 4 now has 2 DLTs in 8")
 
 
+# Expansion at a signed MTD (issue 19 item 3): (history, signed, variant, expansion size,
+# open slots). The seed trial's 2 further L4 patients fill an expansion of 2.
+EXPANSION_ROWS = [
+    ("seed, no expansion in the design", SEED, SEED_SIGNED_STORER, "storer_a", 0, ()),
+    ("seed, expansion of 2: filled", SEED, SEED_SIGNED_STORER, "storer_a", 2, ()),
+    ("seed, expansion of 3: one left", SEED, SEED_SIGNED_STORER, "storer_a", 3, ((4, 1),)),
+    ("top level 0 of 3, expansion of 3", "1:NNN 2:NNN 3:NNN 4:NNN", "escalate:2 escalate:3 escalate:4 mtd_declared:4",
+     "storer_a", 3, ((4, 3),)),
+    ("MTD not yet signed: no slot", "1:NNN 2:NNN 3:NNN 4:NNN", "escalate:2 escalate:3 escalate:4", "storer_a", 3, ()),
+    ("expansion patient pending still takes a place", "1:NNN 2:NNN 3:NNN 4:NNN 4:P",
+     "escalate:2 escalate:3 escalate:4 mtd_declared:4", "storer_a", 3, ((4, 2),)),
+    ("replaced expansion patient frees the place", "1:NNN 2:NNN 3:NNN 4:NNN 4:X",
+     "escalate:2 escalate:3 escalate:4 mtd_declared:4", "storer_a", 3, ((4, 3),)),
+    ("MTD below a too-toxic level", "1:NNN 2:NNN 3:DDN", "escalate:2 escalate:3 mtd_declared:2", "storer_a", 3,
+     ((2, 3),)),
+    ("six_at_mtd: 6 at the top, expansion of 2", "1:NNN 2:NNN 3:NNN 4:NNN 4:NNN",
+     "escalate:2 escalate:3 escalate:4 expand:4 mtd_declared:4", "six_at_mtd", 2, ((4, 2),)),
+    ("seed under six_at_mtd: level 4 not yet an MTD, its expansion cohort is open", SEED, SEED_SIGNED_SIX,
+     "six_at_mtd", 2, ((4, 1),)),
+    ("second DLT at the MTD undoes it: MTD one lower, its own expansion", SEED + " 4:DD", SEED_SIGNED_STORER,
+     "storer_a", 2, ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("history", "signed", "variant", "size", "slots"),
+    [row[1:] for row in EXPANSION_ROWS],
+    ids=[row[0] for row in EXPANSION_ROWS],
+)
+def test_expansion_at_the_mtd_opens_slots(history: str, signed: str, variant: str, size: int, slots: tuple) -> None:  # type: ignore[type-arg]
+    design = EscalationDesign(SEED_DOSES, Variant(variant), expansion_cohort_size=size)
+    state = escalation_state(design, patients(history), signatures(signed))
+    assert state.open_slots == slots
+
+
+def test_expansion_slots_need_the_signed_declaration_and_say_so() -> None:
+    design = EscalationDesign(SEED_DOSES, Variant.STORER_A, expansion_cohort_size=3)
+    history = "1:NNN 2:NNN 3:NNN 4:NNN"
+    unsigned = escalation_state(design, patients(history), signatures("escalate:2 escalate:3 escalate:4"))
+    assert unsigned.recommended_slots == ((4, 3),) and unsigned.open_slots == ()
+    assert unsigned.awaiting_signoff == SignedDecision(Decision.MTD_DECLARED, 4)
+    signed = escalation_state(design, patients(history), signatures("escalate:2 escalate:3 escalate:4 mtd_declared:4"))
+    assert signed.decision is Decision.MTD_DECLARED and signed.mtd_dose_level == 4
+    assert any("3 places open at level 4" in r for r in signed.reasons)
+    with pytest.raises(ValueError, match="expansion"):
+        EscalationDesign(SEED_DOSES, expansion_cohort_size=-1)
+
+
 def test_storer_a_mtd_below_a_too_toxic_level_undone_by_its_expansion() -> None:
     history = "1:NNN 2:NNN 3:DDN 2:NDD"
     state = run(history, "escalate:2 escalate:3 mtd_declared:2")
