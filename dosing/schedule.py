@@ -149,6 +149,9 @@ class NextCycle:
     max_cycles: int
     max_reached: bool  # this cycle would exceed the consented version's maximum
     hct_date: date
+    # Why the due date is what it is, for the screens: "due 2017-08-02: C1D1 window
+    # day +40..+100 after HCT (...), from enrolment on 2017-08-02".
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,22 @@ class PlannedAssessment:
     window_end: date
     status: AssessmentStatus
     done_on: date | None
+    # Why it is due then and why it has this status ("due 2024-05-01: 91 days after HCT
+    # 2024-01-31, window -14..+14 days").
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GivenCycleDates:
+    """A recorded cycle's due date, window and timing, recomputed from the day-1 dates
+    before it (the same rule as when it was recorded), with the reason shown."""
+
+    number: int
+    due: date
+    window_start: date
+    window_end: date
+    timing: CycleTiming
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -226,23 +245,41 @@ def next_cycle(
     max_cycles: int,
     past_cycles: Sequence[PastCycle],
     params: ScheduleParams = SEED_SCHEDULE,
+    enrolled_on: date | None = None,
 ) -> NextCycle:
     """The cycle after the highest-numbered given one (validate the sequence first).
 
-    C1 falls in the C1D1 window after HCT; cycle n+1 is due one cycle length after
-    cycle n's actual day 1, so a delay moves every later cycle (PROTOCOL 3).
+    C1 falls in the C1D1 window after HCT, and never before enrolment (PROTOCOL 3:
+    the dose level is assigned at enrolment, after consent): with ``enrolled_on``
+    later than the window's first day, C1 is due on the enrolment date. Cycle n+1 is
+    due one cycle length after cycle n's actual day 1, so a delay moves every later
+    cycle (PROTOCOL 3).
     """
+    lo, hi = params.c1d1_day_min, params.c1d1_day_max
     if past_cycles:
         last = max(past_cycles, key=lambda c: c.number)
         number = last.number + 1
         due = last.day1 + _days(params.cycle_length_days)
         window_start, on_time_until = due, due
         window_end = due + _days(params.delay_allowance_days)
+        reason = (
+            f"due {due.isoformat()}: C{last.number}D1 {last.day1.isoformat()} + {params.cycle_length_days} days; "
+            f"a delay of up to {params.delay_allowance_days} days is allowed (until {window_end.isoformat()})"
+        )
     else:
         number = 1
-        due = hct_date + _days(params.c1d1_day_min)
+        opens = hct_date + _days(lo)
+        on_time_until = window_end = hct_date + _days(hi)
+        due = opens if enrolled_on is None else max(opens, enrolled_on)
         window_start = due
-        on_time_until = window_end = hct_date + _days(params.c1d1_day_max)
+        reason = (
+            f"due {due.isoformat()}: C1D1 window day +{lo}..+{hi} after HCT "
+            f"({opens.isoformat()} to {window_end.isoformat()})"
+        )
+        if enrolled_on is not None and enrolled_on > opens:
+            reason += f", from enrolment on {enrolled_on.isoformat()}"
+            if enrolled_on > window_end:
+                reason += ": after the window, so any C1D1 is a protocol deviation"
     return NextCycle(
         number=number,
         due=due,
@@ -253,7 +290,37 @@ def next_cycle(
         # PROTOCOL 3: no cycle beyond the consented version's maximum.
         max_reached=number > max_cycles,
         hct_date=hct_date,
+        reason=reason,
     )
+
+
+def given_cycle_dates(
+    hct_date: date,
+    cycles: Sequence[PastCycle],
+    params: ScheduleParams = SEED_SCHEDULE,
+    enrolled_on: date | None = None,
+) -> tuple[GivenCycleDates, ...]:
+    """Each recorded cycle's due date and timing by the rule of `next_cycle`, with why.
+
+    C1's "due" is the first day of its window, so a C1D1 later in the window has
+    delay 0: the reason says so instead of leaving "due 11-10, delay 0" unexplained.
+    """
+    ordered = sorted(cycles, key=lambda c: c.number)
+    out: list[GivenCycleDates] = []
+    for i, cycle in enumerate(ordered):
+        nxt = next_cycle(hct_date, cycle.number, ordered[:i], params, enrolled_on)
+        timing = cycle_timing(cycle.day1, nxt)
+        out.append(
+            GivenCycleDates(
+                cycle.number,
+                nxt.due,
+                nxt.window_start,
+                nxt.window_end,
+                timing,
+                f"{nxt.reason}; given: {timing.message}",
+            )
+        )
+    return tuple(out)
 
 
 def cycle_timing(proposed_day1: date, cycle: NextCycle) -> CycleTiming:
@@ -268,6 +335,8 @@ def cycle_timing(proposed_day1: date, cycle: NextCycle) -> CycleTiming:
         lo = (cycle.window_start - cycle.hct_date).days
         hi = (cycle.window_end - cycle.hct_date).days
         where = f"C1D1 on day {day:+d} after HCT; the window is +{lo} to +{hi}"
+        if lo <= day <= hi:
+            where += ", so no delay"
     else:
         offset = (proposed_day1 - cycle.due).days
         if offset == 0:
@@ -437,7 +506,9 @@ def visit_calendar(
     assessment may satisfy two entries whose windows overlap); otherwise
     ``not_applicable`` if death or withdrawal came on or before the window's end;
     otherwise ``overdue`` once the window has closed, ``due`` while it is open, and
-    ``upcoming`` before it opens.
+    ``upcoming`` before it opens. A window that ends on its dose (the MRD "within 14
+    days before C1D1") closes when the dose is recorded: after the dose it is missed
+    (``overdue``), never "due" on C1D1 itself.
     """
     stops = [d for d in (facts.death, facts.withdrawal) if d is not None]
     stop = min(stops) if stops else None
@@ -451,12 +522,13 @@ def visit_calendar(
         end = due + _days(expected.window.after_days)
         in_window = [a.date for a in facts.assessments if a.kind == expected.kind and start <= a.date <= end]
         done_on = min(in_window, key=lambda d: (abs((d - due).days), d)) if in_window else None
+        closed_by_dose = expected.anchor in ("c1d1", "last_dose") and end == anchor
         status: AssessmentStatus
         if done_on is not None:
             status = "done"
         elif stop is not None and stop <= end:
             status = "not_applicable"
-        elif today > end:
+        elif today > end or closed_by_dose:
             status = "overdue"
         elif today >= start:
             status = "due"
@@ -472,9 +544,37 @@ def visit_calendar(
                 end,
                 status,
                 done_on,
+                _assessment_reason(expected, anchor, due, status, done_on, stop, closed_by_dose),
             )
         )
     return tuple(sorted(planned, key=lambda p: (p.due, p.key)))
+
+
+_ANCHOR_NAMES: dict[Anchor, str] = {"hct": "HCT", "c1d1": "C1D1", "eot": "EOT", "last_dose": "the last dose"}
+
+
+def _assessment_reason(
+    expected: ExpectedAssessment,
+    anchor: date,
+    due: date,
+    status: AssessmentStatus,
+    done_on: date | None,
+    stop: date | None,
+    closed_by_dose: bool,
+) -> str:
+    name = _ANCHOR_NAMES[expected.anchor]
+    offset = expected.offset_days
+    when = f"on {name} {anchor.isoformat()}" if offset == 0 else f"{offset} days after {name} {anchor.isoformat()}"
+    w = expected.window
+    window = f"window -{w.before_days}..+{w.after_days} days"
+    text = f"due {due.isoformat()}: {when}, {window}"
+    if status == "done" and done_on is not None:
+        return f"{text}; done on {done_on.isoformat()}"
+    if status == "not_applicable" and stop is not None:
+        return f"{text}; not applicable: follow-up stopped on {stop.isoformat()}"
+    if status == "overdue" and closed_by_dose:
+        return f"{text}; missed: none recorded before the dose"
+    return text
 
 
 def follow_up_over(facts: FollowUpFacts, today: date, params: ScheduleParams = SEED_SCHEDULE) -> bool:

@@ -203,6 +203,7 @@ class DueCycle:
     due: datetime.date
     window_end: datetime.date
     overdue: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -258,10 +259,10 @@ def _due_cycle(
         return None
     recorded = [schedule.PastCycle(n, day1) for n, day1, _ in inputs.cycles if day1 is not None]
     maximum = schedule.max_cycles_on(inputs.consents, today, params) or 0
-    nxt = schedule.next_cycle(hct_date, maximum, recorded, params)
+    nxt = schedule.next_cycle(hct_date, maximum, recorded, params, enrolled_on=patient.enrolled_on)
     if nxt.max_reached or nxt.due > week_end:
         return None
-    return DueCycle(nxt.number, nxt.due, nxt.window_end, today > nxt.window_end)
+    return DueCycle(nxt.number, nxt.due, nxt.window_end, today > nxt.window_end, nxt.reason)
 
 
 def site_worklist(user, trial: Trial, today: datetime.date, days: int = 7) -> list[SiteWorklist]:  # type: ignore[no-untyped-def]

@@ -112,7 +112,8 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
     params = schedule_params(trial, versions)
     existing = sorted(patient.cycles.all(), key=lambda c: c.number)
     past = [schedule.PastCycle(c.number, c.day1) for c in existing if c.day1 is not None]
-    nxt = schedule.next_cycle(transplant.date, 0, past, params)
+    # C1 is never due before enrolment (dosing.schedule.next_cycle).
+    nxt = schedule.next_cycle(transplant.date, 0, past, params, enrolled_on=patient.enrolled_on)
     ev.next_cycle = nxt
     number = data.get("number") or nxt.number
     ev.number = number
@@ -398,7 +399,7 @@ def cycle_correction_evaluate(patient: Patient, cycle: Cycle, data: dict[str, An
     params = trial_schedule_params(trial)
     others = [c for c in patient.cycles.all() if c.pk != cycle.pk]
     earlier = sorted((c for c in others if c.number < cycle.number), key=lambda c: c.number)
-    nxt = schedule.next_cycle(transplant.date, 0, _past(earlier), params)
+    nxt = schedule.next_cycle(transplant.date, 0, _past(earlier), params, enrolled_on=patient.enrolled_on)
     ev.next_cycle = nxt
 
     # The order, the consent and the protocol maximum of every cycle (dosing.schedule),

@@ -10,7 +10,7 @@ from core.audit import record_history
 from core.errors import EditConflict
 from core.forms import add_service_errors
 from core.locks import data_entry_page
-from dosing import selectors, services
+from dosing import schedule, selectors, services
 from dosing.forms import (
     CycleCorrectionForm,
     CycleForm,
@@ -21,7 +21,6 @@ from dosing.forms import (
     MedicationForm,
 )
 from dosing.params import trial_schedule_params
-from dosing.schedule import next_cycle
 from trial import access
 from trial.models import Trial
 
@@ -37,20 +36,26 @@ def patient_dosing(request, patient_id: int):  # type: ignore[no-untyped-def]
     cycles = selectors.cycle_list(request.user, patient).order_by("number")
     transplant = getattr(patient, "transplant", None)
     upcoming = None
+    given_dates: dict[int, schedule.GivenCycleDates] = {}
     if transplant is not None:
-        from dosing.schedule import PastCycle
-
         params = trial_schedule_params(patient.trial)
-        upcoming = next_cycle(
-            transplant.date, 0, [PastCycle(c.number, c.day1) for c in cycles if c.day1 is not None], params
-        )
+        past = [schedule.PastCycle(c.number, c.day1) for c in cycles if c.day1 is not None]
+        # Before enrolment no cycle is due: the page shows the C1D1 window only.
+        upcoming = schedule.next_cycle(transplant.date, 0, past, params, enrolled_on=patient.enrolled_on)
+        given_dates = {
+            g.number: g
+            for g in schedule.given_cycle_dates(transplant.date, past, params, enrolled_on=patient.enrolled_on)
+        }
+    rows = [(c, given_dates.get(c.number)) for c in cycles]
     return render(
         request,
         "dosing/patient_dosing.html",
         {
             "patient": patient,
             "cycles": cycles,
+            "rows": rows,
             "upcoming": upcoming,
+            "enrolled": patient.enrolled_on is not None,
             # Every deviation of the patient, the enrolment outside the open slot included.
             "deviations": selectors.patient_deviations(patient),
             "lab_panels": patient.lab_panels.all(),

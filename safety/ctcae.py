@@ -143,32 +143,144 @@ class CtcaeCatalogue:
         *,
         by: Literal["any", "term", "soc", "code"] = "any",
         limit: int | None = None,
+        synonyms: Mapping[str, tuple[str, ...]] | None = None,
     ) -> list[CtcaeTerm]:
-        """Case-insensitive substring search, best matches first.
+        """Case-insensitive search by term, synonym/abbreviation, MedDRA code or SOC; best first.
+
+        A term matches when the whole query is a substring of its name, one of
+        its synonyms (``SYNONYMS``: "VOD" and "veno-occlusive" find Sinusoidal
+        obstruction syndrome, "thrombo" finds Platelet count decreased through
+        "thrombocytopenia"), its code or its SOC; failing that, when every word
+        of the query is found in one of those (so "liver failure" and
+        "hepatobiliary portal" find their terms).
 
         Rank: exact match, then prefix match, then a match at the start of a
-        word, then any other substring; within a rank a term-name match beats a
-        code match beats an SOC match, then alphabetical. A coordinator typing
-        "plate" wants "Platelet count decreased" before every term that merely
-        contains the letters.
+        word, then any other substring, then an every-word match; within a rank
+        a term-name match beats a synonym beats a code beats an SOC, then
+        alphabetical. A coordinator typing "plate" wants "Platelet count
+        decreased" before every term that merely contains the letters.
         """
         q = _fold(query)
         if not q:
             return []
-        fields: tuple[Literal["term", "code", "soc"], ...] = ("term", "code", "soc") if by == "any" else (by,)
+        table = SYNONYMS if synonyms is None else synonyms
+        fields: tuple[_Field, ...] = ("term", "synonym", "code", "soc") if by == "any" else (by,)
+        words = _words(q)
         ranked: list[tuple[int, int, str, CtcaeTerm]] = []
         for t in self.terms:
+            values = _field_values(t, table)
             best: tuple[int, int] | None = None
             for field_rank, name in enumerate(fields):
-                value = {"term": t.term, "code": t.meddra_code, "soc": t.soc}[name]
-                match = _match_rank(q, _fold(value))
-                if match is not None and (best is None or (match, field_rank) < best):
-                    best = (match, field_rank)
+                for value in values[name]:
+                    match = _match_rank(q, value)
+                    if match is not None and (best is None or (match, field_rank) < best):
+                        best = (match, field_rank)
+            if best is None and len(words) > 1:
+                haystack = " | ".join(_normalise(v) for name in fields for v in values[name])
+                if all(w in haystack for w in words):
+                    best = (_EVERY_WORD, 0)
             if best is not None:
                 ranked.append((best[0], best[1], _fold(t.term), t))
         ranked.sort(key=lambda r: r[:3])
         hits = [r[3] for r in ranked]
         return hits if limit is None else hits[:limit]
+
+
+_Field = Literal["term", "synonym", "code", "soc"]
+_EVERY_WORD = 4  # rank of a match of every query word, after all whole-query matches
+
+
+def _field_values(term: CtcaeTerm, synonyms: Mapping[str, tuple[str, ...]]) -> dict[_Field, tuple[str, ...]]:
+    return {
+        "term": (_fold(term.term),),
+        "synonym": tuple(_fold(s) for s in synonyms.get(term.meddra_code, ())),
+        "code": (term.meddra_code,),
+        "soc": (_fold(term.soc),),
+    }
+
+
+def _normalise(text: str) -> str:
+    """Folded, with punctuation as spaces: "veno occlusive" finds "veno-occlusive"."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", _fold(text)).split())
+
+
+def _words(folded_query: str) -> tuple[str, ...]:
+    return tuple(_normalise(folded_query).split())
+
+
+# Synonyms and abbreviations a coordinator types for a CTCAE v5.0 term, keyed by
+# the term's MedDRA code (tests check every code is in the file). CTCAE names lab
+# abnormalities as "<test> increased/decreased" and SOS by its newer name, while
+# the clinic says "thrombocytopenia", "ALT", "VOD" (PROTOCOL section 4: SOS/VOD is
+# inotuzumab's key toxicity). Search only: the AE stores the CTCAE term itself.
+SYNONYMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        SINUSOIDAL_OBSTRUCTION_SYNDROME: (
+            "SOS",
+            "VOD",
+            "SOS/VOD",
+            "veno-occlusive disease",
+            "hepatic veno-occlusive disease",
+        ),
+        PLATELET_COUNT_DECREASED: ("thrombocytopenia", "low platelets", "PLT"),
+        NEUTROPHIL_COUNT_DECREASED: ("neutropenia", "ANC", "absolute neutrophil count", "granulocytopenia"),
+        ANEMIA: ("anaemia", "low hemoglobin", "low haemoglobin", "Hb", "Hgb"),
+        LYMPHOCYTE_COUNT_DECREASED: ("lymphopenia", "lymphocytopenia", "ALC"),
+        WHITE_BLOOD_CELL_DECREASED: ("leukopenia", "leucopenia", "WBC", "low white cell count"),
+        FEBRILE_NEUTROPENIA: ("FN", "neutropenic fever"),
+        ALANINE_AMINOTRANSFERASE_INCREASED: ("ALT", "SGPT", "transaminases", "transaminitis", "liver enzymes"),
+        ASPARTATE_AMINOTRANSFERASE_INCREASED: ("AST", "SGOT", "transaminases", "transaminitis", "liver enzymes"),
+        BLOOD_BILIRUBIN_INCREASED: ("bilirubin", "hyperbilirubinemia", "hyperbilirubinaemia", "jaundice"),
+        "10001675": ("ALP", "alk phos"),  # Alkaline phosphatase increased
+        "10056910": ("gamma-glutamyl transferase", "gamma GT", "GGTP"),  # GGT increased
+        "10011368": ("serum creatinine", "renal impairment"),  # Creatinine increased
+        "10069339": ("AKI", "acute renal failure"),  # Acute kidney injury
+        "10019663": ("liver failure", "hepatic insufficiency"),  # Hepatic failure
+        "10052015": ("CRS",),  # Cytokine release syndrome
+        "10058666": ("CMV", "CMV reactivation"),  # Cytomegalovirus infection reactivation
+        "10015109": ("EBV", "EBV reactivation"),  # Epstein-Barr virus infection reactivation
+        "10016558": ("pyrexia",),  # Fever
+        "10012727": ("diarrhoea",),  # Diarrhea
+        "10028130": ("stomatitis", "oral mucositis"),  # Mucositis oral
+        "10028813": ("sickness",),  # Nausea
+        "10061229": ("pneumonia", "chest infection"),  # Lung infection
+        "10040047": ("septicaemia", "septicemia"),  # Sepsis
+        "10021018": ("low potassium",),  # Hypokalemia
+        "10021028": ("low magnesium",),  # Hypomagnesemia
+        "10043565": (
+            "thrombosis",
+            "DVT",
+            "deep vein thrombosis",
+            "PE",
+            "pulmonary embolism",
+            "VTE",
+        ),  # Thromboembolic event
+        "10013442": ("DIC",),  # Disseminated intravascular coagulation
+        "10043648": ("TTP",),  # Thrombotic thrombocytopenic purpura
+        "10019515": ("HUS", "TMA", "thrombotic microangiopathy"),  # Hemolytic uremic syndrome
+    }
+)
+
+
+# Queries that name something recorded elsewhere, with where: CTCAE v5.0 has no GVHD
+# term (PROTOCOL: GVHD is staged by MAGIC/NIH on its own GVHD episode form).
+_ELSEWHERE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("gvhd", "graft versus host", "graft-versus-host", "graft vs host"),
+        "GVHD is not a CTCAE term: record it as a GVHD episode (MAGIC/NIH) on the patient's Safety tab.",
+    ),
+)
+
+
+def search_hint(query: str) -> str | None:
+    """A pointer when the query names something recorded on another form (GVHD)."""
+    q = _normalise(query)
+    if len(q) < 3:
+        return None
+    for names, hint in _ELSEWHERE:
+        if any(_normalise(n).startswith(q) or q.startswith(_normalise(n)) for n in names):
+            return hint
+    return None
 
 
 def load_ctcae(source: str | os.PathLike[str] | TextIO) -> CtcaeCatalogue:

@@ -14,7 +14,7 @@ from core.locks import data_entry_page
 from core.models import Signature
 from core.signatures import signatures_for
 from patients import selectors as patient_selectors
-from safety import selectors, services
+from safety import ctcae, selectors, services
 from safety.forms import (
     AdjudicationForm,
     AdverseEventEditForm,
@@ -30,14 +30,16 @@ from trial.models import Trial
 
 @login_required
 def ctcae_search(request):  # type: ignore[no-untyped-def]
-    """The term picker's search (JSON): ?q= matches term, SOC or MedDRA code."""
-    terms = selectors.ctcae_search(request.GET.get("q", "")[:100], limit=20)
+    """The term picker's search (JSON): ?q= matches term, synonym, MedDRA code or SOC (ctcae.search)."""
+    query = request.GET.get("q", "")[:100]
+    terms = selectors.ctcae_search(query, limit=20)
     return JsonResponse(
         {
             "results": [
                 {"id": t.pk, "term": t.term, "soc": t.soc, "meddra_code": t.meddra_code, "grades": t.grades}
                 for t in terms
-            ]
+            ],
+            "hint": ctcae.search_hint(query),
         }
     )
 

@@ -391,3 +391,46 @@ def test_investigator_documents_return_to_full_dose_on_screen(world, levels, log
     cycle.refresh_from_db()
     assert cycle.full_dose_restored and cycle.version == 2
     assert login(world["coordinator_a"]).get(url).status_code == 403
+
+
+# Issue 19 (19): one rule per date, shown with its reason.
+
+
+def test_no_cycle_is_due_before_enrolment(world, levels, login):  # type: ignore[no-untyped-def]
+    p = PatientFactory(site=world["site_a"], trial=world["trial"])
+    TransplantFactory(patient=p, date=HCT)
+    page = login(world["coordinator_a"]).get(f"/patients/{p.pk}/dosing/").content.decode()
+    assert "No cycle is due before enrolment" in page
+    assert "Cycle 1 due" not in page
+
+
+def test_c1_is_due_from_enrolment_and_the_screen_says_why(world, levels, login):  # type: ignore[no-untyped-def]
+    enrolled_on = HCT + datetime.timedelta(days=60)  # inside the day +40..+100 window
+    p = PatientFactory(site=world["site_a"], trial=world["trial"], dose_level=levels[3], enrolled_on=enrolled_on)
+    TransplantFactory(patient=p, date=HCT)
+    ConsentFactory(patient=p, date=enrolled_on - datetime.timedelta(days=2))
+    client = login(world["coordinator_a"])
+    page = client.get(f"/patients/{p.pk}/dosing/").content.decode()
+    assert (
+        "Cycle 1 due 2024-03-10: C1D1 window day +40..+100 after HCT (2024-02-19 to 2024-04-19), "
+        "from enrolment on 2024-03-10." in page
+    )
+    url = f"/patients/{p.pk}/cycles/new/"
+    before = client.post(url, {**form_data(enrolled_on - datetime.timedelta(days=1)), "save": "1"})
+    assert before.status_code == 200 and "too early" in before.content.decode()
+    assert not Cycle.objects.exists()
+    day1 = HCT + datetime.timedelta(days=64)
+    assert client.post(url, {**form_data(day1), "save": "1"}).status_code == 302
+    cycle = Cycle.objects.get()
+    assert (cycle.due_date, cycle.delay_days) == (enrolled_on, 0)
+    page = client.get(f"/patients/{p.pk}/dosing/").content.decode()
+    assert "given: C1D1 on day +64 after HCT; the window is +60 to +100, so no delay" in page
+    assert "Cycle 2 due 2024-04-11: C1D1 2024-03-14 + 28 days" in page
+
+
+def test_calendar_says_why_each_assessment_is_due(world, levels, login):  # type: ignore[no-untyped-def]
+    p = enrolled(world, levels, HCT)
+    CycleFactory(patient=p, number=1, day1=C1D1, due_date=C1D1, dose_level=levels[3])
+    page = login(world["coordinator_a"]).get(f"/patients/{p.pk}/calendar/").content.decode()
+    assert "due 2024-04-10: 91 days after HCT 2024-01-10, window -14..+14 days" in page
+    assert "missed: none recorded before the dose" in page

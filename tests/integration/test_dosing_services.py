@@ -87,7 +87,8 @@ def test_first_cycle_computes_dose_stores_check_and_requests_recomputation(
     with django_capture_on_commit_callbacks() as callbacks:
         cycle = record(world, patient, visit(C1D1))
     assert len(callbacks) == 2  # the two recomputations, enqueued after commit
-    assert (cycle.number, cycle.due_date, cycle.day1) == (1, d(40, HCT), C1D1)
+    # Day +40 is 2024-02-19 but enrolment was 2024-02-20: C1 is never due before enrolment.
+    assert (cycle.number, cycle.due_date, cycle.day1) == (1, datetime.date(2024, 2, 20), C1D1)
     assert (cycle.bsa_m2, cycle.dose_mg_m2, cycle.dose_mg, cycle.reduced) == (
         Decimal("1.82"), Decimal("0.5"), Decimal("0.91"), False,
     )  # fmt: skip
@@ -114,7 +115,11 @@ def test_next_cycle_is_due_28_days_after_day1_and_late_within_allowance_needs_re
         ({"height_cm": Decimal("1.7")}, "height_cm", "did you mean 170 cm (1.7 metres)?"),
         ({"weight_kg": Decimal("700")}, "weight_kg", "outside the plausible range 25-250 kg"),
         ({"height_cm": None}, "height_cm", "Enter the height in cm"),
-        ({"day1": d(-20)}, "day1", "too early: C1D1 on day +31 after HCT; the window is +40 to +100"),
+        (
+            {"day1": d(-20)},
+            "day1",
+            "too early: C1D1 on day +31 after HCT; the window is +41 to +100",
+        ),  # opens at enrolment, day +41
         ({"number": 2}, "number", "The next cycle is cycle 1, not 2"),
         ({"reduced": True}, "reduction_reason", "A reduced dose needs its reason"),
         ({"given": False}, "not_given_reason", "reason the dose was not given"),

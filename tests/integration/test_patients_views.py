@@ -275,3 +275,14 @@ def test_assessment_and_event_screens(world, login, patient):  # type: ignore[no
     assert response.status_code == 302
     assert "reason: Completed" in client.get(f"/patients/{patient.pk}/events/").content.decode()
     assert Transplant.objects.count() == 1 and Decimal("1.5") == patient.assessments.get().blasts_pct
+
+
+def test_every_form_error_is_listed_at_the_top_with_a_link_to_its_field(world, login):  # type: ignore[no-untyped-def]
+    """Issue 19 item 7: one shared error summary (templates/core/error_summary.html)."""
+    client = login(world["coordinator_a"])
+    response = client.post(f"/trials/{world['trial'].pk}/patients/new/", {"subject_id": ""})
+    assert response.status_code == 200, response.status_code
+    body = response.content.decode()
+    summary = body[body.index("data-error-summary") : body.index("</div>", body.index("data-error-summary"))]
+    assert 'href="#id_subject_id"' in summary and 'href="#id_birth_year"' in summary
+    assert summary.count("<li>") >= 3

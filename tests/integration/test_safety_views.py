@@ -64,6 +64,35 @@ def test_term_search_json(world, login):  # type: ignore[no-untyped-def]
     assert client.get("/ctcae/search/?q=").json()["results"] == []
 
 
+def test_term_search_json_finds_synonyms_and_points_gvhd_to_its_form(world, login):  # type: ignore[no-untyped-def]
+    client = login(world["coordinator_a"])
+    vod = client.get("/ctcae/search/?q=VOD").json()
+    assert vod["results"][0]["term"] == "Sinusoidal obstruction syndrome" and vod["results"][0]["grades"] == [
+        2,
+        3,
+        4,
+        5,
+    ]
+    thrombo = [r["term"] for r in client.get("/ctcae/search/?q=thrombo").json()["results"]]
+    assert {"Platelet count decreased", "Thromboembolic event"} <= set(thrombo)
+    assert "GVHD episode" in client.get("/ctcae/search/?q=gvhd").json()["hint"]
+
+
+def test_ae_form_preselects_nothing_and_offers_the_terms_grades(world, login):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    client = login(world["coordinator_a"])
+    page = client.get(f"/patients/{patient.pk}/adverse-events/new/").content.decode()
+    assert '<option value="" selected>— choose a term —</option>' in page
+    assert '<option value="" selected>— choose a grade —</option>' in page
+    assert 'data-grades="1 2 3 4">Platelet count decreased' in page
+    # Without JS, a posted term narrows the grades offered to that term's (SOS: 2-5).
+    sos = term("10063675")
+    page = client.post(f"/patients/{patient.pk}/adverse-events/new/", form_body(term=sos.pk, grade="")).content.decode()
+    grade_select = page[page.index('name="grade"') : page.index("</select>", page.index('name="grade"'))]
+    assert '<option value="1"' not in grade_select and '<option value="5"' in grade_select
+    assert 'id="id_grade-error"' in page and not AdverseEvent.objects.exists()
+
+
 def test_lab_proposal_confirm_and_dismiss_screens(world, login):  # type: ignore[no-untyped-def]
     patient = make_patient(world)
     panel = LabPanelFactory(

@@ -11,6 +11,7 @@ from safety.ctcae import (
     BUNDLED_CSV,
     DLT_CYTOPENIA_MEDDRA_CODES,
     HAEMATOLOGICAL_MEDDRA_CODES,
+    SYNONYMS,
     CtcaeCatalogue,
     CtcaeFormatError,
     check_grade,
@@ -19,6 +20,7 @@ from safety.ctcae import (
     is_grade_allowed,
     is_other_specify,
     load_ctcae,
+    search_hint,
 )
 
 
@@ -264,6 +266,58 @@ def test_search_by_soc_and_limit(catalogue: CtcaeCatalogue) -> None:
     assert len(catalogue.search("a", limit=5)) == 5
     assert catalogue.search("   ") == []
     assert catalogue.search("no such term xyz") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Issue 16: "thrombo" finds both the thrombocytopenia term and the clot term.
+        ("thrombo", {"Platelet count decreased", "Thromboembolic event"}),
+        ("thrombocytopenia", {"Platelet count decreased"}),
+        # Issue 19.1: SOS/VOD, the drug's key toxicity, by every name a coordinator uses.
+        ("VOD", {"Sinusoidal obstruction syndrome"}),
+        ("SOS", {"Sinusoidal obstruction syndrome"}),
+        ("veno-occlusive", {"Sinusoidal obstruction syndrome"}),
+        ("veno occlusive disease", {"Sinusoidal obstruction syndrome"}),
+        ("hepatic VOD", {"Sinusoidal obstruction syndrome"}),
+        ("ALT", {"Alanine aminotransferase increased"}),
+        ("AST", {"Aspartate aminotransferase increased"}),
+        ("ANC", {"Neutrophil count decreased"}),
+        ("neutropenia", {"Neutrophil count decreased", "Febrile neutropenia"}),
+        ("anaemia", {"Anemia"}),
+        ("bilirubin", {"Blood bilirubin increased"}),
+        ("10063675", {"Sinusoidal obstruction syndrome"}),
+        # Every word must be found, across term, synonym and SOC.
+        ("hepatobiliary portal", {"Portal hypertension", "Portal vein thrombosis"}),
+        ("count decreased platelet", {"Platelet count decreased"}),
+    ],
+)
+def test_search_synonyms_abbreviations_codes_and_words(
+    catalogue: CtcaeCatalogue, query: str, expected: set[str]
+) -> None:
+    hits = [t.term for t in catalogue.search(query, limit=20)]
+    assert expected <= set(hits), hits
+    # The term the abbreviation stands for comes first when there is only one.
+    if len(expected) == 1:
+        assert hits[0] == next(iter(expected))
+
+
+def test_search_every_word_must_match(catalogue: CtcaeCatalogue) -> None:
+    assert [t.term for t in catalogue.search("platelet increased")] == []
+    assert catalogue.search("hepatobiliary zzz") == []
+
+
+def test_synonym_table_points_at_real_terms(catalogue: CtcaeCatalogue) -> None:
+    for code, names in SYNONYMS.items():
+        assert catalogue.by_code(code) is not None, code
+        assert names and all(n.strip() for n in names)
+
+
+def test_gvhd_is_pointed_to_its_own_form() -> None:
+    assert "GVHD episode" in (search_hint("GVHD") or "")
+    assert "GVHD episode" in (search_hint("graft versus") or "")
+    assert search_hint("gv") is None
+    assert search_hint("platelet") is None
 
 
 _HEADER = "meddra_code,soc,term,grade_1,grade_2,grade_3,grade_4,grade_5,definition,navigational_note,v5_change\n"

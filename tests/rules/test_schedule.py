@@ -15,6 +15,7 @@ from dosing.schedule import (
     cycle_timing,
     dlt_window,
     follow_up_over,
+    given_cycle_dates,
     max_cycles_on,
     next_cycle,
     validate_cycles,
@@ -57,6 +58,66 @@ def test_c1d1_against_the_day_window(day: int, status: str, delay: int) -> None:
     timing = cycle_timing(d(day), next_cycle(HCT, 4, ()))
     assert (timing.status, timing.delay_days) == (status, delay)
     assert f"C1D1 on day +{day} after HCT; the window is +40 to +100" in timing.message
+
+
+# Issue 19 (19): one clear rule per date, shown with its reason.
+@pytest.mark.parametrize(
+    ("enrolled", "due", "window_start", "reason"),
+    [
+        (None, d(40), d(40), "due 2017-06-19: C1D1 window day +40..+100 after HCT (2017-06-19 to 2017-08-18)"),
+        # Enrolled inside the window: C1 is never due before enrolment.
+        (
+            d(84),
+            d(84),
+            d(84),
+            "due 2017-08-02: C1D1 window day +40..+100 after HCT (2017-06-19 to 2017-08-18), "
+            "from enrolment on 2017-08-02",
+        ),
+        # Enrolled before the window opens: the window rules.
+        (d(30), d(40), d(40), "due 2017-06-19: C1D1 window day +40..+100 after HCT (2017-06-19 to 2017-08-18)"),
+        (
+            d(101),
+            d(101),
+            d(101),
+            "due 2017-08-19: C1D1 window day +40..+100 after HCT (2017-06-19 to 2017-08-18), "
+            "from enrolment on 2017-08-19: after the window, so any C1D1 is a protocol deviation",
+        ),
+    ],
+)
+def test_c1_is_due_at_the_window_or_at_enrolment_with_the_reason(
+    enrolled: date | None, due: date, window_start: date, reason: str
+) -> None:
+    c1 = next_cycle(HCT, 4, (), enrolled_on=enrolled)
+    assert (c1.due, c1.window_start, c1.window_end) == (due, window_start, d(100))
+    assert c1.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("enrolled", "day1", "status"),
+    [(d(84), d(83), "too_early"), (d(84), d(84), "on_time"), (d(101), d(101), "deviation")],
+)
+def test_c1d1_before_enrolment_is_too_early(enrolled: date, day1: date, status: str) -> None:
+    assert cycle_timing(day1, next_cycle(HCT, 4, (), enrolled_on=enrolled)).status == status
+
+
+def test_given_cycles_show_due_window_delay_and_reason() -> None:
+    # C1 on day +84 (due at the window's first day, +40: delay 0, and the reason says so);
+    # C2 five days late; C3 on time after the delay moved it.
+    cycles = (PastCycle(1, C1D1), PastCycle(2, d(33, C1D1)), PastCycle(3, d(61, C1D1)))
+    rows = given_cycle_dates(HCT, cycles)
+    assert [(r.number, r.due, r.timing.delay_days, r.timing.status) for r in rows] == [
+        (1, d(40), 0, "on_time"),
+        (2, d(28, C1D1), 5, "within_allowance"),
+        (3, d(61, C1D1), 0, "on_time"),
+    ]
+    assert rows[0].reason == (
+        "due 2017-06-19: C1D1 window day +40..+100 after HCT (2017-06-19 to 2017-08-18); "
+        "given: C1D1 on day +84 after HCT; the window is +40 to +100, so no delay"
+    )
+    assert rows[1].reason.startswith("due 2017-08-30: C1D1 2017-08-02 + 28 days; a delay of up to 7 days")
+    assert rows[1].reason.endswith(
+        "given: C2D1 5 days after the due date 2017-08-30; a delay of up to 7 days is allowed; record the reason for the delay"
+    )
 
 
 def test_next_cycle_is_due_28_days_after_the_previous_day_1() -> None:
@@ -325,7 +386,33 @@ def test_pre_treatment_mrd_window_is_the_14_days_before_c1d1() -> None:
         facts = follow_up(done=(DoneAssessment("mrd", d(day, C1D1)),))
         return next(p.status for p in visit_calendar(facts, C1D1) if p.key == "mrd_pre_c1d1")
 
-    assert [status(n) for n in (-15, -14, 0, 1)] == ["due", "done", "done", "due"]
+    # Issue 19 (19): on C1D1 the dose is recorded, so a missing pre-dose MRD is missed
+    # ("overdue"), never "due" after the dose.
+    assert [status(n) for n in (-15, -14, 0, 1)] == ["overdue", "done", "done", "overdue"]
+
+
+@pytest.mark.parametrize(
+    ("today", "mrd_day", "status", "reason_end"),
+    [
+        # Today is before, on and after C1D1; C1 is recorded on C1D1 in every row.
+        (d(0, C1D1), None, "overdue", "missed: none recorded before the dose"),
+        (d(30, C1D1), None, "overdue", "missed: none recorded before the dose"),
+        (d(30, C1D1), -3, "done", "done on 2017-07-30"),
+    ],
+)
+def test_pre_dose_mrd_after_the_dose_is_done_or_missed_with_its_reason(
+    today: date, mrd_day: int | None, status: str, reason_end: str
+) -> None:
+    done = () if mrd_day is None else (DoneAssessment("mrd", d(mrd_day, C1D1)),)
+    entry = next(p for p in visit_calendar(follow_up(done=done), today) if p.key == "mrd_pre_c1d1")
+    assert entry.status == status
+    assert entry.reason.startswith("due 2017-08-02: on C1D1 2017-08-02, window -14..+0 days")
+    assert entry.reason.endswith(reason_end)
+
+
+def test_calendar_entries_say_why_they_are_due() -> None:
+    entry = next(p for p in visit_calendar(follow_up(), d(0)) if p.key == "mrd_hct_3m")
+    assert entry.reason == "due 2017-08-09: 91 days after HCT 2017-05-10, window -14..+14 days"
 
 
 def test_the_kind_must_match() -> None:
