@@ -196,7 +196,7 @@ def test_delay_beyond_allowance_needs_investigators_deviation(world, patient):  
     )  # fmt: skip
     cycle = record(world, patient, late)
     assert (cycle.delay_days, cycle.deviation) == (9, deviation)
-    assert list(selectors.deviation_list(world["investigator"], world["trial"])) == [deviation]
+    assert [r.record for r in selectors.deviation_list(world["investigator"], world["trial"])] == [deviation]
     assert list(selectors.deviation_list(world["coordinator_b"], world["trial"])) == []
 
 
