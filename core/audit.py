@@ -32,6 +32,8 @@ def record_update(
     The row is locked while checked so two editors of the same version cannot both
     win; ``expected_version`` is the version the editor read (None: do not check).
     Call inside the caller's ``transaction.atomic()`` when more than one row changes.
+    Changes that change nothing (every value already on file) write nothing: no new
+    version, no history row (an audit trail of real edits only, issue 16).
     """
     if not (reason or "").strip():
         raise ReasonRequired()
@@ -39,13 +41,21 @@ def record_update(
         locked = type(instance).objects.select_for_update().get(pk=instance.pk)
         if expected_version is not None and locked.version != expected_version:
             raise EditConflict(locked.version, expected_version)
+        before = _content(locked)
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.full_clean()
+        if _content(locked) == before:
+            return locked
         locked._history_user = user  # type: ignore[attr-defined]
         locked._change_reason = reason.strip()  # type: ignore[attr-defined,union-attr]
         locked.save()
     return locked
+
+
+def _content(record: AuditedModel) -> dict[str, Any]:
+    """The stored values (after ``full_clean``'s conversions), automatic ones aside."""
+    return {f.attname: getattr(record, f.attname) for f in record._meta.concrete_fields if f.name not in _HIDDEN}
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ from core.middleware import CONTENT_SECURITY_POLICY
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
 from core.tokens import token_issue
+from dosing.models import Cycle
+from patients.models import Patient, Transplant
 from patients.services import patient_update
 from safety import services as safety_services
 from safety.models import DltAdjudication
-from tests.factories import PASSWORD, SCOPED_FACTORIES, PatientFactory, UserFactory, grant
+from tests.factories import PASSWORD, SCOPED_FACTORIES, PatientFactory, TransplantFactory, UserFactory, grant
 from tests.integration.test_safety_api import adjudication_body
 from tests.integration.test_safety_services import ae_data, make_patient
 from tests.integration.test_security import _login, _urls
@@ -244,3 +246,70 @@ def test_the_adjudications_signature_link_has_a_history_row(world):  # type: ign
     assert history[-1].history_user_id == world["investigator"].pk
     assert history[-1].history_change_reason.startswith("signed:")
     assert signatures_for(adjudication)[0][1].valid
+
+
+# --- item 8: unknown or read-only fields are refused; a no-op edit writes nothing -------------
+
+# Endpoints that refuse every body whatever it holds (so they name no field).
+REFUSE_EVERY_BODY = {
+    ("patch", "dlt-adjudication-detail"): "a signed adjudication is never edited (supersede it)",
+    ("put", "dlt-adjudication-detail"): "a signed adjudication is never edited (supersede it)",
+}
+
+
+@pytest.mark.django_db
+def test_every_api_write_refuses_fields_it_does_not_take(world, own_objects, crawler):  # type: ignore[no-untyped-def]
+    """Every routed unsafe method of every API URL pattern, as a user holding every role of
+    the trial, with a body of one unknown field and some read-only ones: 400 naming each."""
+    # The nested URLs name one patient: make it the patient of the cycle, with a transplant.
+    own_objects[Patient] = own_objects[Cycle].patient
+    if not Transplant.objects.filter(patient=own_objects[Patient]).exists():
+        TransplantFactory(patient=own_objects[Patient])
+    client = Client()
+    _, key = token_issue(user=crawler, name="strict")
+    problems, checked = [], 0
+    body = {"not_a_field": 1, "site": world["site_b"].pk, "trial": world["other"].pk, "created_at": "2020-01-01"}
+    for url, name, is_api, methods in _urls(own_objects):
+        if not is_api:
+            continue
+        for method in methods:
+            if method == "delete":
+                continue
+            response = getattr(client, method)(
+                url, body, content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}"
+            )
+            checked += 1
+            if (method, name) in REFUSE_EVERY_BODY:
+                if response.status_code != 400:
+                    problems.append(f"{method.upper()} {url}: {response.status_code}")
+                continue
+            errors = response.json().get("errors", {}) if response.status_code == 400 else {}
+            errors = errors.get("bundle", errors)  # the bundle import lists its problems by path
+            if response.status_code != 400 or "not_a_field" not in str(errors):
+                problems.append(f"{method.upper()} {url} ({name}): {response.status_code} {response.content[:300]!r}")
+    assert not problems, "\n".join(problems)
+    assert checked >= 15, checked
+
+
+@pytest.mark.django_db
+def test_a_patch_that_changes_nothing_keeps_the_version_and_writes_no_history(client, world):  # type: ignore[no-untyped-def]
+    patient = make_patient(world)
+    ae = safety_services.ae_record(user=world["coordinator_a"], patient=patient, data=ae_data(grade=2))
+    _, key = token_issue(user=world["coordinator_a"], name="noop")
+    auth = {"HTTP_AUTHORIZATION": f"Token {key}", "content_type": "application/json"}
+    for url, record, same in (
+        (f"/api/v1/patients/{patient.pk}/", patient, {"birth_year": patient.birth_year, "sex": patient.sex}),
+        (f"/api/v1/adverse-events/{ae.pk}/", ae, {"grade": 2, "onset": ae.onset.isoformat()}),
+    ):
+        history = record.history.count()
+        version = type(record).objects.get(pk=record.pk).version
+        response = client.patch(url, {**same, "reason_for_change": "re-saved", "version": version}, **auth)
+        assert response.status_code == 200, response.content
+        assert response.json()["version"] == version and response["ETag"] == f'"{version}"'
+        assert record.history.count() == history
+        # A read-only field sent along is a 400, and nothing is written.
+        moved = client.patch(
+            url, {**same, "site": world["site_b"].code, "reason_for_change": "x", "version": version}, **auth
+        )
+        assert moved.status_code == 400 and "site" in moved.json()["errors"]
+        assert record.history.count() == history
