@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from cleaning import selectors, services
 from cleaning.models import DataQuery, QueryMessage
-from core.api import CursorPagination
+from core.api import CursorPagination, InputSerializer
 from core.api_concurrency import with_etag
 from trial.permissions import API_WRITE_PERMISSIONS
 
@@ -99,14 +99,14 @@ class DataQueryDetailOutput(DataQueryOutput):
         return QueryMessageOutput(selectors.query_thread(obj), many=True).data  # type: ignore[return-value]
 
 
-class RaiseInput(serializers.Serializer):
+class RaiseInput(InputSerializer):
     target_type = serializers.CharField(help_text="The record's type, e.g. safety.adverseevent or patients.patient.")
     target_id = serializers.IntegerField(min_value=1)
     field_name = serializers.CharField(required=False, allow_blank=True, default="")
     question = serializers.CharField(max_length=4000)
 
 
-class AnswerInput(serializers.Serializer):
+class AnswerInput(InputSerializer):
     text = serializers.CharField(max_length=4000)
     correction = serializers.DictField(
         required=False,
@@ -116,11 +116,11 @@ class AnswerInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class CloseInput(serializers.Serializer):
+class CloseInput(InputSerializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
 
 
-class ReopenInput(serializers.Serializer):
+class ReopenInput(InputSerializer):
     text = serializers.CharField(max_length=4000)
 
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from cleaning import services
 from cleaning.models import SourceVerification
-from core.api import CursorPagination
+from core.api import CursorPagination, InputSerializer
 from trial import access
 from trial.permissions import API_WRITE_PERMISSIONS
 
@@ -69,7 +69,7 @@ def _versions(marks: list[SourceVerification]) -> dict[tuple[int, int], int]:
     return versions
 
 
-class VerifyInput(serializers.Serializer):
+class VerifyInput(InputSerializer):
     target_type = serializers.CharField(help_text="The record's type, e.g. safety.adverseevent or patients.patient.")
     target_id = serializers.IntegerField(min_value=1)
     version = serializers.IntegerField(

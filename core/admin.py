@@ -1,3 +1,5 @@
+from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin, messages
 from django.utils import timezone
 
@@ -53,3 +55,21 @@ class SignatureAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+# django-axes' sign-in log and failed-password log are audit records (core.audit_guard
+# makes them append-only): the admin shows them and changes or deletes nothing.
+class _ReadOnlyLogAdmin:
+    actions = None
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+for _model, _base in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, type(f"ReadOnly{_base.__name__}", (_ReadOnlyLogAdmin, _base), {}))

@@ -1,7 +1,10 @@
-"""API plumbing shared by every app: the error format of shared/API.md."""
+"""API plumbing shared by every app: the error format of shared/API.md, strict input."""
+
+from collections.abc import Mapping
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, pagination, status
+from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -70,3 +73,36 @@ class CursorPagination(pagination.CursorPagination):
         response["required"] = ["count", "results"]
         response["properties"] = {"count": {"type": "integer", "example": 123}, **response["properties"]}
         return response
+
+
+UNKNOWN_FIELD = "This endpoint does not take this field (unknown, or not changeable here): nothing was written."
+
+
+class StrictInputMixin:
+    """Every API input serializer: a field the endpoint does not take is a 400 naming it,
+    never silently dropped. A client that sends ``site`` or ``dose_level`` in a PATCH
+    learns that they did not change, instead of reading a 200 (issue 16). Reported with
+    the other field errors of the same body."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            accepted = {name for name, field in self.fields.items() if not field.read_only}  # type: ignore[attr-defined]
+            unknown = {str(key): [UNKNOWN_FIELD] for key in data if key not in accepted}
+        try:
+            value = super().to_internal_value(data)  # type: ignore[misc]
+        except exceptions.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise exceptions.ValidationError({**unknown, **exc.detail}) from exc
+            raise
+        if unknown:
+            raise exceptions.ValidationError(unknown)
+        return value
+
+
+class InputSerializer(StrictInputMixin, serializers.Serializer):  # type: ignore[type-arg]
+    """Base of every API input that is not a model's fields."""
+
+
+class ModelInputSerializer(StrictInputMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
+    """Base of every API input built from a model's fields."""

@@ -33,6 +33,8 @@ def record_update(
     The row is locked while checked so two editors of the same version cannot both
     win; ``expected_version`` is the version the editor read (None: do not check).
     Call inside the caller's ``transaction.atomic()`` when more than one row changes.
+    Changes that change nothing (every value already on file) write nothing: no new
+    version, no history row (an audit trail of real edits only, issue 16).
     """
     if not (reason or "").strip():
         raise ReasonRequired()
@@ -40,9 +42,12 @@ def record_update(
         locked = type(instance).objects.select_for_update().get(pk=instance.pk)
         if expected_version is not None and locked.version != expected_version:
             raise EditConflict(locked.version, expected_version)
+        before = _content(locked)
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.full_clean()
+        if _content(locked) == before:
+            return locked
         locked._history_user = user  # type: ignore[attr-defined]
         locked._change_reason = reason.strip()  # type: ignore[attr-defined,union-attr]
         locked.save()
@@ -66,6 +71,11 @@ def record_void(instance: AuditedModel, *, user: Any, reason: str | None, expect
         raise ValidationError({"void_reason": [f"This {instance._meta.verbose_name} is already voided."]})
     changes = {"voided_at": timezone.now(), "voided_by": user, "void_reason": reason}
     return record_update(instance, changes, user=user, reason=f"voided: {reason}", expected_version=expected_version)
+
+
+def _content(record: AuditedModel) -> dict[str, Any]:
+    """The stored values (after ``full_clean``'s conversions), automatic ones aside."""
+    return {f.attname: getattr(record, f.attname) for f in record._meta.concrete_fields if f.name not in _HIDDEN}
 
 
 @dataclass(frozen=True)

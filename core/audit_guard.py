@@ -19,6 +19,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 MESSAGE = "audit rows are append-only: UPDATE and DELETE are refused"
 
 
+# The sign-in log (django-axes): one row per sign-in, which axes completes once with the
+# sign-out time, so an UPDATE may set ``logout_time`` and nothing else.
+UPDATABLE_COLUMNS = {"axes_accesslog": {"logout_time"}}
+
+
 def audit_tables() -> list[str]:
     tables = {
         model._meta.db_table
@@ -26,14 +31,28 @@ def audit_tables() -> list[str]:
         if model.__name__.startswith("Historical") and hasattr(model, "history_id")
     }
     tables.add(apps.get_model("core", "Signature")._meta.db_table)
+    # Every sign-in and every failed password (sign-in or e-signature): axes' access log
+    # and failure log. The failure counters (axes_accessattempt) are not a log: they are
+    # reset by a successful sign-in and expire after the cool-off.
+    tables.add(apps.get_model("axes", "AccessLog")._meta.db_table)
+    tables.add(apps.get_model("axes", "AccessFailureLog")._meta.db_table)
     return sorted(tables)
+
+
+def _guarded_update(table: str) -> str:
+    """``UPDATE`` or ``UPDATE OF <every column but the updatable ones>``."""
+    if table not in UPDATABLE_COLUMNS:
+        return "UPDATE"
+    model = next(m for m in apps.get_models() if m._meta.db_table == table)
+    columns = [f.column for f in model._meta.concrete_fields if f.column not in UPDATABLE_COLUMNS[table]]
+    return "UPDATE OF " + ", ".join(f'"{c}"' for c in columns)
 
 
 def _postgres_sql(table: str) -> list[str]:
     trigger = f"{table}_append_only"
     return [
         f'DROP TRIGGER IF EXISTS "{trigger}" ON "{table}"',
-        f'CREATE TRIGGER "{trigger}" BEFORE UPDATE OR DELETE ON "{table}" '
+        f'CREATE TRIGGER "{trigger}" BEFORE {_guarded_update(table)} OR DELETE ON "{table}" '
         "FOR EACH ROW EXECUTE FUNCTION trialdesk_audit_append_only()",
     ]
 
@@ -42,8 +61,10 @@ def _sqlite_sql(table: str) -> list[str]:
     sql = []
     for op in ("UPDATE", "DELETE"):
         trigger = f"{table}_no_{op.lower()}"
+        event = _guarded_update(table) if op == "UPDATE" else op
         sql.append(f'DROP TRIGGER IF EXISTS "{trigger}"')
-        sql.append(f'CREATE TRIGGER "{trigger}" BEFORE {op} ON "{table}" BEGIN SELECT RAISE(ABORT, \'{MESSAGE}\'); END')
+        raise_abort = f"SELECT RAISE(ABORT, '{MESSAGE}')"
+        sql.append(f'CREATE TRIGGER "{trigger}" BEFORE {event} ON "{table}" BEGIN {raise_abort}; END')
     return sql
 
 

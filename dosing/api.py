@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
+from core.api import InputSerializer
 from core.api_concurrency import expected_version, with_etag
 from dosing import selectors, services
 from dosing.models import Cycle, LabPanel
@@ -52,7 +53,7 @@ class CycleOutput(serializers.ModelSerializer):
         ]
 
 
-class CycleInput(serializers.Serializer):
+class CycleInput(InputSerializer):
     number = serializers.IntegerField(min_value=1, required=False)
     day1 = serializers.DateField()
     given = serializers.BooleanField(default=True)
@@ -75,7 +76,7 @@ class CycleInput(serializers.Serializer):
     dose_mg = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0, required=False, allow_null=True)
 
 
-class CycleUpdateInput(serializers.Serializer):
+class CycleUpdateInput(InputSerializer):
     """A correction after first entry (services.cycle_update): only the fields sent change;
     ``reason_for_change`` and the version read (If-Match or ``version``) are required."""
 
@@ -93,12 +94,6 @@ class CycleUpdateInput(serializers.Serializer):
     sos = serializers.BooleanField(required=False, allow_null=True)
     reason_for_change = serializers.CharField(required=False, allow_blank=True)
     version = serializers.IntegerField(required=False)
-
-    def validate(self, attrs):  # type: ignore[no-untyped-def]
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["This field cannot be corrected here."] for name in unknown})
-        return attrs
 
 
 class _PatientNested:
@@ -151,7 +146,7 @@ class LabPanelOutput(serializers.ModelSerializer):
         fields = ["id", "date", "platelets", "anc", "hemoglobin", "bilirubin", "alt", "ast", "version"]
 
 
-class LabPanelInput(serializers.Serializer):
+class LabPanelInput(InputSerializer):
     date = serializers.DateField()
     platelets = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=0, required=False, allow_null=True)
     anc = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=0, required=False, allow_null=True)

@@ -716,13 +716,41 @@ def export_batches(
 # --- streaming writers -----------------------------------------------------------------
 
 
-def csv_chunks(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> Iterator[bytes]:
-    """CSV with a header line, one encoded chunk per batch (csv's C writer does the rows)."""
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection,
+# OWASP): free text gets a leading single quote. Numbers in numeric columns stay numbers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_cell(value: Any, numeric: bool = False) -> Any:
+    """One CSV cell, neutralised: text starting with ``= + - @`` TAB or CR gets a leading ``'``."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    if numeric and _is_number(value):
+        return value  # a genuine negative number, e.g. a study day before the first dose
+    return "'" + value
+
+
+def csv_chunks(
+    columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], numeric: frozenset[str] = frozenset()
+) -> Iterator[bytes]:
+    """CSV with a header line, one encoded chunk per batch (csv's C writer does the rows);
+    every text cell goes through ``csv_cell``."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    # Text always quoted, as PostgreSQL's writer does: a CR inside a value stays inside
+    # its cell (QUOTE_MINIMAL quotes only the line terminator "\n").
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([csv_cell(c) for c in columns])
+    is_numeric = [c in numeric for c in columns]
     for batch in batches:
-        writer.writerows(batch)
+        writer.writerows([csv_cell(v, n) for v, n in zip(row, is_numeric, strict=True)] for row in batch)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
@@ -825,11 +853,21 @@ def export_stream(
         return trial, _json_from_objects(dataset, header, lines), headers
     batches = export_batches(dataset_name, trial, site_ids, since)
     if fmt == "csv":
-        return trial, csv_chunks(dataset.columns, batches), headers
+        return trial, csv_chunks(dataset.columns, batches, dataset.numeric), headers
     return trial, json_chunks(dataset, header, batches), headers
 
 
 # --- PostgreSQL: the database formats the lines ---------------------------------------
+
+
+def _sql_text(column: str) -> str:
+    return f'CAST("{column}" AS TEXT)'
+
+
+def _sql_csv_text(value: str) -> str:
+    """``csv_cell`` in SQL: text starting with a formula character gets a leading quote."""
+    starts = ", ".join(f"CHR({ord(c)})" for c in FORMULA_STARTS)
+    return f"(CASE WHEN LEFT({value}, 1) IN ({starts}) THEN CHR(39) || {value} ELSE {value} END)"
 
 
 def _pg_line_batches(dataset: Dataset, query: _Query, fmt: str) -> Iterator[list[str]]:
@@ -844,7 +882,7 @@ def _pg_line_batches(dataset: Dataset, query: _Query, fmt: str) -> Iterator[list
         fields = [
             f"COALESCE(CAST(\"{c}\" AS TEXT), '')"
             if c in dataset.numeric
-            else f"COALESCE('\"' || REPLACE(CAST(\"{c}\" AS TEXT), '\"', '\"\"') || '\"', '')"
+            else f"COALESCE('\"' || REPLACE({_sql_csv_text(_sql_text(c))}, '\"', '\"\"') || '\"', '')"
             for c in dataset.columns
         ]
         line = " || ',' || ".join(fields)

@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api import CursorPagination
+from core.api import CursorPagination, InputSerializer, ModelInputSerializer
 from core.api_concurrency import expected_version, with_etag
 from core.locks import LockInfo
 from patients import selectors, services
@@ -129,7 +129,7 @@ class PatientEventOutput(serializers.ModelSerializer):
 # --- input ----------------------------------------------------------------------------
 
 
-class _DiseaseInput(serializers.Serializer):
+class _DiseaseInput(InputSerializer):
     diagnosis = serializers.ChoiceField(choices=Patient.Diagnosis.choices, required=False, allow_blank=True)
     cd22_positive = serializers.BooleanField(required=False, allow_null=True)
     ph_positive = serializers.BooleanField(required=False, allow_null=True)
@@ -162,19 +162,27 @@ class PatientUpdateInput(_DiseaseInput):
     version = serializers.IntegerField(required=False)
 
 
-class TransplantInput(serializers.ModelSerializer):
+class TransplantInput(ModelInputSerializer):
     class Meta:
         model = Transplant
         fields = list(services.TRANSPLANT_FIELDS)
         validators: list[Any] = []  # uniqueness and the rules are the service's
 
 
-class ConsentInput(serializers.Serializer):
+class TransplantUpdateInput(TransplantInput):
+    reason_for_change = serializers.CharField(required=False, allow_blank=True)
+    version = serializers.IntegerField(required=False)
+
+    class Meta(TransplantInput.Meta):
+        fields = [*services.TRANSPLANT_FIELDS, "reason_for_change", "version"]
+
+
+class ConsentInput(InputSerializer):
     protocol_version = serializers.CharField(help_text="Protocol version, e.g. '2'")
     date = serializers.DateField()
 
 
-class EnrolInput(serializers.Serializer):
+class EnrolInput(InputSerializer):
     enrolled_on = serializers.DateField()
     dose_level = serializers.IntegerField(
         required=False, allow_null=True, help_text="Investigators only: a chosen level (a protocol deviation)."
@@ -183,7 +191,7 @@ class EnrolInput(serializers.Serializer):
     version = serializers.IntegerField(required=False)
 
 
-class ScreeningInput(serializers.Serializer):
+class ScreeningInput(InputSerializer):
     date = serializers.DateField()
     lab_date = serializers.DateField(required=False, allow_null=True)
     # Wider than the model on purpose: a unit slip (50000) reaches the service, which
@@ -195,7 +203,7 @@ class ScreeningInput(serializers.Serializer):
     sos_history = serializers.BooleanField(required=False, allow_null=True)
 
 
-class AssessmentInput(serializers.ModelSerializer):
+class AssessmentInput(ModelInputSerializer):
     patient = serializers.IntegerField()
     kind = _choice_text(Assessment.Kind.choices)
     result = _choice_text(Assessment.Result.choices, required=False, allow_blank=True)
@@ -206,7 +214,7 @@ class AssessmentInput(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
-class AssessmentUpdateInput(serializers.ModelSerializer):
+class AssessmentUpdateInput(ModelInputSerializer):
     kind = _choice_text(Assessment.Kind.choices, required=False)
     result = _choice_text(Assessment.Result.choices, required=False, allow_blank=True)
     reason_for_change = serializers.CharField(required=False, allow_blank=True)
@@ -219,7 +227,7 @@ class AssessmentUpdateInput(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
-class PatientEventInput(serializers.ModelSerializer):
+class PatientEventInput(ModelInputSerializer):
     patient = serializers.IntegerField()
     kind = _choice_text(PatientEvent.Kind.choices)
 
@@ -229,7 +237,7 @@ class PatientEventInput(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
-class PatientEventUpdateInput(serializers.ModelSerializer):
+class PatientEventUpdateInput(ModelInputSerializer):
     kind = _choice_text(PatientEvent.Kind.choices, required=False)
     reason_for_change = serializers.CharField(required=False, allow_blank=True)
     version = serializers.IntegerField(required=False)
@@ -294,7 +302,9 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(ScreeningOutput(screening).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=TransplantInput, responses={200: TransplantOutput, 201: TransplantOutput})
+    @extend_schema(methods=["GET"], responses={200: TransplantOutput})
+    @extend_schema(methods=["POST"], request=TransplantInput, responses={201: TransplantOutput})
+    @extend_schema(methods=["PATCH"], request=TransplantUpdateInput, responses={200: TransplantOutput})
     @action(detail=True, methods=["get", "post", "patch"])
     def transplant(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         """GET the transplant; POST its first entry; PATCH it with reason and version."""
@@ -310,16 +320,13 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return with_etag(Response(TransplantOutput(transplant).data, status=status.HTTP_201_CREATED))
         if current is None:
             return Response({"detail": "No transplant recorded; POST it first.", "errors": {}}, status=404)
-        serializer = TransplantInput(data=request.data, partial=True)
+        serializer = TransplantUpdateInput(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
-        version = expected_version(request, _int_or_none(request.data.get("version")))
+        reason = changes.pop("reason_for_change", "")
+        version = expected_version(request, changes.pop("version", None))
         transplant = services.transplant_update(
-            user=request.user,
-            transplant=current,
-            changes=changes,
-            reason=request.data.get("reason_for_change", ""),
-            expected_version=version,
+            user=request.user, transplant=current, changes=changes, reason=reason, expected_version=version
         )
         return with_etag(Response(TransplantOutput(transplant).data))
 
@@ -366,13 +373,6 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             expected_version=version,
         )
         return with_etag(Response(PatientOutput(patient).data))
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class _PatientRecordViewSet(

@@ -13,9 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import record_create, record_update
-from core.errors import SignatureRefused
 from core.models import Signature
-from core.signatures import signature_apply
+from core.signatures import password_reentry_check, signature_apply, signature_link
 from patients.eligibility import (
     EligibilityParams,
     ScreeningFacts,
@@ -724,8 +723,8 @@ def _require_lock_right(user: Any, trial_id: int) -> None:
 
 
 def _check_password(user: Any, password: str) -> None:
-    if not password or not user.check_password(password):
-        raise SignatureRefused({"password": ["The password is not correct; nothing was changed."]})
+    # Counted with failed sign-ins and locked out like them (core.signatures).
+    password_reentry_check(user, password, wrong="The password is not correct; nothing was changed.")
 
 
 def _printed_name(user: Any) -> str:
@@ -754,7 +753,7 @@ def _lock_row_write(lock: Any, state: str, *, user: Any, password: str, reason: 
         lock = record_update(lock, values, user=user, reason=audit_reason)
     signature = signature_apply(lock, user=user, password=password, meaning=Signature.Meaning.LOCK)
     # The link to its signature is not signed content (core.signatures._signed).
-    type(lock).objects.filter(pk=lock.pk).update(signature=signature)
+    signature_link(lock, signature, user=user)
     return lock
 
 

@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 
-from core.api import CursorPagination
+from core.api import CursorPagination, InputSerializer
 from core.api_concurrency import expected_version, with_etag
 from patients.models import Patient
 from safety import ctcae, selectors, services
@@ -88,7 +88,7 @@ class AdverseEventOutput(serializers.ModelSerializer):
         ]
 
 
-class _AeFields(serializers.Serializer):
+class _AeFields(InputSerializer):
     meddra_code = serializers.CharField(help_text="CTCAE v5.0 term by MedDRA code")
     specify = serializers.CharField(required=False, allow_blank=True, max_length=200)
     grade = serializers.IntegerField(min_value=1, max_value=5)
@@ -246,7 +246,7 @@ class DltAdjudicationOutput(serializers.ModelSerializer):
         return obj.signature.get_meaning_display() if obj.signature else None
 
 
-class DltAdjudicationInput(serializers.Serializer):
+class DltAdjudicationInput(InputSerializer):
     patient = serializers.IntegerField()
     adverse_event = serializers.IntegerField(required=False, allow_null=True)
     rule = serializers.ChoiceField(choices=DltAdjudication.Rule.choices)

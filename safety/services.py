@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from core.audit import record_create, record_update
 from core.errors import SignatureRefused
 from core.models import Signature
-from core.signatures import signature_apply
+from core.signatures import password_reentry_check, signature_apply, signature_link
 from dosing.models import LabPanel
 from patients.models import Patient
 from safety import adverse_events, ctcae, selectors
@@ -285,8 +285,8 @@ def adjudication_sign(
     """
     if not access.can(user, "adjudicate", patient.trial_id):
         raise PermissionDenied("Only an investigator of this trial adjudicates DLTs.")
-    if not password or not user.check_password(password):
-        raise SignatureRefused({"password": ["The password is not correct; the adjudication was not signed."]})
+    # Counted with failed sign-ins and locked out like them (core.signatures).
+    password_reentry_check(user, password, wrong="The password is not correct; the adjudication was not signed.")
     _raise_problems(_adjudication_problems(patient, data, supersedes))
     ae = data.get("adverse_event")
     adjudication = DltAdjudication(
@@ -306,10 +306,9 @@ def adjudication_sign(
         _check_not_decided(adjudication, supersedes)
         record_create(adjudication, user=user)
         signature = signature_apply(adjudication, user=user, password=password, meaning=Signature.Meaning.ADJUDICATED)
-        # The link to its own signature is not signed content (core.signatures) and is
-        # not an edit: the Signature row is the audit of the signing.
-        DltAdjudication.objects.filter(pk=adjudication.pk).update(signature=signature)
-        adjudication.signature = signature
+        # The link to its own signature is not signed content (core.signatures): a
+        # history row of the same version, no new version.
+        signature_link(adjudication, signature, user=user)
         if supersedes is not None:
             record_update(
                 supersedes,
@@ -404,8 +403,7 @@ def adjudication_sign_existing(*, user: Any, adjudication: DltAdjudication, pass
         raise SignatureRefused({"password": ["This adjudication is already signed; supersede it with a new one."]})
     with transaction.atomic():
         signature = signature_apply(adjudication, user=user, password=password, meaning=Signature.Meaning.ADJUDICATED)
-        DltAdjudication.objects.filter(pk=adjudication.pk).update(signature=signature)
-        adjudication.signature = signature
+        signature_link(adjudication, signature, user=user)
         computation_request(adjudication.patient.trial_id, TrialComputation.Kind.ESCALATION)
     return adjudication
 

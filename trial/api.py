@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import InputSerializer
 from trial import access, selectors, services
 from trial.models import DoseLevel, ProtocolVersion, Site, Trial, TrialComputation
 from trial.operating_characteristics import exact_operating_characteristics, simulate_operating_characteristics
@@ -46,7 +47,7 @@ class TrialOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class EscalationSignInput(serializers.Serializer):
+class EscalationSignInput(InputSerializer):
     decision = serializers.CharField(help_text="The decision you reviewed (awaiting_signoff.decision)")
     dose_level = serializers.IntegerField(help_text="Its dose level (awaiting_signoff.dose_level)")
     rationale = serializers.CharField()

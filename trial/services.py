@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import Signature
-from core.signatures import signature_apply
+from core.signatures import signature_apply, signature_link
 from trial import access
 from trial.configuration import DoseLevelSpec, dose_level_problems
 from trial.endpoints import PatientOutcome as SurvivalOutcome
@@ -461,7 +461,7 @@ def escalation_sign(
         signoff.save()
         signature = signature_apply(signoff, user=user, password=password, meaning=Signature.Meaning.ESCALATION)
         # The link to its signature is not signed content (core.signatures._signed).
-        EscalationSignoff.objects.filter(pk=signoff.pk).update(signature=signature)
+        signature_link(signoff, signature, user=user)
         computation_request(trial.pk, TrialComputation.Kind.ESCALATION)
     signoff.refresh_from_db()
     return signoff

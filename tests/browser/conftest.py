@@ -35,7 +35,15 @@ def page(postgres_required, live_server):  # type: ignore[no-untyped-def]
         context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(15000)
+        # The strict Content-Security-Policy (core.middleware) must block nothing a page
+        # needs: every journey fails on a violation (issue 16 item 13).
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+        )
         yield page
+        assert not violations, violations
         context.close()
         browser.close()
         # ORM calls made while Playwright's loop runs (fixtures, the test) get a

@@ -35,3 +35,15 @@ def test_sponsor_downloads_the_ae_export(page, world):  # type: ignore[no-untype
     assert row["AETERM"] == "Platelet count decreased" and row["AETOXGR"] == "3"
     assert patient.subject_id in row["USUBJID"]
     assert world["coordinator_a"].last_name not in str(rows)  # no user names
+
+
+def test_api_docs_render_under_the_content_security_policy(page, world):  # type: ignore[no-untyped-def]
+    """Swagger UI (vendored, sidecar) draws the operations with the strict CSP on
+    (issue 16 item 13); a violation fails the page fixture."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("spon")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/api/v1/docs/")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() > 20

@@ -1,11 +1,13 @@
 """Audit trail: reason for change, old and new values, and append-only audit tables."""
 
 import pytest
+from axes.models import AccessLog
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from core.audit_guard import audit_tables
-from core.errors import ReasonRequired
+from core.errors import ReasonRequired, SignatureRefused
 from core.signatures import signature_apply
 from core.tokens import token_issue, token_revoke
 from patients.models import Patient
@@ -104,6 +106,10 @@ def test_database_refuses_update_and_delete_of_audit_rows(table, world):  # type
     token, _ = token_issue(user=world["sponsor"], name="t")
     token_revoke(token, by=world["admin"])
     signature_apply(world["trial"], user=world["investigator"], password=PASSWORD, meaning="reviewed")
+    # The sign-in log and the failed-password log (a wrong signature password).
+    AccessLog.objects.create(username="inv", ip_address="10.0.0.1", user_agent="t", attempt_time=timezone.now())
+    with pytest.raises(SignatureRefused):
+        signature_apply(world["trial"], user=world["investigator"], password="wrong", meaning="reviewed")
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT COUNT(*) FROM "{table}"')
         assert cursor.fetchone()[0] > 0, f"no row in {table}: the test would prove nothing"
@@ -118,3 +124,14 @@ def test_database_refuses_update_and_delete_of_audit_rows(table, world):  # type
 def _first_column(table: str) -> str:
     with connection.cursor() as cursor:
         return f'"{connection.introspection.get_table_description(cursor, table)[0].name}"'
+
+
+@pytest.mark.django_db
+def test_the_sign_in_log_takes_its_sign_out_time_and_nothing_else(world):  # type: ignore[no-untyped-def]
+    """axes completes a sign-in row with the sign-out time (the one UPDATE the guard allows)."""
+    row = AccessLog.objects.create(username="inv", ip_address="10.0.0.1", user_agent="t", attempt_time=timezone.now())
+    AccessLog.objects.filter(pk=row.pk).update(logout_time=timezone.now())
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AccessLog.objects.filter(pk=row.pk).update(username="someone-else")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AccessLog.objects.filter(pk=row.pk).delete()

@@ -288,3 +288,35 @@ def test_a_large_export_is_sent_in_several_chunks(client, world, treated, monkey
     chunks = list(response.streaming_content)
     assert len(chunks) >= 5  # batches of 5 rows, not one body built in memory
     assert b"".join(chunks).decode().count("\n") == 1 + 25
+
+
+@pytest.mark.parametrize(
+    "dangerous", ['=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+)
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(client, world, treated, dangerous):  # type: ignore[no-untyped-def]
+    """OWASP CSV injection (issue 16 item 11): free text starting with = + - @ TAB CR gets a
+    leading quote in CSV, on both writers (PostgreSQL's and Python's); JSON keeps the text;
+    negative numbers in numeric columns stay numbers."""
+    patient = treated["patient"]
+    PatientEventFactory(patient=patient, kind=PatientEvent.Kind.RELAPSE, date=D(2024, 11, 1), relapse_site=dangerous)
+    # A study day before the first dose is a genuine negative number.
+    AssessmentFactory(patient=patient, kind=Assessment.Kind.MRD, date=D(2024, 3, 25))
+    rows = _csv(client, world["sponsor"], "rs", treated["trial"])
+    sites = [r["RSLOC"] for r in rows if r["RSLOC"] not in ("", "EXTRAMEDULLARY")]
+    assert sites == ["'" + dangerous.upper()], sites
+    assert all(not r[c].startswith(exports.FORMULA_STARTS) for r in rows for c in r if c not in ("RSDY", "RSSTRESN"))
+    assert "-7" in [r["RSDY"] for r in rows]
+    response = _get(client, world["sponsor"], f"/api/v1/exports/rs/?trial={treated['trial'].code}&format=json")
+    document = json.loads(_body(response))
+    assert dangerous.upper() in [r["RSLOC"] for r in document["rows"]]
+    assert -7 in [r["RSDY"] for r in document["rows"]]
+
+
+def test_csv_cell_rule():  # type: ignore[no-untyped-def]
+    assert exports.csv_cell("=1+1") == "'=1+1"
+    assert exports.csv_cell("-3", numeric=True) == "-3"
+    assert exports.csv_cell("-3") == "'-3"  # text column: neutralised
+    assert exports.csv_cell("-cmd", numeric=True) == "'-cmd"
+    assert exports.csv_cell(-3) == -3
+    assert exports.csv_cell("plain") == "plain"
+    assert exports.csv_cell(None) is None

@@ -56,9 +56,13 @@ def test_freeze_lock_unlock_signed_and_audited(world, patient):  # type: ignore[
     lock = services.casebook_unlock(user=dm, patient=patient, password=PASSWORD, reason="late lab correction")
     assert lock.state == "open" and lock_state_of(patient) == "open"
 
-    history = list(lock.history.order_by("history_date", "history_id"))
+    everything = list(lock.history.order_by("history_date", "history_id"))
+    # Each change is followed by the row that links it to its signature (same version).
+    signed = [h for h in everything if h.history_change_reason.startswith("signed:")]
+    history = [h for h in everything if h not in signed]
+    assert [(h.state, h.version) for h in signed] == [("frozen", 1), ("locked", 2), ("open", 3)]
     assert [h.state for h in history] == ["frozen", "locked", "open"]
-    assert [h.history_user_id for h in history] == [dm.pk] * 3
+    assert [h.history_user_id for h in everything] == [dm.pk] * 6
     assert history[-1].history_change_reason == "late lab correction"
     sigs = Signature.objects.filter(meaning=Signature.Meaning.LOCK)
     assert sigs.count() == 3 and {s.record_version for s in sigs} == {1, 2, 3}
@@ -128,7 +132,8 @@ def test_trial_lock_locks_every_casebook_and_new_patients(world, patient):  # ty
         services.trial_unlock(user=dm, trial=world["trial"], password=PASSWORD, reason="")
     services.trial_unlock(user=dm, trial=world["trial"], password=PASSWORD, reason="database reopened for a query")
     assert lock_state_of(patient) == "frozen" and lock_state_of(other_site) == "open"
-    assert [h.state for h in TrialLock.objects.get().history.order_by("history_id")] == ["locked", "open"]
+    history = TrialLock.objects.get().history.order_by("history_id")
+    assert [h.state for h in history.exclude(history_change_reason__startswith="signed:")] == ["locked", "open"]
 
 
 def test_api_answers_423_with_the_lock_message(client, world, patient):  # type: ignore[no-untyped-def]
