@@ -17,12 +17,20 @@ from core.middleware import CONTENT_SECURITY_POLICY
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
 from core.tokens import token_issue
-from dosing.models import Cycle
+from dosing.models import Cycle, LabPanel
 from patients.models import Patient, Transplant
 from patients.services import patient_update
 from safety import services as safety_services
 from safety.models import DltAdjudication
-from tests.factories import PASSWORD, SCOPED_FACTORIES, PatientFactory, TransplantFactory, UserFactory, grant
+from tests.factories import (
+    PASSWORD,
+    SCOPED_FACTORIES,
+    LabPanelFactory,
+    PatientFactory,
+    TransplantFactory,
+    UserFactory,
+    grant,
+)
 from tests.integration.test_safety_api import adjudication_body
 from tests.integration.test_safety_services import ae_data, make_patient
 from tests.integration.test_security import _login, _urls
@@ -263,6 +271,7 @@ def test_every_api_write_refuses_fields_it_does_not_take(world, own_objects, cra
     the trial, with a body of one unknown field and some read-only ones: 400 naming each."""
     # The nested URLs name one patient: make it the patient of the cycle, with a transplant.
     own_objects[Patient] = own_objects[Cycle].patient
+    own_objects[LabPanel] = LabPanelFactory(patient=own_objects[Patient])
     if not Transplant.objects.filter(patient=own_objects[Patient]).exists():
         TransplantFactory(patient=own_objects[Patient])
     client = Client()
