@@ -99,6 +99,18 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60 if 
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_trialdesk")
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default (`make demo`) serves several requests at once. WAL lets reads
+    # run beside the one writer; a write transaction takes the write lock when it starts
+    # (BEGIN IMMEDIATE), so two never deadlock upgrading a read lock; and a writer waits
+    # up to `timeout` seconds for its turn instead of failing at once with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_SECONDS", default=20),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
