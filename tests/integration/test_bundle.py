@@ -1,4 +1,4 @@
-"""The trial bundle (shared/API.md, docs/bundle.md): export -> import -> export gives the
+"""The trial bundle (docs/api.md, docs/bundle.md): export -> import -> export gives the
 same document; a bad bundle is refused whole, every problem listed by JSON path, and
 nothing is written; historic signatures and enrolment deviations are kept as such."""
 
