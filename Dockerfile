@@ -4,7 +4,11 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN DJANGO_ENV=development python manage.py collectstatic --noinput
+# Static files with the production storage (hashed names + manifest, compressed): the
+# pages rendered under DJANGO_ENV=production look their files up in that manifest. The
+# key and hosts here exist only for this build step; the running container gets its own.
+RUN DJANGO_ENV=production SECRET_KEY=collectstatic-at-build-time-only-not-a-real-secret-0123456789 \
+    ALLOWED_HOSTS=build python manage.py collectstatic --noinput
 RUN useradd --system --uid 1000 trialdesk && chown -R trialdesk /app
 USER trialdesk
 EXPOSE 8000

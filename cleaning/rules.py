@@ -62,7 +62,7 @@ def rule_family(rule_code: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PlausibleRange:
-    """Inclusive bounds in the unit the record stores (SI, shared/API.md)."""
+    """Inclusive bounds in the unit the record stores (SI, docs/api.md)."""
 
     label: str
     unit: str

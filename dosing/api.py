@@ -1,4 +1,4 @@
-"""Cycles and lab panels through the API (shared/API.md `patients/{id}/cycles/`): the
+"""Cycles and lab panels through the API (docs/api.md `patients/{id}/cycles/`): the
 same services and selectors as the screens."""
 
 from django.db.models import QuerySet

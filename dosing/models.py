@@ -13,7 +13,7 @@ from trial.models import DoseLevel
 
 
 class LabPanel(Voidable, PatientRecord):
-    """A CBC and liver panel on one date, in SI units (shared/API.md)."""
+    """A CBC and liver panel on one date, in SI units (docs/api.md)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_panels")
     date = models.DateField("drawn on")

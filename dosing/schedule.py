@@ -47,7 +47,7 @@ class ExpectedAssessment:
     """One entry of the visit calendar: `offset_days` after its anchor date."""
 
     key: str
-    kind: str  # the assessment kind it is satisfied by, as recorded (API.md)
+    kind: str  # the assessment kind it is satisfied by, as recorded (docs/api.md)
     label: str
     anchor: Anchor
     offset_days: int
@@ -224,7 +224,7 @@ class GivenCycleDates:
 
 @dataclass(frozen=True)
 class FieldMessage:
-    """A validation problem, named by its path as in bundle imports (API.md)."""
+    """A validation problem, named by its path as in bundle imports (docs/api.md)."""
 
     field: str
     message: str

@@ -1,4 +1,4 @@
-"""Sponsor exports over the API: ``GET /api/v1/exports/{dataset}/`` (shared/API.md, issue 8).
+"""Sponsor exports over the API: ``GET /api/v1/exports/{dataset}/`` (docs/api.md, issue 8).
 
 One URL per dataset (``exports/dm/`` ... ``exports/adtte/``): the walkers of the test
 suite fill URL arguments from their names, and a fixed path per dataset also gives each
@@ -77,7 +77,7 @@ class ExportView(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     def finalize_response(self, request, response, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # Errors are JSON whatever format was asked for (shared/API.md error format).
+        # Errors are JSON whatever format was asked for (docs/api.md error format).
         if isinstance(response, Response):
             request.accepted_renderer = renderers.JSONRenderer()
             request.accepted_media_type = "application/json"

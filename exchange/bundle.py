@@ -1,4 +1,4 @@
-"""The trial bundle (shared/API.md "The trial bundle"; every key in docs/bundle.md).
+"""The trial bundle (docs/api.md "The trial bundle"; every key in docs/bundle.md).
 
 ``bundle_export(trial)`` writes one JSON-ready dict carrying a whole trial;
 ``bundle_import(data)`` creates it again through the same services the screens use

@@ -222,7 +222,7 @@ DATASETS: dict[str, Dataset] = {
     )
 }
 
-# CDISC controlled terms for Trialdesk's enumerations (shared/API.md lower-case values).
+# CDISC controlled terms for Trialdesk's enumerations (docs/api.md lower-case values).
 SEX = {"female": "F", "male": "M"}
 RACE = {
     "white": "WHITE",

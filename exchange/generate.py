@@ -1,7 +1,7 @@
 """A seeded generator of a realistic 3+3 trial as a trial-bundle/1 dict (docs/bundle.md).
 
 For tests and benchmarks of the bundle import: every record obeys the protocol's rules
-(PROTOCOL.md s2-s8), so a generated bundle imports without a problem. The design follows
+(docs/protocol.md s2-s8), so a generated bundle imports without a problem. The design follows
 the seed trial: L1, L2 cleared 0/3, L3 1/3 (one non-haematological grade-3 DLT, signed)
 expanded to 6 with no further DLT, L4 0/3 and the MTD declared at L4; every later patient
 is an expansion at the MTD (recorded as an enrolment outside the 3+3 slots). No Django.

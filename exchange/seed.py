@@ -1,5 +1,5 @@
 """Generate the seed trial's bundle: a synthetic patient-level replay of the published
-phase 1 study (shared/seed/ino-post-hct-phase1.txt; NCT03104491).
+phase 1 study (Metheny et al., Blood Advances 2024; NCT03104491; rules in docs/protocol.md).
 
     .venv/bin/python -m exchange.seed          # rewrites exchange/data/ino_post_hct_seed.json
 
@@ -10,7 +10,7 @@ real patient is described. docs/seed-trial.md explains each patient and every pl
 where the paper's own figures disagree and which one was followed.
 
 No Django import: this module only builds a JSON document in the trial-bundle/1 format
-(shared/API.md "The trial bundle"; keys beyond those shown there are the model field
+(docs/api.md "The trial bundle"; keys beyond those shown there are the model field
 names the importer accepts, exchange/bundle.py).
 """
 

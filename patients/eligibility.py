@@ -10,12 +10,12 @@ not eligible. A known failure outranks a missing fact within one criterion: one
 failed part already makes the criterion fail, whatever else is unknown.
 
 Age at consent is ``consent year - birth year``, because the app stores the birth
-year only (API.md, ``birth_year``). This can overstate the true age by up to one
+year only (docs/api.md, ``birth_year``). This can overstate the true age by up to one
 year (born in December, consented in January), so a patient whose true age is 15 can
 pass as 16 and one who is truly 75 can fail as 76. The screening form should say so
 when the computed age is at either limit.
 
-Lab values are in SI, x10^9/L (API.md). `platelets_problems` and `anc_problems` catch
+Lab values are in SI, x10^9/L (docs/api.md). `platelets_problems` and `anc_problems` catch
 values typed in cells/uL (50000 instead of 50) and return messages for the form; the
 eligibility rule itself treats an implausible value as missing, so a unit slip that
 reaches it through an import can never turn into a pass.
@@ -76,7 +76,7 @@ class ScreeningFacts:
 
     birth_year: int | None
     consent_date: date | None
-    diagnosis: str | None  # API.md: b_all | cml_lymphoid_blast
+    diagnosis: str | None  # docs/api.md: b_all | cml_lymphoid_blast
     cd22_positive: bool | None
     cr_at_day30: bool | None
     mrd_before: bool | None

@@ -497,7 +497,7 @@ def patient_enrol(
 def patient_enrol_import(
     *, user: Any, patient: Patient, on: date | None, dose_level: DoseLevel | None, deviation: str = ""
 ) -> Patient:
-    """Enrolment carried in by a trial bundle (shared/API.md "The trial bundle").
+    """Enrolment carried in by a trial bundle (docs/api.md "The trial bundle").
 
     The same eligibility checks as ``patient_enrol``; the dose level is the historic one
     the bundle records, not the slot open today (the importer decides, with the 3+3

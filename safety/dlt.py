@@ -57,7 +57,7 @@ from safety.lab_grading import (
     to_decimal,
 )
 
-# API.md `attribution` enumeration, weakest to strongest.
+# docs/api.md `attribution` enumeration, weakest to strongest.
 ATTRIBUTIONS: tuple[str, ...] = (
     "unrelated",
     "unlikely",

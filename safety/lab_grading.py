@@ -4,7 +4,7 @@ The coordinator confirms every proposed grade (section 4, second bullet); this
 module only proposes, and says which CTCAE criterion fired so the proposal can
 be checked against the printed table.
 
-Inputs are SI as the API (API.md) carries them: counts in x10^9/L, haemoglobin
+Inputs are SI as the API (docs/api.md) carries them: counts in x10^9/L, haemoglobin
 in g/L, bilirubin in umol/L, enzymes in U/L, each with the reporting lab's LLN
 or ULN. Every comparison is done in Decimal: 74.9 must be below 75.0 and 75.0
 must not be, whatever binary float the caller had; floats are converted through

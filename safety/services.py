@@ -329,7 +329,7 @@ def adjudication_import(
     signed_on: Any,
     supersedes: DltAdjudication | None = None,
 ) -> DltAdjudication:
-    """A historic signed adjudication carried in by a trial bundle (shared/API.md).
+    """A historic signed adjudication carried in by a trial bundle (docs/api.md).
 
     The same checks as ``adjudication_sign``; the signer's name and date are kept as
     recorded (``signed_by_name``/``signed_on``) and no live signature is applied, so

@@ -19,7 +19,7 @@ from trial.models import RoleGrant, Site, Trial
 
 Role = RoleGrant.Role
 
-# What each role may do (shared/API.md "Authentication and scope").
+# What each role may do (docs/api.md "Authentication and scope").
 CAPABILITIES: dict[str, frozenset[str]] = {
     Role.COORDINATOR: frozenset({"view_trial", "view_clinical", "enter_data"}),
     Role.INVESTIGATOR: frozenset({"view_trial", "view_clinical", "adjudicate", "sign", "export"}),

@@ -82,7 +82,7 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.trial_list(self.request.user)
 
-    @extend_schema(responses={200: dict}, description="The current 3+3 state (shared/API.md).")
+    @extend_schema(responses={200: dict}, description="The current 3+3 state (docs/api.md).")
     @action(detail=True, methods=["get"])
     def escalation(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         return computation_response(request, self.get_object(), TrialComputation.Kind.ESCALATION)
@@ -107,7 +107,7 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
             status=status.HTTP_201_CREATED,
         )  # fmt: skip
 
-    @extend_schema(responses={200: dict}, description="OS, PFS, NRM summaries (shared/API.md).")
+    @extend_schema(responses={200: dict}, description="OS, PFS, NRM summaries (docs/api.md).")
     @action(detail=True, methods=["get"])
     def survival(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         return computation_response(request, self.get_object(), TrialComputation.Kind.SURVIVAL)

@@ -1,4 +1,4 @@
-"""The seed trial's configuration (PROTOCOL.md s1) and one demo user per role.
+"""The seed trial's configuration (docs/protocol.md s1) and one demo user per role.
 
 ``manage.py load_demo`` (exchange/management/commands/load_demo.py) loads the whole seed
 trial from its bundle and then calls :func:`demo_users`; :func:`load_demo` here creates

@@ -72,7 +72,7 @@ class DltStatus(StrEnum):
 
 
 class Decision(StrEnum):
-    """API.md decision vocabulary for `trials/{id}/escalation/`."""
+    """docs/api.md decision vocabulary for `trials/{id}/escalation/`."""
 
     ENROLL = "enroll"
     WAIT = "wait"

@@ -1,7 +1,7 @@
 """Trial configuration: the protocol as data, and who may do what in which trial.
 
 Every threshold the rules use is a field here, with the seed trial's value as default
-(PROTOCOL.md: "a second trial with other numbers must need no code change").
+(docs/protocol.md: "a second trial with other numbers must need no code change").
 """
 
 from decimal import Decimal

@@ -85,7 +85,7 @@ def escalation_open_slots(trial: Trial) -> dict[int, int]:
 
 def _enrolment_summary(trial: Trial) -> dict[str, Any]:
     # The trial-level recomputation reads the patients app through its selectors
-    # (STYLE.md: trial <- patients <- dosing <- safety).
+    # (docs/ARCHITECTURE.md: trial <- patients <- dosing <- safety).
     from patients.selectors import enrolment_counts
 
     return enrolment_counts(trial)
@@ -106,7 +106,7 @@ def _escalation_inputs(trial: Trial) -> tuple[EscalationDesign, list[PatientOutc
 
 
 def _escalation(trial: Trial) -> dict[str, Any]:
-    """The 3+3 state (PROTOCOL s6) in the shape of shared/API.md's escalation resource."""
+    """The 3+3 state (PROTOCOL s6) in the shape of docs/api.md's escalation resource."""
     design, patients, signoffs, rows = _escalation_inputs(trial)
     state = escalation_state(design, patients, [SignedDecision(Decision(s.decision), s.dose_level) for s in signoffs])
     by_id = {str(r["patient_id"]): r for r in rows}
@@ -186,7 +186,7 @@ def _escalation(trial: Trial) -> dict[str, Any]:
 
 
 def _survival(trial: Trial) -> dict[str, Any]:
-    """OS, PFS and NRM summaries (PROTOCOL s8) in the shape of shared/API.md."""
+    """OS, PFS and NRM summaries (PROTOCOL s8) in the shape of docs/api.md."""
     from dosing.selectors import first_dose_dates
     from patients.selectors import outcome_rows
 
@@ -539,7 +539,7 @@ def escalation_signoff_import(
     signed_on: date,
     rationale: str = "",
 ) -> EscalationSignoff:
-    """A historic signed 3+3 decision carried in by a trial bundle (shared/API.md): the
+    """A historic signed 3+3 decision carried in by a trial bundle (docs/api.md): the
     signer's name and date as recorded, ``imported=True``, no live signature."""
     if not access.can(user, "sign", trial):
         raise PermissionDenied("Only an investigator of this trial signs escalation decisions.")

@@ -3,7 +3,7 @@
 A pure rule module: no Django, plain sequences in, frozen dataclasses out.
 
 What is here and which reference it reproduces (oracle values and conventions in
-``shared/reference/survival/README.md``):
+``docs/survival-reference.md``):
 
 * :func:`kaplan_meier` -- Kaplan-Meier with Greenwood variance and a 95% CI,
   ``conf_type="log-log"`` (the API's choice, R ``conf.type="log-log"``) or
@@ -306,7 +306,7 @@ def kaplan_meier(
     ``events``: 1 (or True) = event, 0 = censored. Greenwood sigma^2 = sum
     d_j / (n_j (n_j - d_j)) is the variance of log S and SE(S) = S sigma (README).
     CI "log": [S e^(-z sigma), min(1, S e^(z sigma))]; "log-log" (default, the API's
-    choice, API.md): with a = z sigma / log S, [S^(e^-a), S^(e^a)].
+    choice, docs/api.md): with a = z sigma / log S, [S^(e^-a), S^(e^a)].
 
     One step per distinct time, censor-only times included (like R ``survfit``),
     so the curve and numbers at risk can be drawn from the steps alone. Empty input

@@ -1,4 +1,4 @@
-"""The survival summaries of PROTOCOL s8 as the API serves them (shared/API.md).
+"""The survival summaries of PROTOCOL s8 as the API serves them (docs/api.md).
 
 Pure: patients' dates in, a JSON-ready dict out. The numbers come from
 ``trial.survival`` (Kaplan-Meier, Aalen-Johansen, log-rank, Gray) and the

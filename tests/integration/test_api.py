@@ -1,4 +1,4 @@
-"""The API's contract for errors, scope and optimistic concurrency (shared/API.md)."""
+"""The API's contract for errors, scope and optimistic concurrency (docs/api.md)."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """Patients API: screenings, transplant, consent, enrolment, assessments and
-patient events (shared/API.md), through the same services as the screens."""
+patient events (docs/api.md), through the same services as the screens."""
 
 import datetime
 

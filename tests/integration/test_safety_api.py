@@ -1,4 +1,4 @@
-"""The safety API: adverse-events, dlt-adjudications, ae-summary (shared/API.md)."""
+"""The safety API: adverse-events, dlt-adjudications, ae-summary (docs/api.md)."""
 
 import datetime
 

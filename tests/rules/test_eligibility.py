@@ -21,7 +21,7 @@ from patients.eligibility import (
 HCT = date(2017, 5, 10)
 ENROL = HCT + timedelta(days=82)  # 2017-07-31
 
-# An eligible patient, shaped like the API.md bundle example.
+# An eligible patient, shaped like the docs/api.md bundle example.
 BASE = ScreeningFacts(
     birth_year=1975,
     consent_date=ENROL,

@@ -1,6 +1,6 @@
 """Oracle and property tests for trial.survival (PROTOCOL section 8).
 
-Every value in shared/reference/survival/README.md is reproduced here to 1e-4. The
+Every value in docs/survival-reference.md is reproduced here to 1e-4. The
 Klein & Moeschberger BMT data (PSIAIMS/CAMIS, Apache-2.0) is embedded below so the
 suite needs no file outside the repository.
 """
@@ -274,7 +274,7 @@ def test_freireich_logrank() -> None:
     ],
 )
 def test_freireich_6mp_km_loglog(t: float, s: float, se: float, lower: float, upper: float) -> None:
-    km = kaplan_meier(*SIX_MP)  # log-log is the default (API.md)
+    km = kaplan_meier(*SIX_MP)  # log-log is the default (docs/api.md)
     point = survival_at(km, t)
     assert point is not None
     assert (point.estimate, point.std_err) == (approx(s, abs=TOL), approx(se, abs=TOL))
