@@ -67,5 +67,6 @@ def home(request):  # type: ignore[no-untyped-def]
         worklist = site_worklist(request.user, trial, today) if "coordinator" in roles else None
         queries = open_queries_for_site_staff(request.user, trial) if "coordinator" in roles else None
         trials.append({"trial": trial, "roles": roles, "worklist": worklist, "queries": queries,
-                       "clinical": access.can(request.user, "view_clinical", trial)})  # fmt: skip
+                       "clinical": access.can(request.user, "view_clinical", trial),
+                       "can_export": access.can(request.user, "export", trial)})  # fmt: skip
     return render(request, "dashboard/home.html", {"trials": trials, "today": today})
