@@ -54,14 +54,14 @@ def links(html: str, base: str) -> list[str]:
     return found
 
 
-def walk(fetch, start: str = "/"):  # type: ignore[no-untyped-def]
+def walk(fetch, start: str = "/", per_pattern_limit: int = PER_PATTERN):  # type: ignore[no-untyped-def]
     """Breadth-first over the pages reachable from ``start``; ``fetch(path)`` returns the HTML
     (or None to stop there). Yields (path, html)."""
     seen, queue, per_pattern = set(), [start], {}
     while queue:
         path = queue.pop(0)
         key = pattern_key(path.split("?")[0])
-        if path in seen or per_pattern.get(key, 0) >= PER_PATTERN:
+        if path in seen or per_pattern.get(key, 0) >= per_pattern_limit:
             continue
         seen.add(path)
         per_pattern[key] = per_pattern.get(key, 0) + 1
