@@ -67,22 +67,17 @@ def session_keepalive(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True, "idle_seconds": int(settings.SESSION_IDLE_TIMEOUT.total_seconds())})
 
 
-def _way_back(request: HttpRequest) -> tuple[str, str]:
-    """Where the error page sends the user: the trial they were in, else their trials."""
+def _way_back(request: HttpRequest, *, inside_trial: bool) -> tuple[str, str]:
+    """Where the error page sends the user: the trial page of a trial URL when the user was
+    refused a page in it (a 403 comes after the trial itself was found in scope), else
+    their trials (a 404 reveals nothing, not even whether the trial exists)."""
     import re
 
-    from django.urls import NoReverseMatch, reverse
+    from django.urls import reverse
 
     match = re.match(r"^/trials/(\d+)/", request.path)
-    if match and request.user.is_authenticated:
-        from trial import access
-
-        trial = access.trials_for(request.user).filter(pk=int(match.group(1))).first()
-        if trial is not None:
-            try:
-                return reverse("trial_detail", args=[trial.pk]), f"Back to {trial.code}"
-            except NoReverseMatch:  # pragma: no cover - the trial app's URLs are always there
-                pass
+    if inside_trial and match and request.user.is_authenticated:
+        return reverse("trial_detail", args=[int(match.group(1))]), "Back to the trial's page"
     return reverse("home"), "Back to your trials"
 
 
@@ -91,7 +86,7 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None):
     from django.shortcuts import render
 
     reason = str(exception) if exception is not None and str(exception) else "Your role does not allow this page."
-    back_url, back_label = _way_back(request)
+    back_url, back_label = _way_back(request, inside_trial=True)
     context = {"reason": reason, "back_url": back_url, "back_label": back_label}
     return render(request, "403.html", context, status=403)
 
@@ -100,5 +95,5 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None):  #
     """404: the same words whether the page does not exist or is outside the user's scope."""
     from django.shortcuts import render
 
-    back_url, back_label = _way_back(request)
+    back_url, back_label = _way_back(request, inside_trial=False)
     return render(request, "404.html", {"back_url": back_url, "back_label": back_label}, status=404)

@@ -40,7 +40,7 @@ def test_refused_page_says_why_and_links_back(world, login):  # type: ignore[no-
     assert response.status_code == 403
     body = response.content.decode()
     assert "The dashboard shows patient data" in body
-    assert f'href="{reverse("trial_detail", args=[world["trial"].pk])}"' in body and "Back to TRIAL-T" in body
+    assert f'href="{reverse("trial_detail", args=[world["trial"].pk])}"' in body and "Back to the trial" in body
     assert '<main id="main"' in body  # the site's own page, not a bare 403
     missing = client.get("/trials/999999/")
     assert missing.status_code == 404 and "Back to your trials" in missing.content.decode()
