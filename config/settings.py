@@ -156,6 +156,7 @@ AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT = 10**12
 API_TOKEN_LIFETIME = timedelta(days=env.int("API_TOKEN_DAYS", default=90))
 
 LANGUAGE_CODE = "en-gb"
+FORMAT_MODULE_PATH = ["config.formats"]  # ISO dates everywhere (config/formats/en/formats.py)
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True  # every stored time is UTC; audit times are shown in UTC

@@ -12,6 +12,7 @@ import patients.urls
 import safety.urls
 import trial.urls
 from core import views as core_views
+from core import views_tokens
 
 APPS = [trial.urls, patients.urls, dosing.urls, safety.urls, cleaning.urls, exchange.urls, dashboard.urls]
 
@@ -37,7 +38,12 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("session/keepalive/", core_views.session_keepalive, name="session_keepalive"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("account/api-tokens/", views_tokens.api_tokens, name="api_tokens"),
     *[pattern for app_urls in APPS for pattern in app_urls.urlpatterns],
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
 ]
+
+# Error pages with the reason and a way back (issue 16 item 20), not the bare defaults.
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"

@@ -65,3 +65,35 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def session_keepalive(request: HttpRequest) -> JsonResponse:
     """The "stay signed in" button of the idle warning: the request itself is the activity."""
     return JsonResponse({"ok": True, "idle_seconds": int(settings.SESSION_IDLE_TIMEOUT.total_seconds())})
+
+
+def _way_back(request: HttpRequest, *, inside_trial: bool) -> tuple[str, str]:
+    """Where the error page sends the user: the trial page of a trial URL when the user was
+    refused a page in it (a 403 comes after the trial itself was found in scope), else
+    their trials (a 404 reveals nothing, not even whether the trial exists)."""
+    import re
+
+    from django.urls import reverse
+
+    match = re.match(r"^/trials/(\d+)/", request.path)
+    if inside_trial and match and request.user.is_authenticated:
+        return reverse("trial_detail", args=[int(match.group(1))]), "Back to the trial's page"
+    return reverse("home"), "Back to your trials"
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None):  # type: ignore[no-untyped-def]
+    """403 with the reason (the PermissionDenied message says who may see the page) and a link back."""
+    from django.shortcuts import render
+
+    reason = str(exception) if exception is not None and str(exception) else "Your role does not allow this page."
+    back_url, back_label = _way_back(request, inside_trial=True)
+    context = {"reason": reason, "back_url": back_url, "back_label": back_label}
+    return render(request, "403.html", context, status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None):  # type: ignore[no-untyped-def]
+    """404: the same words whether the page does not exist or is outside the user's scope."""
+    from django.shortcuts import render
+
+    back_url, back_label = _way_back(request, inside_trial=False)
+    return render(request, "404.html", {"back_url": back_url, "back_label": back_label}, status=404)

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import views, views_grid
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("trials/<int:trial_id>/dashboard/", views.trial_dashboard, name="trial_dashboard"),
+    path("trials/<int:trial_id>/status/", views_grid.status_grid, name="status_grid"),
     path("patients/<int:patient_id>/timeline/", views.patient_timeline, name="patient_timeline"),
 ]
 

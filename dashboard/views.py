@@ -70,5 +70,6 @@ def home(request):  # type: ignore[no-untyped-def]
         # An investigator's home says what waits for him or her (issue 19 item 9).
         waiting = selectors.investigator_waiting(request.user, trial, now) if "investigator" in roles else None
         trials.append({"trial": trial, "roles": roles, "worklist": worklist, "queries": queries, "waiting": waiting,
-                       "clinical": access.can(request.user, "view_clinical", trial)})  # fmt: skip
+                       "clinical": access.can(request.user, "view_clinical", trial),
+                       "can_export": access.can(request.user, "export", trial)})  # fmt: skip
     return render(request, "dashboard/home.html", {"trials": trials, "today": today})

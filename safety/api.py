@@ -1,6 +1,7 @@
 """Safety through the API: the same services and selectors as the screens."""
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -326,5 +327,8 @@ class AeSummaryViewSet(viewsets.ViewSet):
         responses={200: dict},
     )
     def list(self, request, trial_id: str, format: str | None = None):  # type: ignore[no-untyped-def]  # noqa: A002
-        trial = get_object_or_404(access.trials_for(request.user, "view_clinical"), pk=trial_id)
-        return Response(selectors.ae_summary(request.user, trial))
+        trial = get_object_or_404(access.trials_for(request.user, "view_trial"), pk=trial_id)
+        capability = selectors.ae_summary_capability(request.user, trial)
+        if capability is None:
+            raise Http404
+        return Response(selectors.ae_summary(request.user, trial, capability))

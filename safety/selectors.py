@@ -498,11 +498,22 @@ def adjudication_get(user, dlt_adjudication_id: int) -> DltAdjudication:  # type
 # ---------------------------------------------------------------- Table 2
 
 
-def ae_summary(user, trial: Trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def ae_summary_capability(user, trial: Trial) -> str | None:  # type: ignore[no-untyped-def]
+    """Which capability opens Table 2 for ``user``: site staff and investigators see it over
+    the patients they may see; a sponsor (export) over the whole trial, as counts only
+    (the same numbers the de-identified AE export gives row by row). None: not at all."""
+    if access.can(user, "view_clinical", trial):
+        return "view_clinical"
+    if access.can(user, "export", trial):
+        return "export"
+    return None
+
+
+def ae_summary(user, trial: Trial, capability: str = "view_clinical") -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The paper's Table 2 by dose level and overall, over the patients the user may see
-    (enrolled with a dose level). Three queries."""
+    (enrolled with a dose level) with ``capability``. Three queries."""
     patients = list(
-        access.scope(user, Patient.objects.filter(trial=trial, dose_level__isnull=False)).values_list(
+        access.scope(user, Patient.objects.filter(trial=trial, dose_level__isnull=False), capability).values_list(
             "pk", "dose_level__level", "dose_level__dose_mg_m2"
         )
     )

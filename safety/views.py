@@ -259,7 +259,9 @@ def trial_dlt(request, trial_id: int):  # type: ignore[no-untyped-def]
 @login_required
 def trial_ae_summary(request, trial_id: int):  # type: ignore[no-untyped-def]
     """The paper's Table 2 by dose level and overall."""
-    trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_clinical", pk=trial_id)
-    return render(
-        request, "safety/ae_summary.html", {"trial": trial, "summary": selectors.ae_summary(request.user, trial)}
-    )
+    trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "view_trial", pk=trial_id)
+    capability = selectors.ae_summary_capability(request.user, trial)
+    if capability is None:
+        raise PermissionDenied("Table 2 is for site staff, investigators and the sponsor.")
+    summary = selectors.ae_summary(request.user, trial, capability)
+    return render(request, "safety/ae_summary.html", {"trial": trial, "summary": summary})

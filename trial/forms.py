@@ -1,6 +1,7 @@
 from django import forms
 
 from trial.escalation import Variant
+from trial.models import Trial
 
 
 class EscalationSignForm(forms.Form):
@@ -20,4 +21,4 @@ class OperatingCharacteristicsForm(forms.Form):
     p = forms.CharField(
         label="True DLT probability per level", initial="0.1,0.2,0.3,0.4", help_text="Comma-separated, level 1 first."
     )
-    variant = forms.ChoiceField(choices=[(v.value, v.value) for v in Variant], initial=Variant.STORER_A.value)
+    variant = forms.ChoiceField(choices=Trial.EscalationVariant.choices, initial=Variant.STORER_A.value)

@@ -41,7 +41,8 @@
     block.at_risk_grid.forEach(function (g) {
       head += "<td>" + Math.round(g.t_days / MONTH) + "</td>"; body += "<td>" + g.at_risk + "</td>";
     });
-    el.innerHTML = "<table class='risk exportable' data-name='" + elId + "'>" + head + "</tr>" + body + "</tr></table>";
+    // Focusable and named: on a phone the row of months scrolls inside itself (keyboard users too).
+    el.innerHTML = "<table class='risk exportable' tabindex='0' aria-label='Number at risk by month' data-name='" + elId + "'>" + head + "</tr>" + body + "</tr></table>";
   }
 
   function swimmer() {

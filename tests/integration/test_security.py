@@ -42,7 +42,7 @@ ROLES = ("coordinator_a", "investigator", "sponsor", "admin", "data_manager", "m
 REFUSED = {401, 403, 404, 405}
 UNSAFE = ("post", "put", "patch", "delete")
 # The user's own session and account, not trial data: any signed-in user may post here.
-ACCOUNT_URLS = {"logout", "session_keepalive", "password_change", "login"}
+ACCOUNT_URLS = {"logout", "session_keepalive", "password_change", "login", "api_tokens"}
 # Pages that serve two capabilities, each action checking its own (the views say which);
 # every role they accept must hold one of these.
 SHARED_WRITE_PAGES = {

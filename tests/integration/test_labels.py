@@ -1,0 +1,69 @@
+"""Human labels everywhere a code shows (issue 16 item 20): every page of the seed trial, as
+every role, shows no raw enumeration code (``mtd_declared``, ``no_dlt``, ``storer_a``...)
+in its visible text; and dates in one format (issue 19 item 10)."""
+
+import re
+
+import pytest
+
+from dashboard.labels import label, label_codes_in
+from tests.page_walk import seed_world, visible_text, walk
+
+pytestmark = pytest.mark.django_db
+
+CODE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+# Django's English date formats ("Dec. 21, 2020", "21 Dec 2020"), slashes, a bare ISO "T".
+NON_ISO_DATE = re.compile(
+    r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, \d{4}\b"
+    r"|\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{4}\b"
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\d{4}-\d{2}-\d{2}T\d{2}"
+)
+# The audit trails show stored values as they were stored (the records' own pages label them).
+NOT_WALKED = re.compile(r"/history/$")
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        ("mtd_declared", "MTD declared"),
+        ("non_hematologic_grade3_related", "Non-haematological grade ≥ 3, related"),
+        ("storer_a", "Storer design A (textbook 3+3)"),
+        ("no_dlt", "No DLT"),
+        ("not_eligible", "Not eligible (screen failure)"),
+        ("data_manager", "Data manager"),
+        ("something_new", "something new"),  # a code nobody labelled yet still reads as words
+        ("INO-POST-HCT", "INO-POST-HCT"),
+    ],
+)
+def test_label_table(code, text):  # type: ignore[no-untyped-def]
+    assert label(code) == text
+
+
+def test_codes_inside_sentences():  # type: ignore[no-untyped-def]
+    assert label_codes_in("diagnosis b_all") == f"diagnosis {label('b_all')}"
+    assert "_" not in label("b_all")
+
+
+def test_no_raw_code_or_other_date_format_on_any_page(client):  # type: ignore[no-untyped-def]
+    _, users = seed_world()
+    problems, pages = [], 0
+    for role, user in users.items():
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+
+        def fetch(path):  # type: ignore[no-untyped-def]
+            if NOT_WALKED.search(path.split("?")[0]):
+                return None
+            response = client.get(path)
+            if response.status_code != 200 or "html" not in response.get("Content-Type", ""):
+                return None
+            return response.content.decode()
+
+        for path, html in walk(fetch):
+            pages += 1
+            text = visible_text(html)
+            for code in sorted(set(CODE.findall(text))):
+                problems.append(f"{role} {path}: raw code {code!r}")
+            for date in sorted(set(NON_ISO_DATE.findall(text))):
+                problems.append(f"{role} {path}: date {date!r} is not YYYY-MM-DD")
+    assert pages > 60, pages  # the walk really went through the app
+    assert not problems, "\n".join(problems)
