@@ -112,3 +112,73 @@ def test_bundle_refuses_subject_id_aliases(subject: str, expected: str) -> None:
     assert any(p.startswith("patients[3].subject_id: ") and expected in p for p in exc.value.problems), (
         exc.value.problems
     )
+
+
+# --- the same rules through the API and the forms ------------------------------------
+
+
+@pytest.fixture
+def setup(world, client):  # type: ignore[no-untyped-def]
+    from tests.factories import PatientFactory, ProtocolVersionFactory, TransplantFactory
+
+    ProtocolVersionFactory(trial=world["trial"], version="1", effective=datetime.date(2017, 7, 1))
+    ProtocolVersionFactory(trial=world["trial"], version="2", effective=datetime.date(2020, 8, 17), max_cycles=12)
+    patient = PatientFactory(site=world["site_a"], trial=world["trial"], subject_id="SA-901")
+    TransplantFactory(patient=patient, date=datetime.date(2024, 1, 10))
+    return patient
+
+
+def _api(client, user):  # type: ignore[no-untyped-def]
+    from core.tokens import token_issue
+
+    _, key = token_issue(user=user, name="test")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {key}"
+    return client
+
+
+def test_api_refuses_consent_to_a_superseded_version_unless_an_investigator_says_why(world, client, setup):  # type: ignore[no-untyped-def]
+    url = f"/api/v1/patients/{setup.pk}/consents/"
+    body = {"protocol_version": "1", "date": "2024-02-20"}
+    coordinator = _api(client, world["coordinator_a"])
+    refused = coordinator.post(url, body, content_type="application/json")
+    assert refused.status_code == 400
+    assert "superseded by version 2" in refused.json()["errors"]["protocol_version"][0]
+    override = {**body, "version_override_reason": "IRB approval of v2 pending at the site."}
+    assert coordinator.post(url, override, content_type="application/json").status_code == 403
+    investigator = _api(client, world["investigator"])
+    created = investigator.post(url, override, content_type="application/json")
+    assert created.status_code == 201, created.json()
+    assert Consent.objects.get(patient=setup).version_override_reason == "IRB approval of v2 pending at the site."
+
+
+def test_api_refuses_lab_panel_platelets_per_microlitre_and_dates_out_of_range(world, client, setup):  # type: ignore[no-untyped-def]
+    api = _api(client, world["coordinator_a"])
+    url = f"/api/v1/patients/{setup.pk}/lab-panels/"
+    refused = api.post(url, {"date": "2024-02-01", "platelets": "50000"}, content_type="application/json")
+    assert refused.status_code == 400
+    assert "did you mean 50 x10^9/L" in refused.json()["errors"]["platelets"][0]
+    for drawn in ("0001-01-01", "9999-12-31"):
+        refused = api.post(url, {"date": drawn, "platelets": "80"}, content_type="application/json")
+        assert refused.status_code == 400 and refused.json()["errors"]["date"], refused.json()
+
+
+def test_api_refuses_a_look_alike_subject_id(world, client, setup):  # type: ignore[no-untyped-def]
+    api = _api(client, world["coordinator_a"])
+    body = {"trial": "TRIAL-T", "site": "SA", "subject_id": "SA-0901", "sex": "male", "birth_year": 1960}
+    refused = api.post("/api/v1/patients/", body, content_type="application/json")
+    assert refused.status_code == 400
+    assert "looks like SA-901" in refused.json()["errors"]["subject_id"][0]
+
+
+def test_form_refuses_consent_to_a_superseded_version(world, login, setup):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    client = login(world["coordinator_a"])
+    version = setup.trial.protocol_versions.get(version="1")
+    response = client.post(
+        reverse("consent_create", kwargs={"patient_id": setup.pk}),
+        {"protocol_version": version.pk, "date": "2024-02-20"},
+    )
+    assert response.status_code == 200
+    assert "superseded by version 2" in response.content.decode()
+    assert not Consent.objects.filter(patient=setup).exists()
