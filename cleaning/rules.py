@@ -30,9 +30,9 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from types import MappingProxyType
 
 from dosing.schedule import PlannedAssessment
+from patients.lab_plausibility import PLAUSIBLE_RANGES, PlausibleRange
 
 Number = Decimal | int | float | str
 
@@ -60,84 +60,10 @@ def rule_family(rule_code: str) -> str:
 # --- lab values outside the plausible range ----------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PlausibleRange:
-    """Inclusive bounds in the unit the record stores (SI, docs/api.md)."""
-
-    label: str
-    unit: str
-    low: Decimal
-    high: Decimal
-    why: str  # which slip a value outside it usually is
-
-
-# The bounds are far outside anything a patient after HCT shows, so a value outside is
-# nearly always a unit slip or an extra digit. The usual slips, by the SI conversion
-# factors: a count per microlitre typed where x10^9/L is asked (150 000/uL is 150
-# x10^9/L: 1000 times too large); haemoglobin in g/dL where g/L is asked (10 times too
-# small); bilirubin or creatinine in mg/dL where umol/L is asked (1 mg/dL = 17.1 umol/L
-# of bilirubin, 88.4 umol/L of creatinine). Negative values are always slips.
-PLAUSIBLE_RANGES: Mapping[str, PlausibleRange] = MappingProxyType(
-    {
-        "platelets": PlausibleRange(
-            "Platelets",
-            "x10^9/L",
-            Decimal("0"),
-            Decimal("2000"),
-            "above 2000 x10^9/L is beyond even extreme thrombocytosis; a count per uL "
-            "(e.g. 150000) typed as x10^9/L is the usual slip",
-        ),
-        "anc": PlausibleRange(
-            "ANC",
-            "x10^9/L",
-            Decimal("0"),
-            Decimal("100"),
-            "above 100 x10^9/L neutrophils is beyond a leukaemoid reaction; a count per uL "
-            "(e.g. 1500) typed as x10^9/L is the usual slip",
-        ),
-        "hemoglobin": PlausibleRange(
-            "Haemoglobin",
-            "g/L",
-            Decimal("20"),
-            Decimal("250"),
-            "a value in g/dL (e.g. 9.5) typed as g/L falls below 20 g/L, a level not "
-            "compatible with life; above 250 g/L is beyond polycythaemia",
-        ),
-        "bilirubin": PlausibleRange(
-            "Bilirubin",
-            "umol/L",
-            Decimal("0"),
-            Decimal("1000"),
-            "above 1000 umol/L (58 mg/dL) is beyond the deepest jaundice of liver failure; "
-            "an extra digit is the usual slip",
-        ),
-        "alt": PlausibleRange(
-            "ALT",
-            "U/L",
-            Decimal("0"),
-            Decimal("10000"),
-            "above 10000 U/L (about 250 x ULN) is seen only in massive hepatic necrosis; "
-            "an extra digit is the usual slip",
-        ),
-        "ast": PlausibleRange(
-            "AST",
-            "U/L",
-            Decimal("0"),
-            Decimal("10000"),
-            "above 10000 U/L (about 250 x ULN) is seen only in massive hepatic necrosis; "
-            "an extra digit is the usual slip",
-        ),
-        # Not on the lab panel yet (a renal panel would bring it); the range is ready.
-        "creatinine": PlausibleRange(
-            "Creatinine",
-            "umol/L",
-            Decimal("10"),
-            Decimal("3000"),
-            "a value in mg/dL (e.g. 1.1) typed as umol/L falls below 10 umol/L, which no "
-            "adult has; above 3000 umol/L is beyond untreated renal failure",
-        ),
-    }
-)
+# The ranges are shared with the refusal on entry (patients.lab_plausibility): one table,
+# two uses. Values the entry refuses (unit slips of counts and haemoglobin) never reach
+# the sweep through a service; the sweep still asks about them in older data and about
+# the extreme-but-possible values (bilirubin, transaminases) the entry lets through.
 
 
 def _decimal(value: Number) -> Decimal | None:

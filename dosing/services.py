@@ -19,7 +19,10 @@ from core.locks import ensure_writable
 from dosing import bsa, predose, reduction, schedule
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 from dosing.params import bsa_params, predose_params, schedule_params, trial_schedule_params
+from patients.clinical_dates import not_before
+from patients.lab_plausibility import entry_problems
 from patients.models import Patient, PatientEvent
+from patients.services import clinical_date_problems
 from trial import access
 from trial.models import TrialComputation
 from trial.services import computation_request
@@ -81,6 +84,31 @@ def _dec(value: Any) -> Decimal | None:
         return None
 
 
+def lab_value_problems(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Field -> messages for lab values no patient has (a count per uL typed where
+    x10^9/L is asked, g/dL for g/L): the one plausibility rule (patients.lab_plausibility)
+    for the pre-dose labs of a cycle and for a lab panel alike."""
+    errors: dict[str, list[str]] = {}
+    for name in LAB_FIELDS:
+        if data.get(name) in (None, ""):
+            continue  # not measured
+        for message in entry_problems(name, data.get(name)):
+            errors.setdefault(name, []).append(message)
+    return errors
+
+
+def _day1_date_problems(ev: CycleEvaluation, patient: Patient, day1: date, hct: date) -> bool:
+    """The clinical-date rule for day 1, and its order: on or after the HCT (the C1D1
+    window after HCT is the schedule's, dosing.schedule). True when day 1 was refused."""
+    problems = (
+        *clinical_date_problems(patient, "day-1 date", day1),
+        *not_before("day-1 date", day1, "HCT date (day 0)", hct),
+    )
+    for message in problems:
+        ev.error("day1", message)
+    return bool(problems)
+
+
 def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
     """Run every dosing rule on a proposed cycle; nothing is written.
 
@@ -102,6 +130,8 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         return ev
     if patient.dose_level_id is None:
         ev.error("day1", "The patient is not enrolled at a dose level: enrol before dosing.")
+        return ev
+    if _day1_date_problems(ev, patient, day1, transplant.date):
         return ev
 
     if _stopping_event_error(ev, patient, day1):
@@ -135,8 +165,17 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         return ev
 
     panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in patient.lab_panels.all()]
+    # A lab value no patient has (platelets 50000 typed in cells/uL) is refused, and never
+    # clears the pre-dose check ("platelets > 50"): it is missing to the check.
+    implausible = lab_value_problems(data)
+    for name, messages in implausible.items():
+        for message in messages:
+            ev.error(name, message)
     if data.get("lab_date"):
-        panels.append(predose.LabValues(data["lab_date"], _dec(data.get("platelets")), _dec(data.get("anc"))))
+        for message in clinical_date_problems(patient, "lab date", data["lab_date"]):
+            ev.error("lab_date", message)
+        usable = {name: None if name in implausible else _dec(data.get(name)) for name in ("platelets", "anc")}
+        panels.append(predose.LabValues(data["lab_date"], usable["platelets"], usable["anc"]))
         if data["lab_date"] > day1:
             ev.error("lab_date", "Labs drawn after day 1 cannot clear the dose; enter the pre-dose labs.")
     _visit_rules(ev, patient, data, panels, existing, patient.dose_level.dose_mg_m2)
@@ -393,6 +432,8 @@ def cycle_correction_evaluate(patient: Patient, cycle: Cycle, data: dict[str, An
     if transplant is None or patient.dose_level_id is None:
         ev.error("day1", "The patient has no transplant or dose level on file: the cycle cannot be re-checked.")
         return ev
+    if _day1_date_problems(ev, patient, day1, transplant.date):
+        return ev
     if _stopping_event_error(ev, patient, day1):
         return ev
 
@@ -603,12 +644,17 @@ def lab_panel_problems(patient: Patient, values: dict[str, Any], panel: LabPanel
     errors: dict[str, list[str]] = {}
     if not values.get("date"):
         errors["date"] = ["Enter the date the labs were drawn."]
+    else:
+        drawn = list(clinical_date_problems(patient, "lab date", values["date"]))
+        if drawn:
+            errors["date"] = drawn
     for name in LAB_FIELDS:
         value = _dec(values.get(name)) if values.get(name) not in (None, "") else None
         if values.get(name) not in (None, "") and value is None:
             errors[name] = [f"{LabPanel._meta.get_field(name).verbose_name}: not a number."]
-        elif value is not None and value < 0:
-            errors[name] = [f"{LabPanel._meta.get_field(name).verbose_name} cannot be negative."]
+    # The one plausibility rule (negative values and unit slips), as for a cycle's labs.
+    for name, messages in lab_value_problems(values).items():
+        errors.setdefault(name, messages)
     return errors
 
 
@@ -697,6 +743,9 @@ def deviation_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> De
     kind = data.get("kind")
     if kind in (Deviation.Kind.DELAY, Deviation.Kind.SAFETY_CHECK) and not data.get("cycle_number"):
         errors["cycle_number"] = ["Name the cycle this deviation allows."]
+    dated = list(clinical_date_problems(patient, "deviation date", data.get("date")))
+    if dated:
+        errors["date"] = dated
     if errors:
         raise ValidationError(errors)
     deviation = Deviation(
@@ -750,6 +799,9 @@ def _medication_problems(patient: Patient, values: dict[str, Any]) -> dict[str, 
         errors["agent"] = ["A concomitant TKI is allowed for Ph+ ALL only; this patient is recorded as Ph negative."]
     if start and stop and stop < start:
         errors["stop"] = [f"The stop date must be on or after the start date ({start.isoformat()})."]
+    for name, label in (("start", "start date"), ("stop", "stop date")):
+        for message in clinical_date_problems(patient, label, values.get(name)):
+            errors.setdefault(name, []).append(message)
     return errors
 
 

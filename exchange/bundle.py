@@ -42,6 +42,7 @@ from cleaning.models import DataQuery, QueryMessage, SourceVerification
 from dosing import services as dosing_services
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 from patients import services as patient_services
+from patients import subject_ids
 from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
 from safety import selectors as safety_selectors
 from safety import services as safety_services
@@ -125,6 +126,7 @@ TRIAL_KEYS: dict[str, F] = {
     "sae_report_hours": F("int"),
     "survival_origin": _enum(Trial.SurvivalOrigin),
     "landmark_days": F("num"),
+    "time_zone": F("str"),
     "dose_levels": F(
         "list",
         True,
@@ -160,7 +162,14 @@ PATIENT_KEYS: dict[str, F] = {
     "prior_hct": F("bool"),
     "hct_ci": F("int"),
     "consents": F(
-        "list", fields={"protocol_version": F("str", True, nullable=False), "date": F("date", True, nullable=False)}
+        "list",
+        fields={
+            "protocol_version": F("str", True, nullable=False),
+            "date": F("date", True, nullable=False),
+            # Consent to a version other than the one in effect on that date: the
+            # investigator's reason (patients.services.consent_record refuses it without).
+            "version_override_reason": F("str"),
+        },
     ),
     "transplant": F(
         "object",
@@ -480,16 +489,31 @@ def _check_references(doc: dict[str, Any], problems: list[str]) -> None:
     sites = {s["code"] for s in trial.get("sites") or [] if s and s.get("code")}
     levels = {d["level"] for d in trial.get("dose_levels") or [] if d and d.get("level") is not None}
     versions = {v["version"] for v in trial.get("protocol_versions") or [] if v and v.get("version")}
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, int], int] = {}
     for i, p in enumerate(doc.get("patients") or []):
         if not p:
             continue
         path = f"patients[{i}]"
         subject = p.get("subject_id")
-        if subject in seen:
-            problems.append(f"{path}.subject_id: {subject} is also patients[{seen[subject]}].")
-        elif subject:
-            seen[subject] = i
+        key = subject_ids.look_alike_key(subject) if subject else None
+        if subject and subject_ids.normalise(subject) != subject:
+            # Stored as written and referred to by it (queries, locks): refuse, don't guess.
+            problems.append(
+                f"{path}.subject_id: {subject!r} is not in its normal form; write {subject_ids.normalise(subject)!r}."
+            )
+        elif subject and key is None:
+            problems.append(f"{path}.subject_id: {subject_ids.shape_problems(subject)[0]}")
+        elif key in seen:
+            other = seen[key]
+            same = doc["patients"][other]["subject_id"] == subject
+            problems.append(
+                f"{path}.subject_id: {subject} is also patients[{other}]."
+                if same
+                else f"{path}.subject_id: {subject} looks like patients[{other}].subject_id "
+                f"({doc['patients'][other]['subject_id']}): same site and number once leading zeros are ignored."
+            )
+        elif key is not None:
+            seen[key] = i
         if p.get("site") and p["site"] not in sites:
             problems.append(f"{path}.site: {p['site']!r} is not a site of the trial ({', '.join(sorted(sites))}).")
         if p.get("dose_level") is not None and p["dose_level"] not in levels:
@@ -710,7 +734,14 @@ def _export_patient(p: Patient) -> dict[str, Any]:
         value = getattr(p, name)
         if value not in (None, ""):
             out[name] = value
-    out["consents"] = [{"protocol_version": c.protocol_version.version, "date": _iso(c.date)} for c in p.consents.all()]
+    out["consents"] = [
+        {
+            "protocol_version": c.protocol_version.version,
+            "date": _iso(c.date),
+            **({"version_override_reason": c.version_override_reason} if c.version_override_reason else {}),
+        }
+        for c in p.consents.all()
+    ]
     transplant = getattr(p, "transplant", None) if hasattr(p, "transplant") else None
     if transplant is not None:
         out["transplant"] = {
@@ -1150,7 +1181,11 @@ class _Importer:
             self.attempt(
                 f"{path}.consents[{j}]",
                 lambda c=c: patient_services.consent_record(
-                    user=user, patient=patient, protocol_version=self.versions[c["protocol_version"]], on=c["date"]
+                    user=user,
+                    patient=patient,
+                    protocol_version=self.versions[c["protocol_version"]],
+                    on=c["date"],
+                    version_override_reason=c.get("version_override_reason") or "",
                 ),
             )
         for j, s in enumerate(p.get("screenings") or []):

@@ -180,6 +180,12 @@ class TransplantUpdateInput(TransplantInput):
 class ConsentInput(InputSerializer):
     protocol_version = serializers.CharField(help_text="Protocol version, e.g. '2'")
     date = serializers.DateField()
+    version_override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Investigators only: why the consent is to a version other than the one in effect on its date.",
+    )
 
 
 class EnrolInput(InputSerializer):
@@ -345,7 +351,11 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 status=status.HTTP_400_BAD_REQUEST,
             )
         consent = services.consent_record(
-            user=request.user, patient=patient, protocol_version=version, on=values["date"]
+            user=request.user,
+            patient=patient,
+            protocol_version=version,
+            on=values["date"],
+            version_override_reason=values.get("version_override_reason", ""),
         )
         return Response(ConsentOutput(consent).data, status=status.HTTP_201_CREATED)
 

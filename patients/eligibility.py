@@ -23,10 +23,11 @@ reaches it through an import can never turn into a pass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
+
+from patients.lab_plausibility import entry_problems, with_ceiling
 
 Status = Literal["pass", "fail", "missing"]
 Overall = Literal["eligible", "not_eligible", "incomplete"]
@@ -147,18 +148,10 @@ class ScreeningValidity:
 
 
 def _count_problems(name: str, value: float, plausible_max: float) -> tuple[str, ...]:
-    if math.isnan(value) or math.isinf(value):
-        return (f"{name} must be a number.",)
-    if value < 0:
-        return (f"{name} cannot be negative.",)
-    if value <= plausible_max:
-        return ()
-    # A count typed in cells/uL is 1000x its value in x10^9/L (1 x10^9/L = 1000/uL).
-    per_litre = value / 1000
-    if per_litre <= plausible_max:
-        hint = f"did you mean {per_litre:g} x10^9/L?"
-        return (f"{name} {value:g} x10^9/L is not plausible: {hint}",)
-    return (f"{name} {value:g} x10^9/L is not plausible (at most {plausible_max:g}).",)
+    # One plausibility rule for every lab entry (patients.lab_plausibility), with the
+    # trial's own ceiling; a count typed in cells/uL gets the "did you mean" hint.
+    analyte = {"Platelets": "platelets", "ANC": "anc"}[name]
+    return entry_problems(analyte, value, {analyte: with_ceiling(analyte, plausible_max)})
 
 
 def platelets_problems(value: float, params: EligibilityParams = SEED_ELIGIBILITY) -> tuple[str, ...]:

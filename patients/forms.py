@@ -67,6 +67,13 @@ class TransplantEditForm(ReasonForChangeForm, TransplantForm):
 class ConsentForm(forms.Form):
     protocol_version = forms.ModelChoiceField(queryset=None, label="Protocol version consented to")  # type: ignore[arg-type]
     date = forms.DateField(label="Consent date", widget=DateInput())
+    version_override_reason = forms.CharField(
+        required=False,
+        label="Investigator's reason for a version other than the current one",
+        help_text="Only when consenting to a version superseded on the consent date (investigators only).",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=1000,
+    )
 
     def __init__(self, *args, trial, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)

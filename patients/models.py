@@ -44,7 +44,8 @@ class Patient(AuditedModel):
         "subject ID",
         max_length=30,
         validators=[
-            RegexValidator(r"^[A-Z0-9]+-[0-9]{3,}$", "Use the site code, a hyphen and a number, e.g. UHC-001.")
+            # \A...\Z: the whole text (a "$" would also match before a final newline).
+            RegexValidator(r"\A[A-Z0-9]+-[0-9]{3,}\Z", "Use the site code, a hyphen and a number, e.g. UHC-001.")
         ],
     )
     sex = models.CharField(max_length=10, choices=Sex.choices)
@@ -253,6 +254,11 @@ class Consent(PatientRecord):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="consents")
     protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
     date = models.DateField()
+    # Consent to a version that was not the current one on the consent date is refused
+    # unless an investigator records why (issue 16); the reason is kept with the consent.
+    version_override_reason = models.TextField(
+        "why a version other than the current one", blank=True, help_text="Investigator's reason; empty when current."
+    )
 
     class Meta:
         ordering = ["patient", "date", "id"]

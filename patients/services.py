@@ -15,6 +15,8 @@ from django.utils import timezone
 from core.audit import record_create, record_update
 from core.models import Signature
 from core.signatures import password_reentry_check, signature_apply, signature_link
+from patients import subject_ids
+from patients.clinical_dates import DateBounds, date_problems, not_before
 from patients.eligibility import (
     EligibilityParams,
     ScreeningFacts,
@@ -70,8 +72,9 @@ EVENT_COMPUTATIONS = {
 }
 
 
-def _today() -> date:
-    return timezone.localdate()
+def _today(trial: Trial) -> date:
+    """Today where the trial runs (Trial.time_zone, else the server's TIME_ZONE)."""
+    return trial.local_today()
 
 
 def _raise(errors: Errors) -> None:
@@ -83,9 +86,21 @@ def _add(errors: Errors, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
 
 
-def _not_future(errors: Errors, field: str, label: str, value: date | None) -> None:
-    if value is not None and value > _today():
-        _add(errors, field, f"The {label} {value} is in the future; enter a date up to today ({_today()}).")
+def date_bounds(patient: Patient) -> DateBounds:
+    """What every clinical date of ``patient`` is checked against (patients.clinical_dates)."""
+    trial = patient.trial
+    return DateBounds(today=trial.local_today(), birth_year=patient.birth_year, zone=trial.zone_name)
+
+
+def clinical_date_problems(patient: Patient, label: str, value: date | None) -> tuple[str, ...]:
+    """The one rule for a clinical date of ``patient`` (not in the future, not before the
+    birth year), for every service of every app (dosing, safety call it too)."""
+    return date_problems(label, value, date_bounds(patient))
+
+
+def _check_date(errors: Errors, patient: Patient, field: str, label: str, value: date | None) -> None:
+    for message in clinical_date_problems(patient, label, value):
+        _add(errors, field, message)
 
 
 def _unknown_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -127,17 +142,44 @@ def patient_register(*, user: Any, trial: Trial, data: dict[str, Any]) -> Patien
     if site is None or not access.sites_for(user, trial).filter(pk=site.pk).exists():
         raise ValidationError({"site": ["You can register patients only at your own site(s)."]})
     patient = Patient(trial=trial, **{k: v for k, v in data.items() if k in {"site", "subject_id", *EDITABLE_FIELDS}})
-    if Patient.objects.filter(trial=trial, subject_id=patient.subject_id).exists():
-        raise ValidationError({"subject_id": [f"Subject ID {patient.subject_id} is already registered in this trial."]})
-    if patient.birth_year is not None and patient.birth_year > _today().year:
+    patient.subject_id = subject_ids.normalise(str(patient.subject_id or ""))
+    shape = subject_ids.shape_problems(patient.subject_id)
+    if shape:
+        raise ValidationError({"subject_id": list(shape)})
+    _subject_id_taken(trial, patient.subject_id)
+    if patient.birth_year is not None and patient.birth_year > _today(trial).year:
         raise ValidationError({"birth_year": [f"The birth year {patient.birth_year} is in the future."]})
     try:
         with transaction.atomic():
+            # Registrations of one trial queue on the trial row, so two look-alike IDs
+            # (UHC-901, UHC-0901) cannot both pass the check at the same moment.
+            Trial.objects.select_for_update().filter(pk=trial.pk).first()
+            _subject_id_taken(trial, patient.subject_id)
             record_create(patient, user=user)
             computation_request(trial.pk, TrialComputation.Kind.ENROLMENT)
     except IntegrityError as exc:  # a concurrent registration of the same ID
         raise ValidationError({"subject_id": ["This subject ID was registered meanwhile."]}) from exc
     return patient
+
+
+def _subject_id_taken(trial: Trial, subject_id: str) -> None:
+    """Refuse an ID already registered in the trial, or a look-alike of one (same site
+    code and number ignoring case and leading zeros: UHC-901 and UHC-0901)."""
+    site_code = subject_id.rsplit("-", 1)[0]
+    same_site = Patient.objects.filter(trial=trial, subject_id__istartswith=f"{site_code}-")
+    existing = list(same_site.values_list("subject_id", flat=True))
+    other = subject_ids.look_alike_of(subject_id, existing)
+    if other == subject_id:
+        raise ValidationError({"subject_id": [f"Subject ID {subject_id} is already registered in this trial."]})
+    if other is not None:
+        raise ValidationError(
+            {
+                "subject_id": [
+                    f"Subject ID {subject_id} looks like {other}, already registered in this trial (same site and "
+                    "number once leading zeros are ignored): use that patient, or another number."
+                ]
+            }
+        )
 
 
 def patient_update(
@@ -148,7 +190,7 @@ def patient_update(
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: ["This field cannot be changed here."] for field in sorted(unknown)})
-    if changes.get("birth_year") is not None and changes["birth_year"] > _today().year:
+    if changes.get("birth_year") is not None and changes["birth_year"] > _today(patient.trial).year:
         raise ValidationError({"birth_year": [f"The birth year {changes['birth_year']} is in the future."]})
     with transaction.atomic():
         patient = record_update(patient, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
@@ -165,7 +207,7 @@ def patient_update(
 def _transplant_problems(patient: Patient, values: dict[str, Any]) -> Errors:
     errors: Errors = {}
     hct = values.get("date")
-    _not_future(errors, "date", "HCT date", hct)
+    _check_date(errors, patient, "date", "HCT date", hct)
     if hct is not None:
         first_screening = Screening.objects.filter(patient=patient).order_by("date").first()
         if first_screening is not None and first_screening.date < hct:
@@ -213,12 +255,35 @@ def transplant_update(
 # --- consent ------------------------------------------------------------------------
 
 
-def consent_record(*, user: Any, patient: Patient, protocol_version: ProtocolVersion, on: date) -> Consent:
+def current_protocol_version(trial_id: int, on: date) -> ProtocolVersion | None:
+    """The version in effect on ``on``: the latest one effective on or before it."""
+    return ProtocolVersion.objects.filter(trial_id=trial_id, effective__lte=on).order_by("-effective", "-pk").first()
+
+
+def consent_record(
+    *,
+    user: Any,
+    patient: Patient,
+    protocol_version: ProtocolVersion,
+    on: date,
+    version_override_reason: str = "",
+) -> Consent:
     """Consent, or re-consent to a later protocol version (PROTOCOL s1): the patient is
-    bound to the version last consented to."""
-    _require_data_entry(user, patient)
+    bound to the version last consented to.
+
+    The version must be the one in effect on the consent date: a consent to a superseded
+    version would bind the patient to rules no longer in force (v1's 4 cycles years after
+    v2). Only an investigator may record it anyway, with the reason
+    (``version_override_reason``), which is stored with the consent and in its history.
+    """
+    override = (version_override_reason or "").strip()
+    if override:
+        if not access.can(user, "sign", patient.trial_id):
+            raise PermissionDenied("Only an investigator may record consent to a version other than the current one.")
+    else:
+        _require_data_entry(user, patient)
     errors: Errors = {}
-    _not_future(errors, "date", "consent date", on)
+    _check_date(errors, patient, "date", "consent date", on)
     if protocol_version.trial_id != patient.trial_id:
         _add(errors, "protocol_version", "This protocol version belongs to another trial.")
     elif on is not None and on < protocol_version.effective:
@@ -228,6 +293,22 @@ def consent_record(*, user: Any, patient: Patient, protocol_version: ProtocolVer
             f"Version {protocol_version.version} takes effect on {protocol_version.effective}; "
             f"a consent on {on} cannot be to it.",
         )
+    if protocol_version.trial_id == patient.trial_id and on is not None and on >= protocol_version.effective:
+        current = current_protocol_version(patient.trial_id, on)
+        if current is not None and current.pk != protocol_version.pk and not override:
+            _add(
+                errors,
+                "protocol_version",
+                f"Version {protocol_version.version} was superseded by version {current.version} on "
+                f"{current.effective}: a consent on {on} is to version {current.version}. Only an investigator "
+                "may record consent to another version, giving the reason (version_override_reason).",
+            )
+        elif current is not None and current.pk == protocol_version.pk and override:
+            _add(
+                errors,
+                "version_override_reason",
+                f"Version {protocol_version.version} is the current one on {on}: no override reason is needed.",
+            )
     latest = Consent.objects.filter(patient=patient).select_related("protocol_version").order_by("date", "id").last()
     if latest is not None and protocol_version.trial_id == patient.trial_id:
         if latest.protocol_version_id == protocol_version.pk:
@@ -241,10 +322,14 @@ def consent_record(*, user: Any, patient: Patient, protocol_version: ProtocolVer
         if on is not None and on < latest.date:
             _add(errors, "date", f"A re-consent cannot be dated before the previous consent ({latest.date}).")
     _raise(errors)
-    consent = Consent(patient=patient, protocol_version=protocol_version, date=on)
+    consent = Consent(patient=patient, protocol_version=protocol_version, date=on, version_override_reason=override)
     try:
         with transaction.atomic():
-            record_create(consent, user=user)
+            record_create(
+                consent,
+                user=user,
+                reason=f"consent to superseded version {protocol_version.version}: {override}" if override else "",
+            )
             if patient.enrolled_on is not None:
                 # The bound version sets the maximum number of cycles (PROTOCOL s1, s3).
                 computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
@@ -292,8 +377,8 @@ def _screening_problems(patient: Patient, transplant: Transplant | None, values:
     on, lab_date = values.get("date"), values.get("lab_date")
     if on is None:
         _add(errors, "date", "The screening date is required.")
-    _not_future(errors, "date", "screening date", on)
-    _not_future(errors, "lab_date", "lab date", lab_date)
+    _check_date(errors, patient, "date", "screening date", on)
+    _check_date(errors, patient, "lab_date", "lab date", lab_date)
     if transplant is not None:
         if on is not None and on < transplant.date:
             _add(errors, "date", f"The screening date {on} is before the HCT date {transplant.date}.")
@@ -357,7 +442,7 @@ def _enrolment_problems(patient: Patient, on: date | None) -> Errors:
         return {"enrolled_on": ["A patient who died or withdrew consent cannot be enrolled."]}
     if on is None:
         return {"enrolled_on": ["The enrolment date is required."]}
-    _not_future(errors, "enrolled_on", "enrolment date", on)
+    _check_date(errors, patient, "enrolled_on", "enrolment date", on)
     consent = Consent.objects.filter(patient=patient, date__lte=on).order_by("date", "id").first()
     if consent is None:
         _add(errors, "enrolled_on", "No consent is recorded on or before the enrolment date.")
@@ -537,10 +622,10 @@ def screening_values(screening: Screening) -> dict[str, Any]:
 # --- assessments --------------------------------------------------------------------
 
 
-def _assessment_problems(values: dict[str, Any]) -> Errors:
+def _assessment_problems(patient: Patient, values: dict[str, Any]) -> Errors:
     errors: Errors = {}
     kind = values.get("kind")
-    _not_future(errors, "date", "assessment date", values.get("date"))
+    _check_date(errors, patient, "date", "assessment date", values.get("date"))
     if values.get("date") is None:
         _add(errors, "date", "The assessment date is required.")
     if kind == Assessment.Kind.MRD:
@@ -573,7 +658,7 @@ def assessment_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> A
     """An MRD or bone-marrow disease assessment (PROTOCOL s7)."""
     _require_data_entry(user, patient)
     _unknown_fields(data, ASSESSMENT_FIELDS)
-    errors = _assessment_problems(data)
+    errors = _assessment_problems(patient, data)
     transplant = _transplant_of(patient)
     if transplant is not None and data.get("date") is not None and data["date"] < transplant.date:
         _add(errors, "date", f"The assessment date {data['date']} is before the HCT date {transplant.date}.")
@@ -593,7 +678,7 @@ def assessment_update(
     _require_data_entry(user, patient)
     _unknown_fields(changes, ASSESSMENT_FIELDS)
     merged = {**{f: getattr(assessment, f) for f in ASSESSMENT_FIELDS}, **changes}
-    _raise(_assessment_problems(merged))
+    _raise(_assessment_problems(patient, merged))
     with transaction.atomic():
         updated = record_update(assessment, changes, user=user, reason=reason, expected_version=expected_version)
         computation_request(patient.trial_id, TrialComputation.Kind.DASHBOARD)
@@ -612,7 +697,7 @@ def _event_problems(patient: Patient, values: dict[str, Any], exclude_pk: int | 
     if on is None:
         _add(errors, "date", "The event date is required.")
         return errors
-    _not_future(errors, "date", "event date", on)
+    _check_date(errors, patient, "date", "event date", on)
     if kind == PatientEvent.Kind.DEATH and not values.get("cause"):
         _add(errors, "cause", "A death needs its cause.")
     if kind != PatientEvent.Kind.DEATH and values.get("cause"):
@@ -639,6 +724,11 @@ def _event_problems(patient: Patient, values: dict[str, Any], exclude_pk: int | 
     if transplant is None:
         _add(errors, "date", "Record the transplant (HCT date) before outcome events.")
         return errors
+    # Every outcome event follows the HCT the trial follows (PROTOCOL s8: times from day 0);
+    # checked per event, as the survival rule below reads only the first and last dates.
+    label = f"{PatientEvent.Kind(kind).label.lower()} date"
+    for message in not_before(label, on, "HCT date (day 0)", transplant.date):
+        _add(errors, "date", message)
     # The survival rule's own consistency checks (trial.endpoints, PROTOCOL s8).
     everything = [*[(e.kind, e.date) for e in others_list], (kind, on)]
 

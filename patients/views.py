@@ -254,6 +254,7 @@ def consent_create(request, patient_id: int):  # type: ignore[no-untyped-def]
                 patient=patient,
                 protocol_version=form.cleaned_data["protocol_version"],
                 on=form.cleaned_data["date"],
+                version_override_reason=form.cleaned_data["version_override_reason"],
             ),
         )
         if saved is not None:

@@ -15,7 +15,9 @@ from core.errors import SignatureRefused
 from core.models import Signature
 from core.signatures import password_reentry_check, signature_apply, signature_link
 from dosing.models import LabPanel
-from patients.models import Patient
+from patients.clinical_dates import not_before
+from patients.models import Patient, Transplant
+from patients.services import clinical_date_problems
 from safety import adverse_events, ctcae, selectors
 from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode, LabProposalDismissal
 from trial import access
@@ -56,6 +58,13 @@ def _require_data_entry(user: Any, patient: Patient) -> None:
         raise PermissionDenied("You do not enter data for this patient.")
 
 
+def _clinical_dates(errors: dict[str, list[str]], patient: Patient, dates: tuple[tuple[str, str, Any], ...]) -> None:
+    """The one clinical-date rule (not in the future, not before the birth year) per field."""
+    for name, label, value in dates:
+        for message in clinical_date_problems(patient, label, value):
+            errors.setdefault(name, []).append(message)
+
+
 def _ae_validate(ae: AdverseEvent) -> None:
     """Every AE rule, one place (PROTOCOL s4); raises ValidationError naming the fields."""
     errors: dict[str, list[str]] = {}
@@ -75,6 +84,7 @@ def _ae_validate(ae: AdverseEvent) -> None:
         )
         for name, message in dates.items():
             errors.setdefault(name, []).append(message)
+    _clinical_dates(errors, ae.patient, (("onset", "AE onset", ae.onset), ("resolved", "resolution date", ae.resolved)))
     ticked = [name for name in SAE_CRITERIA if getattr(ae, name)]
     if ae.serious and not ticked:
         errors.setdefault("serious", []).append("A serious AE needs at least one SAE criterion ticked.")
@@ -223,6 +233,12 @@ def _gvhd_validate(ep: GvhdEpisode) -> None:
         dates = adverse_events.check_dates(adverse_events.AeDates(ep.onset, ep.resolved, None))
         for name, message in dates.items():
             errors.setdefault(name, []).append(message)
+        # Graft-versus-host disease follows the graft: an episode is dated from day 0.
+        hct = Transplant.objects.filter(patient_id=ep.patient_id).values_list("date", flat=True).first()
+        for message in not_before("GVHD onset", ep.onset, "HCT date (day 0)", hct):
+            errors.setdefault("onset", []).append(message)
+    episode_dates = (("onset", "GVHD onset", ep.onset), ("resolved", "resolution date", ep.resolved))
+    _clinical_dates(errors, ep.patient, episode_dates)
     if errors:
         raise ValidationError(errors)
 
@@ -258,6 +274,7 @@ def _adjudication_problems(
         errors["rule"] = ["Choose the DLT rule the decision is about."]
     if data.get("event_date") is None:
         errors["event_date"] = ["Give the date of the event."]
+    _clinical_dates(errors, patient, (("event_date", "event date", data.get("event_date")),))
     if data.get("is_dlt") is None:
         errors["is_dlt"] = ["Say whether this is a DLT."]
     if data.get("rule") == DltAdjudication.Rule.INVESTIGATOR and data.get("is_dlt") is False and supersedes is None:

@@ -4,7 +4,9 @@ Every threshold the rules use is a field here, with the seed trial's value as de
 (docs/protocol.md: "a second trial with other numbers must need no code change").
 """
 
+from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +17,17 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from core.models import AuditedModel
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA zone name (e.g. Europe/Paris), or empty for the server's TIME_ZONE."""
+    if not value:
+        return
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a time zone name (e.g. UTC, America/New_York).") from exc
+
 
 code_validator = RegexValidator(r"^[A-Z0-9][A-Z0-9-]*$", "Use capital letters, digits and hyphens (e.g. INO-POST-HCT).")
 
@@ -83,6 +96,15 @@ class Trial(AuditedModel):
     # Survival (PROTOCOL s8)
     survival_origin = models.CharField(max_length=12, choices=SurvivalOrigin.choices, default=SurvivalOrigin.HCT)
     landmark_days = models.DecimalField(max_digits=7, decimal_places=2, default=Decimal("365.25"))
+    # "Today" for the date rules (patients.clinical_dates): no clinical fact is dated after
+    # today where the trial runs. Empty: the server's TIME_ZONE (settings, default UTC).
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_time_zone],
+        help_text="IANA time zone of the trial (e.g. America/New_York); empty: the server's TIME_ZONE.",
+    )
 
     class Meta:
         ordering = ["code"]
@@ -95,6 +117,14 @@ class Trial(AuditedModel):
 
     def __str__(self) -> str:
         return self.code
+
+    @property
+    def zone_name(self) -> str:
+        return self.time_zone or settings.TIME_ZONE
+
+    def local_today(self) -> date:
+        """Today's date in the trial's time zone (the upper bound of every clinical date)."""
+        return timezone.localdate(timezone=ZoneInfo(self.zone_name))
 
     def clean(self) -> None:
         if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:

@@ -272,15 +272,24 @@ def test_implausible_lab_is_missing_not_pass(field: str, value: float, hint: str
         (2000.0, ()),
         (
             50000.0,
-            ("Platelets 50000 x10^9/L is not plausible: did you mean 50 x10^9/L?",),
+            (
+                "Platelets 50000 x10^9/L is not plausible (expected 0 to 2000 x10^9/L): a count per uL (cells/uL) typed where x10^9/L is asked is 1000 times too large; did you mean 50 x10^9/L?",
+            ),
         ),
         (
             133000.0,
-            ("Platelets 133000 x10^9/L is not plausible: did you mean 133 x10^9/L?",),
+            (
+                "Platelets 133000 x10^9/L is not plausible (expected 0 to 2000 x10^9/L): a count per uL (cells/uL) typed where x10^9/L is asked is 1000 times too large; did you mean 133 x10^9/L?",
+            ),
         ),
-        (-1.0, ("Platelets cannot be negative.",)),
-        (3e7, ("Platelets 3e+07 x10^9/L is not plausible (at most 2000).",)),
-        (math.nan, ("Platelets must be a number.",)),
+        (-1.0, ("Platelets cannot be negative (in x10^9/L).",)),
+        (
+            3e7,
+            (
+                "Platelets 30000000 x10^9/L is not plausible (expected 0 to 2000 x10^9/L): above 2000 x10^9/L is beyond even extreme thrombocytosis; a count per uL (e.g. 150000) typed as x10^9/L is the usual slip.",
+            ),
+        ),
+        (math.nan, ("Platelets must be a number (in x10^9/L).",)),
     ],
 )
 def test_platelets_problems(value: float, expected: tuple[str, ...]) -> None:
@@ -292,8 +301,13 @@ def test_platelets_problems(value: float, expected: tuple[str, ...]) -> None:
     [
         (2.1, ()),
         (100.0, ()),
-        (1500.0, ("ANC 1500 x10^9/L is not plausible: did you mean 1.5 x10^9/L?",)),
-        (-0.5, ("ANC cannot be negative.",)),
+        (
+            1500.0,
+            (
+                "ANC 1500 x10^9/L is not plausible (expected 0 to 100 x10^9/L): a count per uL (cells/uL) typed where x10^9/L is asked is 1000 times too large; did you mean 1.5 x10^9/L?",
+            ),
+        ),
+        (-0.5, ("ANC cannot be negative (in x10^9/L).",)),
     ],
 )
 def test_anc_problems(value: float, expected: tuple[str, ...]) -> None:
