@@ -47,6 +47,13 @@ def record_update(
             setattr(locked, field, value)
         locked.full_clean()
         if _content(locked) == before:
+            # Nothing to write, but a locked or frozen casebook still refuses the attempt:
+            # the caller must learn the record is not editable, not that the edit "took".
+            from core.locks import lock_refusal
+
+            refusal = lock_refusal(locked)
+            if refusal is not None:
+                raise refusal
             return locked
         locked._history_user = user  # type: ignore[attr-defined]
         locked._change_reason = reason.strip()  # type: ignore[attr-defined,union-attr]

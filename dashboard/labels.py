@@ -17,7 +17,7 @@ from safety.dlt import DltRule, Evaluability
 from trial.escalation import Decision, DltStatus
 
 RULE_LABELS: dict[str, str] = {
-    # trial.escalation.Decision (API.md vocabulary)
+    # trial.escalation.Decision (docs/api.md vocabulary)
     Decision.ENROLL: "Enrol at the current level",
     Decision.WAIT: "Wait for DLT evaluation",
     Decision.ESCALATE: "Escalate",

@@ -28,7 +28,7 @@ Number = Decimal | int | float | str
 
 @dataclass(frozen=True, slots=True)
 class PlausibleRange:
-    """Inclusive bounds in the unit the record stores (SI, shared/API.md)."""
+    """Inclusive bounds in the unit the record stores (SI, docs/api.md)."""
 
     label: str
     unit: str

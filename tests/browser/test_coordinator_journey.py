@@ -36,7 +36,9 @@ def test_register_edit_with_reason_and_read_history(page, world):  # type: ignor
     page.get_by_role("link", name="Edit").click()
     page.get_by_label("Birth year").fill("1976")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_text("A reason for change is required")).to_be_visible()  # next to the field
+    expect(page.locator("#id_reason_for_change-error")).to_contain_text(
+        "A reason for change is required"
+    )  # next to the field
     assert Patient.objects.get(subject_id="SA-042").birth_year == 1977
 
     page.get_by_label("Reason for change").fill("Source document shows 1976")

@@ -256,7 +256,7 @@ def test_patient_list_shows_status(world, login, patient):  # type: ignore[no-un
     ScreeningFactory(patient=patient, date=D(2024, 3, 1), result="not_eligible")
     ScreeningFactory(patient=patient, date=D(2024, 3, 5), result="eligible")
     page = login(world["coordinator_a"]).get(f"/trials/{world['trial'].pk}/patients/").content.decode()
-    assert "2024-03-05: eligible" in page and "2024-01-10" in page
+    assert "2024-03-05: Eligible" in page and "2024-01-10" in page
 
 
 def test_assessment_and_event_screens(world, login, patient):  # type: ignore[no-untyped-def]

@@ -170,7 +170,9 @@ def test_ae_summary_endpoint(world, api):  # type: ignore[no-untyped-def]
         "term": "Nausea", "grade_1_2": 0, "grade_3_4": 1, "grade_5": 0, "any_grade": 1,
     }  # fmt: skip
     assert client.get(f"/api/v1/trials/{world['other'].pk}/ae-summary/").status_code == 404
-    assert api(world["sponsor"]).get(f"/api/v1/trials/{world['trial'].pk}/ae-summary/").status_code == 404
+    # A sponsor reads Table 2 as trial-wide counts (issue 19 item 6), never subject IDs.
+    sponsor_view = api(world["sponsor"]).get(f"/api/v1/trials/{world['trial'].pk}/ae-summary/")
+    assert sponsor_view.status_code == 200 and "SA-" not in sponsor_view.content.decode()
 
 
 def test_schema_still_builds(world, api):  # type: ignore[no-untyped-def]

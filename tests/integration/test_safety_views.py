@@ -133,7 +133,7 @@ def test_investigator_adjudicates_with_signature_from_the_dlt_page(world, login)
     detail = client.get(f"/dlt-adjudications/{adj.pk}/").content.decode()
     assert world["investigator"].get_full_name() in detail and "DLT adjudication: I confirm this decision" in detail
     after = client.get(f"/trials/{world['trial'].pk}/dlt/").content.decode()
-    assert "<strong>dlt</strong>" in after and "confirmed DLT on 2024-04-10" in after
+    assert "<strong>DLT</strong>" in after and "confirmed DLT on 2024-04-10" in after
 
 
 def test_coordinator_cannot_open_the_adjudication_form(world, login):  # type: ignore[no-untyped-def]
