@@ -72,7 +72,7 @@ def test_adjudicate_then_sign_escalation(page, world):  # type: ignore[no-untype
     expect(page.get_by_text(re.compile("rejected", re.I)).first).to_be_visible()
 
     page.goto(f"/trials/{trial_id}/escalation/")
-    expect(page.get_by_role("heading", name=re.compile("Awaiting signature: escalate"))).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("Awaiting signature: escalate", re.IGNORECASE))).to_be_visible()
     page.get_by_label("Basis of the decision").fill("SRC meeting 2024-05-10: L1 0/3 DLT")
     page.get_by_label("Re-enter your password to sign").fill(PASSWORD)
     page.get_by_role("button", name="Sign decision").click()
