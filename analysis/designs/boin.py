@@ -113,7 +113,7 @@ class Boin:
         return f"BOIN boundaries for {n} patients: {bounds}: {word}"
 
     def decide(self, outcomes: Sequence[LevelOutcome], current_level: int | None) -> DesignResult:
-        return interval_decide(self.name, self.settings, self.zone, self._rule, outcomes, current_level)
+        return interval_decide(self.name, self.n_levels, self.settings, self.zone, self._rule, outcomes, current_level)
 
 
 @lru_cache(maxsize=4096)

@@ -71,4 +71,4 @@ class I3Plus3:
         return f"{text}: {word}"
 
     def decide(self, outcomes: Sequence[LevelOutcome], current_level: int | None) -> DesignResult:
-        return interval_decide(self.name, self.settings, self.zone, self._rule, outcomes, current_level)
+        return interval_decide(self.name, self.n_levels, self.settings, self.zone, self._rule, outcomes, current_level)

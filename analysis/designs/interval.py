@@ -165,6 +165,7 @@ def _var(n: int, y: int) -> float:
 
 def interval_decide(
     name: str,
+    n_levels: int,
     s: IntervalSettings,
     zone: Callable[[int, int], Zone],
     rule: Callable[[int, int, Zone], str],
@@ -173,7 +174,7 @@ def interval_decide(
 ) -> DesignResult:
     """The walk of the module doc. `zone(n, y)` is the design's rule, `rule(n, y, zone)`
     says it in words."""
-    k = len(outcomes)
+    k = n_levels
     check_outcomes(k, outcomes, current_level)
     if s.start_level > k:
         raise ValueError(f"start_level: {s.start_level} is above the top level {k}")

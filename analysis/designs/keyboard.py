@@ -100,4 +100,4 @@ class Keyboard:
         return f"the key of largest posterior mass for {y}/{n} is {key} [{low:g}, {high:g}]: {word}"
 
     def decide(self, outcomes: Sequence[LevelOutcome], current_level: int | None) -> DesignResult:
-        return interval_decide(self.name, self.settings, self.zone, self._rule, outcomes, current_level)
+        return interval_decide(self.name, self.n_levels, self.settings, self.zone, self._rule, outcomes, current_level)

@@ -44,6 +44,7 @@ for (cs in cases) {
 }
 r <- select.mtd(0.3, c(3, 3, 3), c(0, 0, 2), extrasafe = TRUE)
 cat("extrasafe select.mtd MTD=", r$MTD, "\n")
+cat("select.mtd 0.3 c(3,3,0) c(2,0,0): extrasafe", select.mtd(0.3, c(3, 3, 0), c(2, 0, 0), extrasafe = TRUE)$MTD, "plain", select.mtd(0.3, c(3, 3, 0), c(2, 0, 0))$MTD, "\n")
 
 # Operating characteristics (for the simulation's Monte Carlo comparison)
 oc <- get.oc(target = 0.3, p.true = c(0.05, 0.15, 0.3, 0.45, 0.6), ncohort = 10, cohortsize = 3, ntrial = 10000, seed = 6)

@@ -32,3 +32,14 @@ foo <- crm(prior, 0.25, c(0, 0, 0, 1, 0, 1, 1, 1), c(2, 2, 2, 3, 3, 3, 3, 3))
 cat(sprintf("crm empiric target=0.25 level=2,2,2,3,3,3,3,3 tox=0,0,0,1,0,1,1,1 estimate=%.10f mtd=%d ptox=%s\n", foo$estimate, foo$mtd, paste(sprintf("%.10f", foo$ptox), collapse = ",")))
 foo <- crm(prior, 0.25, c(0, 0, 0, 1, 0, 1, 1, 1), c(2, 2, 2, 3, 3, 3, 3, 3), model = "logistic")
 cat(sprintf("crm logistic target=0.25 same data estimate=%.10f mtd=%d ptox=%s\n", foo$estimate, foo$mtd, paste(sprintf("%.10f", foo$ptox), collapse = ",")))
+# Overdose control (EWOC-style): P(p_k > 0.3 | data) for the help-page data, by integration
+# of the same posterior (dfcrm prints no such number).
+prob_above <- function(prior, y, level, scale, model, t, intcpt = 3) {
+  pk <- function(b) if (model == "empiric") prior^exp(b) else 1/(1 + exp(-intcpt - exp(b) * (log(prior/(1 - prior)) - intcpt)))
+  f <- function(a, k) sapply(a, function(b) { p <- pk(b); prod(p[level]^y * (1 - p[level])^(1 - y)) * dnorm(b, 0, scale) * (if (k == 0) 1 else (p[k] > t)) })
+  den <- integrate(f, -Inf, Inf, k = 0, abs.tol = 0)$value
+  sapply(seq_along(prior), function(k) integrate(f, -10, 10, k = k, abs.tol = 0, subdivisions = 1000L)$value / den)
+}
+for (model in c("empiric", "logistic")) {
+  cat(sprintf("P(p > 0.3) model=%s:", model), sprintf("%.6f", prob_above(prior, y, level, sqrt(1.34), model, 0.3)), "\n")
+}
