@@ -143,7 +143,9 @@ def lv(*pairs: tuple[int, int]) -> list[LevelOutcome]:
         (lv((6, 1), (3, 3), (0, 0)), 1, DesignDecision.STAY, 1),  # 1/6 escalates, but level 2 is eliminated
     ],
 )
-def test_decisions(outcomes: list[LevelOutcome], current: int | None, decision: DesignDecision, level: int | None) -> None:
+def test_decisions(
+    outcomes: list[LevelOutcome], current: int | None, decision: DesignDecision, level: int | None
+) -> None:
     r = boin(0.3, levels=3).decide(outcomes, current)
     assert (r.decision, r.recommended_dose_level) == (decision, level)
     if level is not None and not r.finished:
