@@ -15,7 +15,8 @@ for (cfg in list(c(0.3, 0.25, 0.35), c(0.25, 0.2, 0.3), c(0.2, 0.15, 0.25))) {
   show(sprintf("i3+3 pT=%s EI=[%s,%s]", cfg[1], cfg[2], cfg[3]), get_decision_i3plus3(cfg[1], cfg[2:3], 12)$tab)
   show(sprintf("mTPI-2 pT=%s EI=[%s,%s]", cfg[1], cfg[2], cfg[3]), get_decision_mtpi2(cfg[1], cfg[2:3], 12)$tab)
 }
-for (target in c(0.3, 0.25, 0.2)) {
+# 0.12 and 0.15: the truncated first key [0, 0.07) / [0, 0.1) lies next to the target key (compensation factor).
+for (target in c(0.3, 0.25, 0.2, 0.12, 0.15)) {
   b <- get.boundary.kb(target = target, ncohort = 4, cohortsize = 3)$full_boundary_tab
   cat(sprintf("Keyboard target=%s margins 0.05\n", target))
   cat("  n     :", b[1, ], "\n  esc<= :", b[2, ], "\n  deesc>=:", b[3, ], "\n  elim>=:", ifelse(is.na(b[4, ]), "NA", b[4, ]), "\n")
