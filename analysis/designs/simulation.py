@@ -18,10 +18,15 @@ Estimates (each with its Monte Carlo standard error): the probability of selecti
 each level and of no MTD, patients and DLTs per level, mean sample size and DLTs,
 and the overdose fraction: the mean share of a trial's patients treated at a level
 whose true DLT probability is above the threshold (the design's target by default).
+
+`exact_characteristics` gives the same quantities (but the overdose fraction) exactly,
+by enumerating every cohort outcome with shared sub-results: the check of the
+simulation (and, for 3+3, of the adapter against trial/operating_characteristics.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -176,4 +181,84 @@ def simulate(
         se_mean_patients=_se(total_n),
         se_mean_dlts=_se(total_y),
         design_calls=len(cache),
+    )
+
+
+@dataclass(frozen=True)
+class ExactCharacteristics:
+    """The same quantities as SimulationResult, without Monte Carlo error (no overdose
+    fraction: a mean of ratios does not add up over the branches)."""
+
+    design: str
+    true_dlt_probabilities: tuple[float, ...]
+    prob_select: tuple[float, ...]
+    prob_no_mtd: float
+    patients_per_level: tuple[float, ...]
+    dlts_per_level: tuple[float, ...]
+    mean_patients: float
+    mean_dlts: float
+    states: int  # distinct states visited
+
+
+def exact_characteristics(
+    design: Design, true_dlt_probabilities: Sequence[float], max_states: int = 200_000
+) -> ExactCharacteristics:
+    """Exhaustive enumeration of every cohort outcome (binomial probabilities), with the
+    results of a state shared by every path reaching it. Fine while the number of
+    distinct states stays moderate (BOIN, 5 levels, 30 patients: a few thousand)."""
+    k = design.n_levels
+    probs = [float(p) for p in true_dlt_probabilities]
+    if len(probs) != k or any(not 0 <= p <= 1 for p in probs):
+        raise ValueError(f"true_dlt_probabilities: one per dose level ({k}), each in [0, 1]")
+    width = 2 * k + 1
+    memo: dict[tuple[int, ...], tuple[float, ...]] = {}
+
+    def value(state: tuple[int, ...]) -> tuple[float, ...]:
+        # (P(select 1..k), P(no MTD), E patients 1..k, E DLTs 1..k), from this state on
+        hit = memo.get(state)
+        if hit is not None:
+            return hit
+        if len(memo) >= max_states:
+            raise ValueError(f"max_states: more than {max_states} distinct states; simulate instead")
+        outcomes = [LevelOutcome(state[i], state[k + i]) for i in range(k)]
+        r = design.decide(outcomes, state[2 * k] or None)
+        out = [0.0] * (3 * k + 1)
+        if r.finished:
+            if r.decision is DesignDecision.MTD_DECLARED and r.mtd_dose_level is not None:
+                out[r.mtd_dose_level - 1] = 1.0
+            else:
+                out[k] = 1.0
+        elif not r.open_slots:
+            raise RuntimeError(f"{design.name}: no open place and no end in state {state}")
+        else:
+            level, slots = r.open_slots[0]
+            p = probs[level - 1]
+            out[k + 1 + level - 1] += slots
+            out[2 * k + 1 + level - 1] += slots * p
+            for y in range(slots + 1):
+                w = math.comb(slots, y) * p**y * (1 - p) ** (slots - y)
+                if w == 0:
+                    continue
+                nxt = list(state)
+                nxt[level - 1] += slots
+                nxt[k + level - 1] += y
+                nxt[2 * k] = level
+                sub = value(tuple(nxt))
+                for i in range(3 * k + 1):
+                    out[i] += w * sub[i]
+        result = tuple(out)
+        memo[state] = result
+        return result
+
+    v = value((0,) * width)
+    return ExactCharacteristics(
+        design=design.name,
+        true_dlt_probabilities=tuple(probs),
+        prob_select=v[:k],
+        prob_no_mtd=v[k],
+        patients_per_level=v[k + 1 : 2 * k + 1],
+        dlts_per_level=v[2 * k + 1 :],
+        mean_patients=sum(v[k + 1 : 2 * k + 1]),
+        mean_dlts=sum(v[2 * k + 1 :]),
+        states=len(memo),
     )

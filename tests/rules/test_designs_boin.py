@@ -14,7 +14,7 @@ import pytest
 from analysis.designs.boin import Boin
 from analysis.designs.common import DesignDecision, LevelOutcome
 from analysis.designs.interval import IntervalSettings, pava, select_mtd
-from analysis.designs.simulation import simulate
+from analysis.designs.simulation import exact_characteristics, simulate
 
 NA = None
 
@@ -213,9 +213,10 @@ def test_bad_outcomes_name_the_field() -> None:
         LevelOutcome(3, 4)
 
 
-# R get.oc (ntrial = 10,000, seed 6): selection %, patients and DLTs per level
-# (boin_reference.out). Our simulation uses another random stream, so the two
-# estimates differ by Monte Carlo error only: checked within 4 combined standard errors.
+# R get.oc (ntrial = 10,000, seed 6): selection %, patients per level, % stopped and
+# mean sample size (boin_reference.out). R's numbers carry Monte Carlo error; the exact
+# enumeration (exact_characteristics) must lie within 4 of R's standard errors, and our
+# own simulation (another random stream) within 4 of its standard errors of the exact values.
 GET_OC = [
     (
         {"target": 0.3, "max_sample_size": 30},
@@ -237,14 +238,23 @@ GET_OC = [
 
 
 @pytest.mark.parametrize(("kw", "true", "sel", "npat", "stop", "total"), GET_OC)
-def test_simulation_agrees_with_r_get_oc(
+def test_operating_characteristics_agree_with_r_get_oc(
     kw: dict[str, float], true: tuple[float, ...], sel: list[float], npat: list[float], stop: float, total: float
 ) -> None:
     d = Boin(tuple(float(i) for i in range(len(true))), IntervalSettings(**kw))  # type: ignore[arg-type]
-    r = simulate(d, true, n_trials=10_000, seed=6)
-    for ours, se, theirs in zip(r.prob_select, r.se_prob_select, sel, strict=True):
-        assert abs(ours - theirs / 100) <= 4 * math.sqrt(2) * max(se, 1e-3)
-    for ours, se, theirs in zip(r.patients_per_level, r.se_patients_per_level, npat, strict=True):
-        assert abs(ours - theirs) <= 4 * math.sqrt(2) * se
-    assert abs(r.prob_no_mtd - stop / 100) <= 4 * math.sqrt(2) * max(r.se_prob_no_mtd, 1e-3)
-    assert abs(r.mean_patients - total) <= 4 * math.sqrt(2) * max(r.se_mean_patients, 0.01)
+    exact = exact_characteristics(d, true)
+    r_trials = 10_000
+    for p, theirs in zip([*exact.prob_select, exact.prob_no_mtd], [*sel, stop], strict=True):
+        se = math.sqrt(max(p * (1 - p), 1e-4) / r_trials)
+        assert abs(p - theirs / 100) <= 4 * se
+    sim = simulate(d, true, n_trials=10_000, seed=6)
+    for p, ours, se in zip(exact.prob_select, sim.prob_select, sim.se_prob_select, strict=True):
+        assert abs(ours - p) <= 4 * max(se, 1e-3)
+    for e, theirs, ours, se in zip(
+        exact.patients_per_level, npat, sim.patients_per_level, sim.se_patients_per_level, strict=True
+    ):
+        assert abs(ours - e) <= 4 * se
+        assert abs(theirs - e) <= 4 * se  # R's standard error is about ours
+    assert abs(exact.mean_patients - total) <= 4 * max(sim.se_mean_patients, 0.01)
+    assert abs(sim.mean_patients - exact.mean_patients) <= 4 * max(sim.se_mean_patients, 0.01)
+    assert sum(exact.prob_select) + exact.prob_no_mtd == pytest.approx(1.0, abs=1e-12)

@@ -17,7 +17,7 @@ from analysis.designs.i3plus3 import I3Plus3
 from analysis.designs.interval import IntervalSettings
 from analysis.designs.keyboard import Keyboard
 from analysis.designs.pathways import dose_paths
-from analysis.designs.simulation import simulate
+from analysis.designs.simulation import exact_characteristics, simulate
 from analysis.designs.three_plus_three import ThreePlusThree
 from trial.escalation import Decision, Variant
 from trial.operating_characteristics import exact_operating_characteristics
@@ -52,6 +52,20 @@ def test_three_plus_three_adapter(
 def test_three_plus_three_adapter_waits() -> None:
     r = ThreePlusThree(LEVELS4).decide([LevelOutcome(2, 0, pending=1)] + [LevelOutcome(0, 0)] * 3)
     assert r.decision is DesignDecision.WAIT
+
+
+@pytest.mark.parametrize("variant", [Variant.STORER_A, Variant.SIX_AT_MTD])
+@pytest.mark.parametrize("true", [(0.05, 0.15, 0.3, 0.45, 0.6), (0.2, 0.35, 0.5, 0.6, 0.7), (0.0, 0.1, 1.0, 1.0, 1.0)])
+def test_three_plus_three_adapter_enumerates_to_the_exact_values(variant: Variant, true: tuple[float, ...]) -> None:
+    # Every cohort outcome played through the adapter gives trial/operating_characteristics.py's
+    # exact values: the adapter takes the engine's decisions.
+    exact = exact_operating_characteristics(list(true), variant)
+    ours = exact_characteristics(ThreePlusThree(tuple(float(i) for i in range(1, 6)), variant), true)
+    assert ours.prob_select == pytest.approx(exact.prob_mtd, abs=1e-12)
+    assert ours.prob_no_mtd == pytest.approx(exact.prob_no_mtd, abs=1e-12)
+    assert ours.patients_per_level == pytest.approx(exact.expected_patients_per_level, abs=1e-12)
+    assert ours.mean_patients == pytest.approx(exact.expected_patients, abs=1e-12)
+    assert ours.mean_dlts == pytest.approx(exact.expected_dlts, abs=1e-12)
 
 
 @pytest.mark.parametrize("variant", [Variant.STORER_A, Variant.SIX_AT_MTD])
@@ -122,6 +136,10 @@ def test_simulation_refuses_bad_input() -> None:
         simulate(boin(), (0.1, 0.2, 0.3, 1.5), n_trials=10)
     with pytest.raises(ValueError, match="n_trials"):
         simulate(boin(), (0.1, 0.2, 0.3, 0.4), n_trials=0)
+    with pytest.raises(ValueError, match="true_dlt_probabilities"):
+        exact_characteristics(boin(), (0.1, 0.2))
+    with pytest.raises(ValueError, match="max_states"):
+        exact_characteristics(boin(), (0.1, 0.2, 0.3, 0.4), max_states=10)
 
 
 def test_pathways_from_the_start() -> None:
