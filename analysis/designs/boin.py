@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from analysis.designs.common import DesignResult, LevelOutcome
 from analysis.designs.interval import IntervalSettings, Zone, interval_decide, prob_above
@@ -70,12 +70,12 @@ class Boin:
     def phi_tox(self) -> float:
         return 1.4 * self.settings.target if self.p_tox is None else self.p_tox
 
-    @property
+    @cached_property
     def lambda_e(self) -> float:
         phi, p1 = self.settings.target, self.phi_saf
         return math.log((1 - p1) / (1 - phi)) / math.log(phi * (1 - p1) / (p1 * (1 - phi)))
 
-    @property
+    @cached_property
     def lambda_d(self) -> float:
         phi, p2 = self.settings.target, self.phi_tox
         return math.log((1 - phi) / (1 - p2)) / math.log(p2 * (1 - phi) / (phi * (1 - p2)))

@@ -87,19 +87,6 @@ def prob_above(target: float, n: int, y: int, a: float = 1.0, b: float = 1.0) ->
     return float(1.0 - betainc(y + a, n - y + b, target))
 
 
-def eliminated_from(s: IntervalSettings, outcomes: Sequence[LevelOutcome]) -> int | None:
-    """The lowest eliminated level (it and all above are eliminated), or None."""
-    for level, o in enumerate(outcomes, start=1):
-        if o.evaluable >= 3 and prob_above(s.target, o.evaluable, o.dlts) > s.cutoff_eli:
-            return level
-    return None
-
-
-def extrasafe_stop(s: IntervalSettings, outcomes: Sequence[LevelOutcome]) -> bool:
-    o = outcomes[0]
-    return s.extrasafe and o.evaluable >= 3 and prob_above(s.target, o.evaluable, o.dlts) > s.cutoff_eli - s.offset
-
-
 def pava(x: Sequence[float], wt: Sequence[float]) -> list[float]:
     """Weighted pool-adjacent-violators, step for step R BOIN's select.mtd `pava`:
     the first violation is merged first and a merged block takes the weighted mean of
@@ -123,7 +110,8 @@ def pava(x: Sequence[float], wt: Sequence[float]) -> list[float]:
 class MtdSelection:
     mtd: int | None  # None = no MTD (R's 99)
     estimates: tuple[float | None, ...]  # isotonic estimate per level (None: not treated)
-    eliminated_from: int | None
+    eliminated_from: int | None  # the lowest eliminated level (it and all above are)
+    extrasafe_stop: bool = False  # level 1 too toxic under the extra-safety rule
 
 
 def select_mtd(
@@ -137,26 +125,34 @@ def select_mtd(
     """R BOIN select.mtd (BOIN 2.7.2, boundMTD = FALSE)."""
     if len(npts) != len(ntox):
         raise ValueError("ntox: one DLT count per dose level is needed")
-    settings = IntervalSettings(target, cutoff_eli=cutoff_eli, extrasafe=extrasafe, offset=offset)
-    outcomes = [LevelOutcome(n, y) for n, y in zip(npts, ntox, strict=True)]
-    elim = eliminated_from(settings, outcomes)
-    stop = elim == 1 or extrasafe_stop(settings, outcomes)
+    elim = next(
+        (
+            i + 1
+            for i, (n, y) in enumerate(zip(npts, ntox, strict=True))
+            if n >= 3 and prob_above(target, n, y) > cutoff_eli
+        ),
+        None,
+    )
+    safe_stop = extrasafe and npts[0] >= 3 and prob_above(target, npts[0], ntox[0]) > cutoff_eli - offset
+    stop = elim == 1 or safe_stop
     treated = [i for i, n in enumerate(npts) if n > 0]
     estimates: list[float | None] = [None] * len(npts)
+    iso: list[float] = []
     if treated:
         raw = [(ntox[i] + 0.05) / (npts[i] + 0.1) for i in treated]
-        wt = [1 / _var(npts[i], ntox[i]) for i in treated]
-        for i, v in zip(treated, pava(raw, wt), strict=True):
+        iso = pava(raw, [1 / _var(npts[i], ntox[i]) for i in treated])
+        for i, v in zip(treated, iso, strict=True):
             estimates[i] = v
     admissible = [i for i in treated if elim is None or i + 1 < elim]
     if stop or not admissible:
-        return MtdSelection(None, tuple(estimates), 1 if stop else elim)
-    raw = [(ntox[i] + 0.05) / (npts[i] + 0.1) for i in admissible]
-    wt = [1 / _var(npts[i], ntox[i]) for i in admissible]
-    phat = [v + (k + 1) * 1e-10 for k, v in enumerate(pava(raw, wt))]
+        return MtdSelection(None, tuple(estimates), elim, safe_stop)
+    if len(admissible) < len(treated):
+        raw = [(ntox[i] + 0.05) / (npts[i] + 0.1) for i in admissible]
+        iso = pava(raw, [1 / _var(npts[i], ntox[i]) for i in admissible])
+    phat = [v + (k + 1) * 1e-10 for k, v in enumerate(iso)]
     distances = [abs(v - target) for v in phat]
     best = distances.index(min(distances))
-    return MtdSelection(admissible[best] + 1, tuple(estimates), elim)
+    return MtdSelection(admissible[best] + 1, tuple(estimates), elim, safe_stop)
 
 
 def _var(n: int, y: int) -> float:
@@ -179,7 +175,11 @@ def interval_decide(
     if s.start_level > k:
         raise ValueError(f"start_level: {s.start_level} is above the top level {k}")
     reasons: list[str] = []
-    elim = eliminated_from(s, outcomes)
+    npts = [o.evaluable for o in outcomes]
+    ntox = [o.dlts for o in outcomes]
+    selection = select_mtd(s.target, npts, ntox, s.cutoff_eli, s.extrasafe, s.offset)
+    estimates = selection.estimates
+    elim = selection.eliminated_from
     eliminated = tuple(range(elim, k + 1)) if elim is not None else ()
     if elim is not None:
         o = outcomes[elim - 1]
@@ -193,14 +193,10 @@ def interval_decide(
         open_slots = ((level, slots),) if level is not None and slots > 0 else ()
         return DesignResult(name, decision, level, open_slots, eliminated, tuple(reasons), mtd, estimates)
 
-    npts = [o.evaluable for o in outcomes]
-    ntox = [o.dlts for o in outcomes]
-    estimates: tuple[float | None, ...] = select_mtd(s.target, npts, ntox, s.cutoff_eli).estimates
-
     if elim == 1:
         reasons.append("The lowest level is eliminated: stop the trial, no MTD.")
         return result(DesignDecision.STOP_NO_MTD, None)
-    if extrasafe_stop(s, outcomes):
+    if selection.extrasafe_stop:
         o = outcomes[0]
         reasons.append(
             f"Level 1: {counts(o)}: P(DLT rate > {s.target:g}) = {prob_above(s.target, o.evaluable, o.dlts):.3f}"
@@ -219,7 +215,7 @@ def interval_decide(
         return result(DesignDecision.ENROLL, s.start_level, slots)
 
     def finish(why: str) -> DesignResult:
-        sel = select_mtd(s.target, npts, ntox, s.cutoff_eli, s.extrasafe, s.offset)
+        sel = selection
         reasons.append(why)
         if sel.mtd is None:
             reasons.append("No treated level is left that is not eliminated: no MTD.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from scipy.special import betainc
 
@@ -53,6 +54,10 @@ class Keyboard:
 
     def keys(self) -> tuple[float, ...]:
         """The key edges, built with R getkey's arithmetic (so the floats agree)."""
+        return self._keys
+
+    @cached_property
+    def _keys(self) -> tuple[float, ...]:
         a1 = self.settings.target - self.margin_left
         a2 = self.settings.target + self.margin_right
         delta = a2 - a1

@@ -111,7 +111,7 @@ def simulate(
     cache: dict[tuple[int, ...], _Action] = {}
 
     def action(row: IntArray) -> _Action:
-        key = tuple(int(v) for v in row)
+        key = tuple(row.tolist())
         hit = cache.get(key)
         if hit is None:
             outcomes = [LevelOutcome(key[i], key[k + i]) for i in range(k)]
