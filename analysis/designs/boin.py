@@ -87,9 +87,16 @@ class Boin:
         return _column(self.lambda_e, self.lambda_d, self.settings.target, self.settings.cutoff_eli, n)
 
     def boundary_table(self, n_max: int | None = None) -> tuple[BoundaryColumn, ...]:
-        """R get.boundary's full_boundary_tab (1 to n_max patients)."""
-        top = self.settings.max_sample_size if n_max is None else n_max
+        """R get.boundary's full_boundary_tab: 1 to min(max sample size, n_earlystop)
+        patients, or to n_max."""
+        s = self.settings
+        top = min(s.max_sample_size, s.n_earlystop) if n_max is None else n_max
         return tuple(self.boundary(n) for n in range(1, top + 1))
+
+    def printed_boundary_table(self) -> tuple[BoundaryColumn, ...]:
+        """R get.boundary's boundary_tab, the table it prints: one column per cohort."""
+        size = self.settings.cohort_size
+        return tuple(c for c in self.boundary_table() if c.n % size == 0)
 
     def stop_boundary(self, n: int) -> int | None:
         """The extra-safety stopping boundary at level 1 (R get.boundary's stop_boundary)."""

@@ -96,6 +96,8 @@ def check_outcomes(n_levels: int, outcomes: Sequence[LevelOutcome], current_leve
         return
     if not 1 <= current_level <= n_levels:
         raise ValueError(f"current_level: {current_level} is not a dose level (1 to {n_levels})")
+    if not treated:
+        raise ValueError("current_level: nobody has been treated yet, so there is no current level (give None)")
 
 
 def plural(n: int, word: str) -> str:

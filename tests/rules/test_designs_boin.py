@@ -63,8 +63,23 @@ def test_get_boundary(target: float, cohort_size: int) -> None:
     assert [c.deescalate_at_least for c in table] == deesc
     assert [c.eliminate_at_least for c in table] == elim
     # R prints, for cohorts of 3, the columns n = 3, 6, ..., 30 (boundary_tab).
-    printed = [c for c in table if c.n % cohort_size == 0]
-    assert len(printed) == 30 // cohort_size
+    printed = d.printed_boundary_table()
+    assert [c.n for c in printed] == list(range(cohort_size, 31, cohort_size))
+    assert printed == tuple(c for c in table if c.n % cohort_size == 0)
+
+
+def test_n_earlystop_cuts_the_table() -> None:
+    # get.boundary(0.3, ncohort=10, cohortsize=3, n.earlystop=12): boundary_tab n = 3 6 9 12,
+    # escalate <= 0 1 2 2, de-escalate >= 2 3 4 5, eliminate >= 3 4 5 7; full_boundary_tab 12 columns.
+    d = boin(0.3, n_earlystop=12)
+    assert len(d.boundary_table()) == 12
+    printed = d.printed_boundary_table()
+    assert [(c.n, c.escalate_at_most, c.deescalate_at_least, c.eliminate_at_least) for c in printed] == [
+        (3, 0, 2, 3),
+        (6, 1, 3, 4),
+        (9, 2, 4, 5),
+        (12, 2, 5, 7),
+    ]
 
 
 def test_extrasafe_stop_boundary() -> None:
@@ -209,6 +224,8 @@ def test_bad_outcomes_name_the_field() -> None:
         d.decide(lv((3, 0), (0, 0), (0, 0)), None)
     with pytest.raises(ValueError, match="current_level"):
         d.decide(lv((3, 0), (0, 0), (0, 0)), 4)
+    with pytest.raises(ValueError, match="current_level: nobody has been treated"):
+        d.decide(lv((0, 0), (0, 0), (0, 0)), 1)
     with pytest.raises(ValueError, match="dlts"):
         LevelOutcome(3, 4)
 

@@ -131,6 +131,8 @@ def test_end_declares_the_mtd_and_wait_and_enroll() -> None:
     assert (first.decision, first.open_slots) == (DesignDecision.ENROLL, ((1, 3),))
     waiting = [LevelOutcome(3, 0), LevelOutcome(0, 0, pending=1)] + [LevelOutcome(0, 0)] * 4
     assert d.decide(waiting, 2).decision is DesignDecision.WAIT
+    with pytest.raises(ValueError, match="current_level: nobody has been treated"):
+        d.decide(outcomes((), ()), 1)
 
 
 @pytest.mark.parametrize(

@@ -55,3 +55,8 @@ oc <- get.oc(target = 0.25, p.true = c(0.25, 0.4, 0.5, 0.6), ncohort = 8, cohort
 cat("get.oc target=0.25 p.true=0.25,0.4,0.5,0.6 ncohort=8 cohortsize=3 n.earlystop=12 ntrial=10000\n")
 cat("  selpercent:", oc$selpercent, "\n  npatients:", oc$npatients, "\n  ntox:", oc$ntox,
     "\n  totaltox:", oc$totaltox, "totaln:", oc$totaln, "percentstop:", oc$percentstop, "\n")
+# n.earlystop cuts the printed table (boundary_tab: every cohortsize-th column up to min(npts, n.earlystop)).
+b <- get.boundary(target = 0.3, ncohort = 10, cohortsize = 3, n.earlystop = 12)
+cat("get.boundary target=0.3 ncohort=10 cohortsize=3 n.earlystop=12\n  boundary_tab n:", b$boundary_tab[1, ],
+    "\n  esc<=:", b$boundary_tab[2, ], "\n  deesc>=:", b$boundary_tab[3, ], "\n  elim>=:", b$boundary_tab[4, ],
+    "\n  full_boundary_tab columns:", ncol(b$full_boundary_tab), "\n")
