@@ -14,6 +14,8 @@ key, as R's `max(which(...))`) below the target key -> escalate, the target key 
 stay, above -> de-escalate. Elimination, n.earlystop, the maximum sample size and
 the MTD are shared with BOIN (interval.py); R get.boundary.kb marks "DU" from 1
 patient on, but its get.oc.kb and select.mtd.kb eliminate from 3, as done here.
+One difference from get.oc.kb: it stops at n.earlystop whatever the next decision;
+here, as in BOIN 2.7.2's get.oc, only when the next cohort would stay at the level.
 """
 
 from __future__ import annotations

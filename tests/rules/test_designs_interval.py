@@ -10,12 +10,15 @@ DU de-escalate and eliminate (P(p > target | Beta(1 + y, 1 + n - y)) > 0.95).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from analysis.designs.common import DesignDecision, LevelOutcome
 from analysis.designs.i3plus3 import I3Plus3
 from analysis.designs.interval import IntervalSettings, Zone, prob_above
 from analysis.designs.keyboard import Keyboard
+from analysis.designs.simulation import exact_characteristics, simulate
 
 TABLES = {
     ("i3+3", 0.3): {
@@ -181,3 +184,19 @@ def test_bad_parameters_name_the_field() -> None:
         Keyboard((1.0,), IntervalSettings(0.3), margin_left=0.4)
     with pytest.raises(ValueError, match="dose_levels"):
         Keyboard((), IntervalSettings(0.3))
+
+
+def test_keyboard_operating_characteristics_agree_with_r_get_oc_kb() -> None:
+    # get.oc.kb(0.3, c(0.05, 0.15, 0.3, 0.45, 0.6), ncohort=10, cohortsize=3, ntrial=10000), seed 6
+    # (interval_tables_reference.out): selection %, patients per level, % stopped. R's numbers carry
+    # Monte Carlo error: the exact values must lie within 4 of its standard errors.
+    sel = [1.07, 23.04, 55.16, 19.32, 1.39]
+    npat = [4.1493, 9.1686, 11.1675, 4.7454, 0.7638]
+    true = (0.05, 0.15, 0.3, 0.45, 0.6)
+    design = Keyboard(tuple(float(i) for i in range(1, 6)), IntervalSettings(0.3))
+    exact = exact_characteristics(design, true)
+    for p, theirs in zip([*exact.prob_select, exact.prob_no_mtd], [*sel, 0.02], strict=True):
+        assert abs(p - theirs / 100) <= 4 * math.sqrt(max(p * (1 - p), 1e-4) / 10_000)
+    sim = simulate(design, true, n_trials=10_000, seed=6)  # its standard errors stand for R's
+    for e, theirs, se in zip(exact.patients_per_level, npat, sim.se_patients_per_level, strict=True):
+        assert abs(theirs - e) <= 4 * se

@@ -21,3 +21,10 @@ for (target in c(0.3, 0.25, 0.2, 0.12, 0.15)) {
   cat(sprintf("Keyboard target=%s margins 0.05\n", target))
   cat("  n     :", b[1, ], "\n  esc<= :", b[2, ], "\n  deesc>=:", b[3, ], "\n  elim>=:", ifelse(is.na(b[4, ]), "NA", b[4, ]), "\n")
 }
+# Keyboard operating characteristics (get.oc.kb sets its own seed, 6), for the simulation check.
+source(file.path(Sys.getenv("KEYBOARD"), "R", "select.mtd.kb.R"))
+source(file.path(Sys.getenv("KEYBOARD"), "R", "get.oc.kb.R"))
+oc <- get.oc.kb(target = 0.3, p.true = c(0.05, 0.15, 0.3, 0.45, 0.6), ncohort = 10, cohortsize = 3, ntrial = 10000)
+cat("get.oc.kb target=0.3 p.true=0.05,0.15,0.3,0.45,0.6 ncohort=10 cohortsize=3 ntrial=10000\n")
+cat("  selpercent:", oc$selpercent, "\n  npatients:", oc$npatients, "\n  ntox:", oc$ntox,
+    "\n  totaln:", oc$totaln, "percentstop:", oc$percentstop, "\n")
