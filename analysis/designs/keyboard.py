@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from scipy.special import betainc
 
@@ -88,6 +88,9 @@ class Keyboard:
         return tuple(masses)
 
     def zone(self, n: int, y: int) -> Zone:
+        return _zone(self, n, y)
+
+    def _zone(self, n: int, y: int) -> Zone:
         masses = self.key_masses(n, y)
         top = max(masses)
         high = max(i for i, m in enumerate(masses) if m == top)
@@ -108,3 +111,9 @@ class Keyboard:
 
     def decide(self, outcomes: Sequence[LevelOutcome], current_level: int | None) -> DesignResult:
         return interval_decide(self.name, self.n_levels, self.settings, self.zone, self._rule, outcomes, current_level)
+
+
+@lru_cache(maxsize=65536)
+def _zone(design: Keyboard, n: int, y: int) -> Zone:
+    """The zone depends only on the (hashable, frozen) design's target and margins and on n, y."""
+    return design._zone(n, y)
