@@ -3,16 +3,14 @@
 The rows are the curve points and the at-risk grid exactly as the survival API serves them
 (``dashboard.selectors.survival_charts``): the time as served, estimates and confidence
 limits rounded to 3 decimals for reading (the API serves 6), counts unchanged; a value the
-API does not serve (no events at time 0, no CI for an incidence of 0) is a dash. Built
-with ``format_html_join`` rather than a template loop: a large trial has hundreds of curve
-points per chart.
+API does not serve (no events at time 0, no CI for an incidence of 0) is a dash. Built in
+Python rather than a template loop: a large trial has hundreds of curve points per chart.
 """
 
 from typing import Any
 
 from django import template
-from django.utils.html import format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from trial.survival_summary import MONTH_DAYS
 
@@ -21,6 +19,9 @@ register = template.Library()
 DASH = "—"
 
 
+# Every cell is made by one of these three from a number (float() / int() refuse anything
+# else), so the rows need no escaping: joined as plain strings, several times faster than
+# format_html per cell (~900 cells a chart on a large trial).
 def _time(value: Any) -> str:
     if value is None:
         return DASH
@@ -33,7 +34,13 @@ def _proportion(value: Any) -> str:
 
 
 def _count(value: Any) -> str:
-    return DASH if value is None else str(value)
+    return DASH if value is None else str(int(value))
+
+
+def _rows(rows: Any) -> SafeString:
+    return mark_safe(  # noqa: S308 - numbers only (above)
+        "\n".join("<tr><th scope='row'>" + r[0] + "</th><td>" + "</td><td>".join(r[1:]) + "</td></tr>" for r in rows)
+    )
 
 
 @register.simple_tag
@@ -42,23 +49,20 @@ def survival_curve_rows(block: dict[str, Any] | None, incidence: bool = False) -
     the cumulative incidence), censored."""
     if not block:
         return SafeString("")
+    curve = block.get("curve") or []
     if incidence:
-        cells = "<tr><th scope='row'>{}</th>" + "<td>{}</td>" * 7 + "</tr>"
-        rows = (
+        return _rows(
             (_time(p.get("t_days")), _proportion(p.get("estimate")), _proportion(p.get("lower")),
              _proportion(p.get("upper")), _count(p.get("at_risk")), _count(p.get("events")),
              _count(p.get("competing")), _count(p.get("censored")))
-            for p in block.get("curve") or []
+            for p in curve
         )  # fmt: skip
-    else:
-        cells = "<tr><th scope='row'>{}</th>" + "<td>{}</td>" * 6 + "</tr>"
-        rows = (
-            (_time(p.get("t_days")), _proportion(p.get("estimate")), _proportion(p.get("lower")),
-             _proportion(p.get("upper")), _count(p.get("at_risk")), _count(p.get("events")),
-             _count(p.get("censored")))
-            for p in block.get("curve") or []
-        )  # fmt: skip
-    return format_html_join("\n", cells, rows)
+    return _rows(
+        (_time(p.get("t_days")), _proportion(p.get("estimate")), _proportion(p.get("lower")),
+         _proportion(p.get("upper")), _count(p.get("at_risk")), _count(p.get("events")),
+         _count(p.get("censored")))
+        for p in curve
+    )  # fmt: skip
 
 
 @register.simple_tag
@@ -67,11 +71,7 @@ def survival_risk_rows(block: dict[str, Any] | None) -> SafeString:
     axis tick), day, number at risk."""
     if not block:
         return SafeString("")
-    return format_html_join(
-        "\n",
-        "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td></tr>",
-        (
-            (str(round(float(g["t_days"]) / MONTH_DAYS)), _time(g["t_days"]), _count(g.get("at_risk")))
-            for g in block.get("at_risk_grid") or []
-        ),
+    return _rows(
+        (str(round(float(g["t_days"]) / MONTH_DAYS)), _time(g["t_days"]), _count(g.get("at_risk")))
+        for g in block.get("at_risk_grid") or []
     )
