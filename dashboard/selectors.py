@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch
+from django.db.models.fields.json import KeyTransform
 
 from cleaning.selectors import query_counts_by_site
 from dosing.models import Cycle
@@ -161,6 +162,48 @@ def _shown(row: dict[str, Any], sites: set[str], filters: Filters, *, by_level: 
     )
 
 
+# What each survival chart, its number-at-risk row and its table of numbers read from the
+# stored survival result (the same JSON the survival API serves, docs/api.md): no subject
+# IDs (``excluded``), no subgroups (most of its ~380 kB on the largest trial).
+_CHART_KEYS = {
+    "os": ("n", "events", "origin", "curve", "at_risk_grid"),
+    "pfs": ("n", "events", "origin", "curve", "at_risk_grid"),
+    "nrm": ("n", "events", "competing_events", "origin", "curve"),
+}
+
+
+def survival_charts(trial: Trial) -> dict[str, Any]:
+    """The OS, PFS and NRM blocks of the stored survival result, as the survival API
+    serves them (every curve point and the at-risk grid, unchanged), with ``computed_at``
+    and ``stale``: the dashboard draws its curves from them and prints them as tables, so
+    the chart, its at-risk row and its text alternative show the same numbers. One query
+    (the three blocks read inside the database); a result never computed is computed on
+    this first read, as the API would (``trial.selectors.computation_get``)."""
+    row = (
+        TrialComputation.objects.filter(trial=trial, kind=TrialComputation.Kind.SURVIVAL)
+        .values("computed_at", "request_seq", "computed_seq", **{k: KeyTransform(k, "data") for k in _CHART_KEYS})
+        .first()
+    )
+    if row is None or not row["computed_seq"]:
+        computation = trial_selectors.computation_get(trial, TrialComputation.Kind.SURVIVAL)
+        if computation is None:
+            return {"computed_at": None, "stale": True, **dict.fromkeys(_CHART_KEYS)}
+        row = {
+            "computed_at": computation.computed_at,
+            "request_seq": computation.request_seq,
+            "computed_seq": computation.computed_seq,
+            **{k: computation.data.get(k) for k in _CHART_KEYS},
+        }
+    charts: dict[str, Any] = {
+        "computed_at": row["computed_at"],
+        "stale": row["computed_seq"] < row["request_seq"],
+    }
+    for name, keys in _CHART_KEYS.items():
+        block = row[name]
+        charts[name] = {k: block.get(k) for k in keys} if isinstance(block, dict) else None
+    return charts
+
+
 def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Everything the dashboard shows but the swimmer's JSON (in ``"swimmer"``).
 
@@ -172,17 +215,7 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
     escalation = trial_selectors.computation_payload(trial, TrialComputation.Kind.ESCALATION)
     if not trial_wide:
         escalation = trial_selectors.without_patient_rows(escalation)
-    # The curves are drawn from the survival API: only when and whether stale here, without
-    # reading the stored summaries (~400 kB of JSON on the largest trial).
-    survival_row = (
-        TrialComputation.objects.filter(trial=trial, kind=TrialComputation.Kind.SURVIVAL)
-        .only("computed_at", "request_seq", "computed_seq")
-        .first()
-    )
-    survival = {
-        "computed_at": survival_row.computed_at if survival_row else None,
-        "stale": survival_row.stale if survival_row else True,
-    }
+    survival = survival_charts(trial)
     stored = trial_selectors.computation_get(trial, TrialComputation.Kind.DASHBOARD)
     if stored is not None and stored.computed_at is not None:
         lists, computed_at, stale = stored.data, stored.computed_at, stored.stale
@@ -209,6 +242,8 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         "readjudication": readjudication,
         "escalation": escalation,
         "survival": survival,
+        # What the charts draw (the page's JSON): the same blocks the tables print.
+        "survival_curves": {k: survival[k] for k in _CHART_KEYS},
         "awaiting_adjudication": awaiting,
         "overdue": overdue,
         "swimmer": [r for r in lists["swimmer"] if _shown(r, sites, filters)],
@@ -216,7 +251,7 @@ def dashboard(user, trial: Trial, filters: Filters, today: datetime.date) -> dic
         "ae_summary": lists["ae_summary"] if trial_wide else ae_summary(user, trial),
         "trial_wide": trial_wide,
         "lists_computed_at": computed_at,
-        "stale": bool(escalation.get("stale") or survival.get("stale") or stale),
+        "stale": bool(escalation.get("stale") or survival["stale"] or stale),
         # Unclosed data queries per site (issue 12): two SQL queries whatever their number.
         "query_counts": query_counts_by_site(user, trial, filters.site),
     }

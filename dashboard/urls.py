@@ -11,4 +11,5 @@ urlpatterns = [
 
 
 def register_api(router) -> None:  # type: ignore[no-untyped-def]
-    """No viewsets: the dashboard's charts read the API the trial app serves."""
+    """No viewsets: the dashboard's survival charts draw the stored result the trial app's
+    survival API serves (dashboard.selectors.survival_charts, printed in the page)."""

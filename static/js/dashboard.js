@@ -1,15 +1,49 @@
-// Dashboard charts, drawn from the JSON the API serves (uPlot for curves, SVG for the
-// swimmer plot) and CSV export of any table marked "exportable".
+// Dashboard charts, drawn from the JSON in the page (the survival API's curves, printed as
+// tables beside each chart; uPlot for curves, SVG for the swimmer plot) and CSV export of any table marked "exportable".
 (function () {
   var root = document.getElementById("dashboard");
   if (!root) return;
   var MONTH = 30.4375;
   var LEVEL_COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b"];
 
-  function width(el) { return Math.max(280, el.clientWidth || 360); }
+  function width(el) { return Math.max(200, el.clientWidth || 360); }
 
-  function curve(elId, block, label, isIncidence) {
-    var el = document.getElementById(elId);
+  var RISK_GAP = 30;  // px: the least room between two time ticks (and their at-risk numbers)
+
+  // The time ticks drawn at the plot's current width: the at-risk grid's months (every 3),
+  // every k-th of them when they would crowd; the at-risk numbers are drawn under exactly these.
+  function thinned(u, ticks) {
+    if (ticks.length < 2) return ticks.slice();
+    var step = Math.abs(u.valToPos(ticks[1], "x") - u.valToPos(ticks[0], "x"));
+    var k = step > 0 ? Math.max(1, Math.ceil(RISK_GAP / step)) : 1;
+    return ticks.filter(function (t, i) { return i % k === 0; });
+  }
+
+  // Each at-risk number centred under its tick: the position comes from uPlot's own x scale
+  // (valToPos, CSS pixels from the plotting area's left edge), redrawn on every draw (resize).
+  function riskRow(u, key, grid, shown) {
+    var strip = document.getElementById("risk-" + key);
+    if (!strip) return;
+    var row = strip.querySelector(".risk-row");
+    var base = u.over.getBoundingClientRect().left - row.getBoundingClientRect().left;
+    var byMonth = {};
+    grid.forEach(function (g) { byMonth[g.x] = g.n; });
+    row.textContent = "";
+    shown.forEach(function (x) {
+      var span = document.createElement("span");
+      span.textContent = String(byMonth[x]);
+      span.dataset.months = String(Math.round(x));
+      span.dataset.x = String(x);
+      span.style.left = (base + u.valToPos(x, "x")).toFixed(1) + "px";
+      row.appendChild(span);
+    });
+  }
+
+  var charts = {};  // key -> uPlot instance (read by the browser tests: ticks and positions)
+  window.trialdeskCharts = charts;
+
+  function curve(key, block, label, isIncidence) {
+    var el = document.getElementById("chart-" + key);
     if (!el || !block || !block.curve || block.curve.length === 0) { if (el) el.textContent = "No data yet."; return; }
     var xs = [], est = [], lo = [], hi = [], cens = [];
     block.curve.forEach(function (p) {
@@ -17,11 +51,22 @@
       lo.push(p.lower === null ? null : p.lower); hi.push(p.upper === null ? null : p.upper);
       cens.push(p.censored > 0 ? p.estimate : null);
     });
+    var grid = (block.at_risk_grid || []).map(function (g) { return {x: g.t_days / MONTH, n: g.at_risk}; });
+    var ticks = grid.map(function (g) { return g.x; });
+    var xmax = Math.max(xs[xs.length - 1], ticks.length ? ticks[ticks.length - 1] : 0) || 1;
+    var shown = [];
+    var xAxis = {label: "Months from " + (block.origin === "first_dose" ? "first dose" : "HCT")};
+    if (ticks.length) {
+      xAxis.splits = function (u) { shown = thinned(u, ticks); return shown; };
+      xAxis.values = function (u, vals) { return vals.map(function (v) { return String(Math.round(v)); }); };
+    }
     var step = uPlot.paths.stepped({align: 1});
-    new uPlot({
+    var u = new uPlot({
       width: width(el), height: 240, legend: {show: false},
-      scales: {x: {time: false}, y: {range: [0, 1]}},
-      axes: [{label: "Months from " + (block.origin === "first_dose" ? "first dose" : "HCT")}, {label: label}],
+      // Room on the right for the last tick's label and at-risk number (never clipped).
+      padding: [12, 20, 0, 0],
+      scales: {x: {time: false, range: [0, xmax]}, y: {range: [0, 1]}},
+      axes: [xAxis, {label: label}],
       series: [
         {},
         {label: label, stroke: "#1f5fa8", width: 2, paths: step, points: {show: false}},
@@ -31,18 +76,15 @@
          points: {show: !isIncidence, size: 7, fill: "#fff"}},
       ],
       bands: [{series: [3, 2], fill: "rgba(31,95,168,0.12)"}],
+      hooks: {draw: [function (u) { if (ticks.length) riskRow(u, key, grid, shown); }]},
     }, [xs, est, lo, hi, cens], el);
-  }
-
-  function riskTable(elId, block) {
-    var el = document.getElementById(elId);
-    if (!el || !block || !block.at_risk_grid) return;
-    var head = "<tr><th scope='row'>Months</th>", body = "<tr><th scope='row'>At risk</th>";
-    block.at_risk_grid.forEach(function (g) {
-      head += "<td>" + Math.round(g.t_days / MONTH) + "</td>"; body += "<td>" + g.at_risk + "</td>";
-    });
-    // Focusable and named: on a phone the row of months scrolls inside itself (keyboard users too).
-    el.innerHTML = "<table class='risk exportable' tabindex='0' aria-label='Number at risk by month' data-name='" + elId + "'>" + head + "</tr>" + body + "</tr></table>";
+    charts[key] = u;
+    var last = width(el);
+    var resize = function () {
+      var now = width(el);
+      if (now !== last) { last = now; u.setSize({width: now, height: 240}); }
+    };
+    if (window.ResizeObserver) new ResizeObserver(resize).observe(el); else window.addEventListener("resize", resize);
   }
 
   function swimmer() {
@@ -88,14 +130,10 @@
   }
 
   swimmer();
-  fetch(root.dataset.survivalUrl, {credentials: "same-origin", headers: {"X-Trialdesk-Background": "1", "Accept": "application/json"}})
-    .then(function (r) { return r.json(); })
-    .then(function (s) {
-      curve("chart-os", s.os, "Overall survival", false); riskTable("risk-os", s.os);
-      curve("chart-pfs", s.pfs, "Progression-free survival", false); riskTable("risk-pfs", s.pfs);
-      curve("chart-nrm", s.nrm, "Cumulative incidence", true);
-      csvButtons();
-    })
-    .catch(function () { document.getElementById("chart-os").textContent = "Survival data unavailable."; csvButtons(); });
+  // The curves' numbers are in the page (the tables under each chart print the same JSON).
+  var survival = JSON.parse(document.getElementById("survival-data").textContent);
+  curve("os", survival.os, "Overall survival", false);
+  curve("pfs", survival.pfs, "Progression-free survival", false);
+  curve("nrm", survival.nrm, "Cumulative incidence", true);
   csvButtons();
 })();

@@ -15,5 +15,7 @@
     });
   }
   window.addEventListener("resize", mark);
+  // A table inside a closed <details> has no width until it is opened (the dashboard's chart tables).
+  document.addEventListener("toggle", mark, true);
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mark); else mark();
 })();
