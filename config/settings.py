@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "patients.lock_gate.LockGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # SQLite's "database is locked" past the busy timeout in a page's view: 503 "busy, try again".
+    "core.middleware.DatabaseBusyMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by the backend into a response.
     "axes.middleware.AxesMiddleware",
 ]
