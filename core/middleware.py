@@ -12,6 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 
 from core.errors import BUSY_MESSAGE, BUSY_RETRY_AFTER, database_busy
+from core.signatures import LOCKED_OUT_SESSION_KEY, LOCKED_OUT_SIGNED_OUT
 
 # Background requests (the page's own polling) must not count as activity.
 BACKGROUND_HEADER = "HTTP_X_TRIALDESK_BACKGROUND"
@@ -29,7 +30,9 @@ class SessionTimeoutMiddleware:
             idle = settings.SESSION_IDLE_TIMEOUT.total_seconds()
             absolute = settings.SESSION_ABSOLUTE_TIMEOUT.total_seconds()
             reason = None
-            if now - started > absolute:
+            if request.session.get(LOCKED_OUT_SESSION_KEY):
+                reason = LOCKED_OUT_SIGNED_OUT  # core.signatures: the account locked meanwhile
+            elif now - started > absolute:
                 reason = f"Signed out: sessions end after {absolute / 3600:g} hours. Please sign in again."
             elif now - last > idle:
                 reason = f"Signed out after {idle / 60:g} minutes of inactivity. Please sign in again."
