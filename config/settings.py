@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "patients.lock_gate.LockGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # SQLite's "database is locked" past the busy timeout in a page's view: 503 "busy, try again".
+    "core.middleware.DatabaseBusyMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by the backend into a response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -146,6 +148,11 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
+# Wrong signature passwords count with failed sign-ins (axes, above) and also on their own,
+# since a sign-in resets axes' count: this many within this window lock the account too
+# (core.signatures.signature_failures; the count restarts after a lockout).
+SIGNATURE_FAILURE_LIMIT = env.int("SIGNATURE_FAILURE_LIMIT", default=5)
+SIGNATURE_FAILURE_WINDOW = timedelta(hours=env.int("SIGNATURE_FAILURE_HOURS", default=12))
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
 # Every failed password (sign-in or e-signature re-entry, core.signatures) is kept in

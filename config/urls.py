@@ -47,3 +47,4 @@ urlpatterns = [
 # Error pages with the reason and a way back (issue 16 item 20), not the bare defaults.
 handler403 = "core.views.permission_denied"
 handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

@@ -4,13 +4,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import EditConflict, RecordLocked
+from core.errors import BUSY_MESSAGE, BUSY_RETRY_AFTER, EditConflict, RecordLocked, database_busy
 
 
 def exception_handler(exc, context):  # type: ignore[no-untyped-def]
@@ -30,14 +29,15 @@ def exception_handler(exc, context):  # type: ignore[no-untyped-def]
             {"detail": str(exc), "errors": {"version": [str(exc)]}, "current_version": exc.current_version},
             status=status.HTTP_409_CONFLICT,
         )
-    if _database_busy(exc):
+    if database_busy(exc):
         # SQLite's busy timeout ran out (config/settings.py): a temporary condition, so 503
         # with Retry-After rather than a 500. A retried edit carries its version: if the
         # first attempt did commit, the retry answers 409 instead of writing twice.
+        # (Browser pages: core.middleware.DatabaseBusyMiddleware, the same answer as a page.)
         return Response(
-            {"detail": "The database is busy with other changes; try again in a moment.", "errors": {}},
+            {"detail": BUSY_MESSAGE, "errors": {}},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": BUSY_RETRY_AFTER},
         )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=as_serializer_error(exc))
@@ -53,17 +53,6 @@ def exception_handler(exc, context):  # type: ignore[no-untyped-def]
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
         response.data = {"detail": detail, "errors": {}}
     return response
-
-
-def _database_busy(exc: BaseException | None) -> bool:
-    """A "database is locked" error, raised directly or wrapped (a task retry's cause)."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, OperationalError) and "locked" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__ or getattr(exc, "exc", None)
-        seen += 1
-    return False
 
 
 class CursorPagination(pagination.CursorPagination):

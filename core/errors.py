@@ -1,6 +1,24 @@
 """Errors the services raise; views and the API turn them into clear answers."""
 
 from django.core.exceptions import ValidationError
+from django.db import OperationalError
+
+# SQLite only: a write that waited its whole busy timeout (SQLITE_BUSY_SECONDS) still finds
+# the database locked. A temporary condition: 503 with Retry-After, for the API (core.api)
+# and for browser pages (core.middleware.DatabaseBusyMiddleware) alike, never a 500.
+BUSY_MESSAGE = "The database is busy with other changes; try again in a moment."
+BUSY_RETRY_AFTER = "2"
+
+
+def database_busy(exc: BaseException | None) -> bool:
+    """A "database is locked" error, raised directly or wrapped (a task retry's cause)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OperationalError) and "locked" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "exc", None)
+        seen += 1
+    return False
 
 
 class ReasonRequired(ValidationError):

@@ -15,11 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_failure_limit
+from axes.models import AccessAttempt, AccessFailureLog
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 from simple_history.utils import bulk_update_with_history
 
@@ -87,6 +90,13 @@ LOCKED_MESSAGE = (
     "Too many wrong passwords (sign-in or signature): the account is locked for now; "
     "the record was not signed. Ask an administrator, or wait for the lockout to end."
 )
+# Written into every open session of a user whose account locks; the session middleware
+# signs that session out on its next request and the sign-in page shows this.
+LOCKED_OUT_SESSION_KEY = "signed_out_locked"
+LOCKED_OUT_SIGNED_OUT = (
+    "Signed out: too many wrong passwords (sign-in or signature), the account is locked. "
+    "Ask an administrator to unlock it, or wait for the lockout to end."
+)
 
 
 def password_reentry_check(
@@ -95,20 +105,106 @@ def password_reentry_check(
     """The signer's password, re-entered, checked as a sign-in is (django-axes): each
     wrong one counts with the failed sign-ins of that username and address, is kept in
     the failure log, and at ``AXES_FAILURE_LIMIT`` locks the account, for signatures
-    and sign-in alike. Otherwise the signature form would be a password oracle."""
+    and sign-in alike. Otherwise the signature form would be a password oracle.
+
+    A successful sign-in resets axes' counter, so wrong signature passwords are also
+    counted on their own (``signature_failures``: ``SIGNATURE_FAILURE_LIMIT`` within
+    ``SIGNATURE_FAILURE_WINDOW``, whatever sign-ins or right signature passwords came in
+    between); reaching that limit locks the account through axes the same way. When the
+    account locks, every open session of the user is ended (``sessions_end_locked``)."""
     request = _request()
-    credentials = {"username": user.get_username()}
+    username = user.get_username()
+    credentials = {"username": username}
     if AxesProxyHandler.is_locked(request, credentials):
+        sessions_end_locked(user, request)
         raise SignatureRefused({"password": [LOCKED_MESSAGE]})
     if password and user.check_password(password):
         return
+    if signature_failures(username) + 1 >= settings.SIGNATURE_FAILURE_LIMIT:
+        _lockout_at_this_failure(request, username)
     user_login_failed.send(sender=__name__, credentials=credentials, request=request)
     if getattr(request, "axes_locked_out", False):
         # This refusal says so itself (form error or JSON 400), rather than axes'
         # middleware swapping the answer for its sign-in lockout page.
         request.axes_locked_out = False
+        sessions_end_locked(user, request)
         raise SignatureRefused({"password": [LOCKED_MESSAGE]})
     raise SignatureRefused({"password": [wrong]})
+
+
+def _sign_in_paths() -> set[str]:
+    from django.urls import reverse
+
+    return {reverse("login"), reverse("admin:login")}
+
+
+def signature_failures(username: str) -> int:
+    """Wrong signature passwords of ``username`` that count towards its own limit: those in
+    the failure log (append-only; a sign-in does not erase it) within the last
+    ``SIGNATURE_FAILURE_WINDOW`` and after the account's last lockout (an unlocked account
+    starts again from zero). Failed sign-ins (the sign-in pages) are axes' own count."""
+    since = timezone.now() - settings.SIGNATURE_FAILURE_WINDOW
+    last_lockout = (
+        AccessFailureLog.objects.filter(username=username, locked_out=True)
+        .order_by("-attempt_time")
+        .values_list("attempt_time", flat=True)
+        .first()
+    )
+    if last_lockout is not None and last_lockout > since:
+        since = last_lockout
+    failures = AccessFailureLog.objects.filter(username=username, attempt_time__gt=since)
+    return failures.exclude(path_info__in=_sign_in_paths()).count()
+
+
+def _lockout_at_this_failure(request: HttpRequest, username: str) -> None:
+    """Make axes lock the account at the failure about to be reported: its attempt row for
+    this username and client is brought to one below ``AXES_FAILURE_LIMIT``, so axes'
+    own handler locks out, logs the failure with ``locked_out`` and refuses sign-ins
+    until its cool-off ends or an administrator resets it."""
+    below = max(get_failure_limit(request, {"username": username}) - 1, 0)
+    with transaction.atomic():
+        attempt, created = AccessAttempt.objects.select_for_update().get_or_create(
+            username=username,
+            ip_address=request.axes_ip_address,  # type: ignore[attr-defined]
+            user_agent=request.axes_user_agent,  # type: ignore[attr-defined]
+            defaults={
+                "get_data": "",
+                "post_data": "",
+                "http_accept": request.axes_http_accept,  # type: ignore[attr-defined]
+                "path_info": request.axes_path_info,  # type: ignore[attr-defined]
+                "failures_since_start": below,
+            },
+        )
+        if not created and attempt.failures_since_start < below:
+            attempt.failures_since_start = below
+            attempt.attempt_time = timezone.now()
+            attempt.save(update_fields=["failures_since_start", "attempt_time"])
+
+
+def sessions_end_locked(user: Any, request: HttpRequest | None = None) -> int:
+    """Sign out every open session of ``user`` (its account just locked): each is marked,
+    and ``core.middleware.SessionTimeoutMiddleware`` ends it on its next request with
+    ``LOCKED_OUT_SIGNED_OUT`` on the sign-in page. Returns how many were marked."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    user_id = str(user.pk)
+    current = getattr(request, "session", None)
+    marked = 0
+    for row in Session.objects.filter(expire_date__gt=timezone.now()):
+        if current is not None and row.session_key == current.session_key:
+            continue
+        if row.get_decoded().get("_auth_user_id") != user_id:
+            continue
+        store = SessionStore(session_key=row.session_key)
+        store[LOCKED_OUT_SESSION_KEY] = True
+        store.save()
+        marked += 1
+    if current is not None and current.get("_auth_user_id") == user_id:
+        # The request's own session is saved again when it answers: mark it there.
+        current[LOCKED_OUT_SESSION_KEY] = True
+        marked += 1
+    return marked
 
 
 def signature_apply(record: models.Model, *, user: Any, password: str, meaning: str) -> Signature:

@@ -97,3 +97,18 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None):  #
 
     back_url, back_label = _way_back(request, inside_trial=False)
     return render(request, "404.html", {"back_url": back_url, "back_label": back_label}, status=404)
+
+
+def server_error(request: HttpRequest):  # type: ignore[no-untyped-def]
+    """500, except a "database is locked" raised outside a view (e.g. a session save on
+    SQLite): that is a temporary condition, answered 503 "busy, try again"."""
+    import sys
+
+    from django.views.defaults import server_error as default_server_error
+
+    from core.errors import database_busy
+    from core.middleware import database_busy_response
+
+    if database_busy(sys.exc_info()[1]):
+        return database_busy_response(request)
+    return default_server_error(request)

@@ -4,6 +4,8 @@ The numbers (BSA, dose, due dates, windows) come from the pure modules ``bsa`` a
 ``schedule``; the services store what they computed so the record shows what was given.
 """
 
+from typing import ClassVar
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -16,6 +18,7 @@ class LabPanel(Voidable, PatientRecord):
     """A CBC and liver panel on one date, in SI units (docs/api.md)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_panels")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "lab date"}
     date = models.DateField("drawn on")
     platelets = models.DecimalField("platelets (x10^9/L)", max_digits=7, decimal_places=1, null=True, blank=True)
     anc = models.DecimalField("ANC (x10^9/L)", max_digits=6, decimal_places=2, null=True, blank=True)
@@ -42,6 +45,7 @@ class Deviation(PatientRecord):
         OTHER = "other", "Other"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="deviations")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "deviation date"}
     kind = models.CharField(max_length=16, choices=Kind.choices)
     date = models.DateField()
     reason = models.TextField()
@@ -67,6 +71,7 @@ class Cycle(PatientRecord):
         UNRESOLVED_SYMPTOMS = "unresolved_symptoms", "Unresolved symptoms"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cycles")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"day1": "day-1 date"}
     number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     due_date = models.DateField()
     day1 = models.DateField("day 1 (dose date)", null=True, blank=True)
@@ -128,6 +133,7 @@ class ConcomitantMedication(Voidable, PatientRecord):
         OTHER = "other", "Other"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="medications")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"start": "start date", "stop": "stop date"}
     agent = models.CharField(max_length=12, choices=Agent.choices)
     other_agent = models.CharField(max_length=100, blank=True)
     start = models.DateField()

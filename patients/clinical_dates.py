@@ -54,3 +54,17 @@ def not_before(label: str, value: date | None, anchor_label: str, anchor: date |
     if value is None or anchor is None or value >= anchor:
         return ()
     return (f"The {label} {value.isoformat()} is before the {anchor_label} ({anchor.isoformat()}).",)
+
+
+def birth_year_problems(birth_year: int | None, earliest: tuple[str, date, str] | None) -> tuple[str, ...]:
+    """A birth year edited after the records exist: the patient's earliest clinical date
+    (``label``, ``value``, the record it is on) must not fall before it."""
+    if birth_year is None or earliest is None:
+        return ()
+    label, value, record = earliest
+    if value.year >= birth_year:
+        return ()
+    return (
+        f"The birth year {birth_year} is after the {label} {value.isoformat()} ({record}): "
+        "correct that record first, or keep the birth year.",
+    )

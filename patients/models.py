@@ -1,7 +1,7 @@
 """Patients. No names, record numbers or birth dates: a subject ID and a birth year."""
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -185,6 +185,9 @@ class PatientRecord(AuditedModel):
     scope_site_path = "patient__site"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    # The record's clinical dates, field -> label (patients.selectors.earliest_clinical_date:
+    # a birth-year edit is checked against them). Planned dates (a cycle's due date) are not.
+    clinical_date_fields: ClassVar[dict[str, str]] = {}
 
     class Meta:
         abstract = True
@@ -232,6 +235,7 @@ class Transplant(AuditedModel):
     scope_site_path = "patient__site"
 
     patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="transplant")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "HCT date"}
     date = models.DateField("HCT date (day 0)")
     disease_status = models.CharField("disease status at HCT", max_length=10, choices=DiseaseStatus.choices)
     conditioning = models.CharField(max_length=4, choices=Conditioning.choices)
@@ -252,6 +256,7 @@ class Consent(PatientRecord):
     """Consent to a protocol version; re-consent to a later version is a new row."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="consents")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "consent date"}
     protocol_version = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="+")
     date = models.DateField()
     # Consent to a version that was not the current one on the consent date is refused
@@ -277,6 +282,7 @@ class Screening(PatientRecord):
         INCOMPLETE = "incomplete", "Incomplete (missing data)"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "screening date", "lab_date": "screening lab date"}
     date = models.DateField("screening date")
     lab_date = models.DateField("labs drawn on", null=True, blank=True)
     platelets_10e9_l = models.DecimalField("platelets (x10^9/L)", max_digits=7, decimal_places=1, null=True, blank=True)
@@ -319,6 +325,7 @@ class Assessment(Voidable, PatientRecord):
         RELAPSE = "relapse", "Relapse"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="assessments")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "assessment date"}
     kind = models.CharField(max_length=12, choices=Kind.choices)
     date = models.DateField()
     method = models.CharField(max_length=6, choices=Method.choices, blank=True)
@@ -361,6 +368,7 @@ class PatientEvent(Voidable, PatientRecord):
         OTHER = "other", "Other"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="events")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"date": "event date"}
     kind = models.CharField(max_length=20, choices=Kind.choices)
     date = models.DateField()
     cause = models.CharField("cause of death", max_length=16, choices=DeathCause.choices, blank=True)

@@ -1,5 +1,6 @@
 """Reads for views, API and exports: scoped, with the related rows fetched up front."""
 
+from datetime import date
 from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -225,3 +226,28 @@ def enrolment_slots(trial: Trial) -> dict[str, Any]:
         "mtd_dose_level": (computation.data or {}).get("mtd_dose_level") if computation else None,
         "stale": bool(computation is not None and computation.stale),
     }
+
+
+def earliest_clinical_date(patient: Patient) -> tuple[str, date, str] | None:
+    """The patient's earliest clinical date across all its records: (label, date, the
+    record it is on), or None. Every model that lists ``clinical_date_fields`` counts
+    (patients, dosing and safety records alike, found through the app registry so this
+    app imports none of the later ones); current records only (voided ones are not
+    data). One query per dated field: for a birth-year edit, not for lists."""
+    from django.apps import apps
+
+    from core.models import AuditedModel
+
+    found: list[tuple[str, date, str]] = []
+    if patient.enrolled_on is not None:
+        found.append(("enrolment date", patient.enrolled_on, f"patient {patient.subject_id}"))
+    for model in apps.get_models():
+        fields = getattr(model, "clinical_date_fields", None)
+        if not fields or not issubclass(model, AuditedModel):
+            continue
+        rows = model._default_manager.filter(patient=patient)
+        for name, label in fields.items():
+            row = rows.filter(**{f"{name}__isnull": False}).order_by(name, "pk").first()
+            if row is not None:
+                found.append((label, getattr(row, name), f"{model._meta.verbose_name} #{row.pk}: {row}"))
+    return min(found, key=lambda item: item[1], default=None)

@@ -15,8 +15,8 @@ from django.utils import timezone
 from core.audit import record_create, record_update
 from core.models import Signature
 from core.signatures import password_reentry_check, signature_apply, signature_link
-from patients import subject_ids
-from patients.clinical_dates import DateBounds, date_problems, not_before
+from patients import selectors, subject_ids
+from patients.clinical_dates import DateBounds, birth_year_problems, date_problems, not_before
 from patients.eligibility import (
     EligibilityParams,
     ScreeningFacts,
@@ -192,6 +192,12 @@ def patient_update(
         raise ValidationError({field: ["This field cannot be changed here."] for field in sorted(unknown)})
     if changes.get("birth_year") is not None and changes["birth_year"] > _today(patient.trial).year:
         raise ValidationError({"birth_year": [f"The birth year {changes['birth_year']} is in the future."]})
+    if changes.get("birth_year") is not None and changes["birth_year"] != patient.birth_year:
+        # The records already entered were checked against the old year: none may now
+        # fall before the new one (patients.clinical_dates, the birth-year floor).
+        conflict = birth_year_problems(changes["birth_year"], selectors.earliest_clinical_date(patient))
+        if conflict:
+            raise ValidationError({"birth_year": list(conflict)})
     with transaction.atomic():
         patient = record_update(patient, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
         computation_request(patient.trial_id, TrialComputation.Kind.ENROLMENT)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,29 @@ def sae_clock(known_at: datetime, report_hours: int, reported_at: datetime | Non
     if reported_at is not None:
         return SaeClock(due=due, late=reported_at > due, reported=True)
     return SaeClock(due=due, late=now > due, reported=False)
+
+
+def sae_report_problems(
+    reported_at: datetime | None, *, onset: date | None, now: datetime, zone: tzinfo, zone_name: str
+) -> tuple[str, ...]:
+    """Messages for an SAE report time that cannot be right (issue 16); empty when acceptable.
+
+    A report is sent once the AE has started and before it is recorded: not after ``now``
+    and not on a day before the AE onset, the day being taken in the trial's time zone
+    (``zone``, named ``zone_name`` in the message). Aware datetimes in.
+    """
+    if reported_at is None:
+        return ()
+    local = reported_at.astimezone(zone)
+    shown = f"{local:%Y-%m-%d %H:%M} ({zone_name})"
+    if reported_at > now:
+        return (
+            f"The SAE report time {shown} is in the future: enter a time up to now "
+            f"({now.astimezone(zone):%Y-%m-%d %H:%M}, {zone_name}).",
+        )
+    if onset is not None and local.date() < onset:
+        return (f"The SAE report time {shown} is before the AE onset ({onset.isoformat()}).",)
+    return ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ Grades, lab-based proposals and DLT candidates come from the pure modules ``ctca
 ``lab_grading`` and ``dlt``; only an investigator's signed adjudication makes a DLT.
 """
 
+from typing import ClassVar
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -68,6 +70,7 @@ class AdverseEvent(Voidable, PatientRecord):
         LAB = "lab", "Proposed from a lab value, confirmed"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="adverse_events")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"onset": "AE onset", "resolved": "AE resolution date"}
     term = models.ForeignKey(CtcaeTerm, on_delete=models.PROTECT, related_name="+")
     ctcae_version = models.CharField(max_length=8, default="5.0")
     specify = models.CharField("specify (for 'Other, specify' terms)", max_length=200, blank=True)
@@ -129,6 +132,7 @@ class GvhdEpisode(Voidable, PatientRecord):
         SEVERE = "severe", "Severe"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="gvhd_episodes")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"onset": "GVHD onset", "resolved": "GVHD resolution date"}
     kind = models.CharField(max_length=8, choices=Kind.choices)
     onset = models.DateField()
     resolved = models.DateField(null=True, blank=True)
@@ -168,6 +172,7 @@ class DltAdjudication(PatientRecord):
         INVESTIGATOR = "investigator", "Declared by the investigator"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="dlt_adjudications")
+    clinical_date_fields: ClassVar[dict[str, str]] = {"event_date": "DLT event date"}
     adverse_event = models.ForeignKey(
         AdverseEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="adjudications"
     )

@@ -6,9 +6,11 @@ escalation result stale in the same transaction (AEs change DLT candidates; PROT
 """
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.audit import record_create, record_update
 from core.errors import SignatureRefused
@@ -85,6 +87,15 @@ def _ae_validate(ae: AdverseEvent) -> None:
         for name, message in dates.items():
             errors.setdefault(name, []).append(message)
     _clinical_dates(errors, ae.patient, (("onset", "AE onset", ae.onset), ("resolved", "resolution date", ae.resolved)))
+    trial = ae.patient.trial
+    for message in adverse_events.sae_report_problems(
+        ae.sae_reported_at,
+        onset=ae.onset,
+        now=timezone.now(),
+        zone=ZoneInfo(trial.zone_name),
+        zone_name=trial.zone_name,
+    ):
+        errors.setdefault("sae_reported_at", []).append(message)
     ticked = [name for name in SAE_CRITERIA if getattr(ae, name)]
     if ae.serious and not ticked:
         errors.setdefault("serious", []).append("A serious AE needs at least one SAE criterion ticked.")
@@ -361,6 +372,9 @@ def adjudication_import(
         errors.setdefault("at", []).append("A historic adjudication needs its signing date.")
     elif data.get("event_date") is not None and signed_on < data["event_date"]:
         errors.setdefault("at", []).append(f"Signed on {signed_on}, before the event of {data['event_date']}.")
+    if signed_on is not None:
+        # A historic signing date is a date like the others: not in the future (issue 16).
+        _clinical_dates(errors, patient, (("at", "signing date", signed_on),))
     _raise_problems(errors)
     adjudication = DltAdjudication(
         patient=patient,

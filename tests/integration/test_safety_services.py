@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from core.errors import EditConflict, SignatureRefused
 from core.models import Signature
@@ -197,7 +198,7 @@ def test_cycle_is_derived_from_the_patients_cycles(world):  # type: ignore[no-un
     assert [r.cycle for r in rows] == [None, 1, 2]
 
 
-def test_sae_clock_due_and_late(world):  # type: ignore[no-untyped-def]
+def test_sae_clock_due_and_late(world, monkeypatch):  # type: ignore[no-untyped-def]
     patient = make_patient(world)
     user = world["coordinator_a"]
     ae = services.ae_record(user=user, patient=patient, data=ae_data(serious=True, sae_hospitalisation=True))
@@ -206,6 +207,8 @@ def test_sae_clock_due_and_late(world):  # type: ignore[no-untyped-def]
     assert row.sae.due == due and not row.sae.late and row.sae.status == "due"
     [row] = selectors.ae_rows([ae], now=ae.created_at + datetime.timedelta(hours=25))
     assert row.sae.late and row.sae.status == "overdue"
+    # Reported two hours late, entered an hour later (a report time is never in the future).
+    monkeypatch.setattr(timezone, "now", lambda: due + datetime.timedelta(hours=3))
     ae = services.ae_update(
         user=user, ae=ae, changes={"sae_reported_at": due + datetime.timedelta(hours=2)}, reason="reported"
     )

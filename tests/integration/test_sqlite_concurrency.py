@@ -274,3 +274,66 @@ def test_a_database_lock_that_still_escapes_is_a_503_json_answer(world, monkeypa
     )
     assert answer.status_code == 503 and answer["Retry-After"] == "2"
     assert answer.json() == {"detail": "The database is busy with other changes; try again in a moment.", "errors": {}}
+
+
+def test_a_database_lock_that_escapes_a_browser_form_is_a_503_busy_page(world, login, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The same lock under a browser form (its service raises it): a 503 page that says
+    the database is busy and to try again, with Retry-After, not the 500 page; nothing written."""
+    from django.db import OperationalError
+
+    from safety import services
+    from safety.models import AdverseEvent
+    from tests.factories import PatientFactory
+    from tests.integration.test_safety_views import form_body
+
+    patient = PatientFactory(site=world["site_a"], trial=world["trial"])
+
+    def locked(**kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "ae_record", locked)
+    client = login(world["coordinator_a"])
+    answer = client.post(f"/patients/{patient.pk}/adverse-events/new/", form_body())
+    assert answer.status_code == 503 and answer["Retry-After"] == "2"
+    page = answer.content.decode()
+    assert "<h1>Busy: please try again</h1>" in page
+    assert "The database is busy with other changes; try again in a moment." in page
+    assert "Content-Security-Policy" in answer and "no-store" in answer["Cache-Control"]
+    assert not AdverseEvent.objects.exists()
+
+
+def test_other_database_errors_in_a_form_are_not_dressed_as_busy(world, login, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import OperationalError
+
+    from safety import services
+    from tests.factories import PatientFactory
+    from tests.integration.test_safety_views import form_body
+
+    patient = PatientFactory(site=world["site_a"], trial=world["trial"])
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr(services, "ae_record", broken)
+    client = login(world["coordinator_a"])
+    client.raise_request_exception = False
+    assert client.post(f"/patients/{patient.pk}/adverse-events/new/", form_body()).status_code == 500
+
+
+def test_a_database_lock_outside_a_view_is_a_503_busy_page(world, login, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    """Raised after the view, by the session save of SessionMiddleware (SQLite, every
+    page marks activity): the 500 handler recognises it and answers the same 503 page."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import OperationalError
+
+    settings.DEBUG = False
+    client = login(world["coordinator_a"])
+    client.raise_request_exception = False
+
+    def locked(self, must_create=False):  # type: ignore[no-untyped-def]
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(SessionStore, "save", locked)
+    answer = client.get("/")
+    assert answer.status_code == 503 and answer["Retry-After"] == "2"
+    assert "<h1>Busy: please try again</h1>" in answer.content.decode()
