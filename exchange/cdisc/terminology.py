@@ -7,6 +7,7 @@ Trialdesk's own choice values (docs/api.md, lower case) map here in :mod:`mappin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -129,6 +130,23 @@ DEATH_CAUSE = {
     "organ_failure": "ORGAN FAILURE",
     "other": "OTHER",
 }
+
+# Value-level codelists (define.xml ValueListDef, next session): the codelist of a variable
+# that depends on another variable's value. DSDECOD: NCOMPLT for disposition events,
+# PROTMLST for protocol milestones (SDTMIG 3.4 DS assumptions).
+VALUE_LEVEL: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
+    ("DS", "DSDECOD"): ("DSCAT", {"DISPOSITION EVENT": "NCOMPLT", "PROTOCOL MILESTONE": "PROTMLST"}),
+}
+
+
+def codelist_for(dataset: str, variable: str, default: str | None, record: Mapping[str, object]) -> str | None:
+    """The codelist that applies to ``variable`` in ``record`` (value-level where defined)."""
+    rule = VALUE_LEVEL.get((dataset, variable))
+    if rule is None:
+        return default
+    by, lists = rule
+    value = record.get(by)
+    return lists.get(value, default) if isinstance(value, str) else default
 
 
 def in_codelist(codelist: str, value: str | None) -> bool:

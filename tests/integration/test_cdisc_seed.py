@@ -123,13 +123,17 @@ def test_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
     patients = Patient.objects.filter(trial=trial).order_by("subject_id")
     assert list(dm["SUBJID"]) == [p.subject_id for p in patients]
     assert list(dm["BRTHDTC"]) == [str(p.birth_year) for p in patients]
-    deaths = {e.patient.subject_id: e.date.isoformat() for e in PatientEvent.objects.filter(patient__trial=trial, kind="death")}
+    deaths = {
+        e.patient.subject_id: e.date.isoformat()
+        for e in PatientEvent.objects.filter(patient__trial=trial, kind="death")
+    }
     assert {s: d for s, d in zip(dm["SUBJID"], dm["DTHDTC"], strict=True) if d} == deaths
 
     ae = _json(outdir, "AE")
     col = {c["name"]: i for i, c in enumerate(ae["columns"])}
     from_file = sorted(
-        (r[col["AESPID"]], r[col["AESTDTC"]], r[col["AETOXGR"]], r[col["AEDECOD"]], r[col["USUBJID"]]) for r in ae["rows"]
+        (r[col["AESPID"]], r[col["AESTDTC"]], r[col["AETOXGR"]], r[col["AEDECOD"]], r[col["USUBJID"]])
+        for r in ae["rows"]
     )
     from_db = sorted(
         (f"AE-{a.pk}", a.onset.isoformat(), str(a.grade), a.term.term, f"{trial.code}-{a.patient.subject_id}")
@@ -160,7 +164,9 @@ def test_adtte_alone_reproduces_the_survival_api(pkg):  # type: ignore[no-untype
         api = survival[param.lower()]
         assert km.n == api["n"] and km.n_events == api["events"]
         assert (round(at.estimate, 6), round(at.lower, 6), round(at.upper, 6)) == (
-            api["at_1y"]["estimate"], api["at_1y"]["lower"], api["at_1y"]["upper"],
+            api["at_1y"]["estimate"],
+            api["at_1y"]["lower"],
+            api["at_1y"]["upper"],
         )
     nrm = rows[rows["PARAMCD"] == "NRM"]
     status = [{0: 1, 1: 0, 2: 2}[int(c)] for c in nrm["CNSR"]]
@@ -168,7 +174,10 @@ def test_adtte_alone_reproduces_the_survival_api(pkg):  # type: ignore[no-untype
     assert round(at.estimate, 6) == survival["nrm"]["at_1y"]["estimate"]
     assert round(at.estimate * 100, 1) == 5.6  # the paper's 1-year NRM (docs/seed-trial.md)
     # the paper's 1-year PFS 89% and OS 94%
-    assert (round(survival["pfs"]["at_1y"]["estimate"] * 100), round(survival["os"]["at_1y"]["estimate"] * 100)) == (89, 94)
+    assert (round(survival["pfs"]["at_1y"]["estimate"] * 100), round(survival["os"]["at_1y"]["estimate"] * 100)) == (
+        89,
+        94,
+    )
 
 
 def test_export_sdtm_command_writes_the_files(pkg, tmp_path):  # type: ignore[no-untyped-def]
