@@ -187,3 +187,20 @@ def test_export_sdtm_command_writes_the_files(pkg, tmp_path):  # type: ignore[no
     assert names == sorted(f"{n.lower()}.{ext}" for n in metadata.DATASETS for ext in ("xpt", "json"))
     with pytest.raises(CommandError, match="No trial with code 'NOPE'"):
         call_command("export_sdtm", "NOPE", str(out))
+
+
+def test_seed_values_are_filled_and_controlled(pkg):  # type: ignore[no-untyped-def]
+    """On the real seed data: every SDTM Req variable has a value (DM.COUNTRY aside: no
+    country is recorded yet) and every coded value is a term of its codelist."""
+    from exchange.cdisc import terminology
+
+    for name, records in pkg["records"].items():
+        spec = metadata.DATASETS[name]
+        assert records, name
+        for r in records:
+            for v in spec.variables:
+                if v.core == "Req" and spec.standard.startswith("SDTM") and (name, v.name) != ("DM", "COUNTRY"):
+                    assert r[v.name] is not None, (name, v.name, r["USUBJID"])
+                codelist = terminology.codelist_for(name, v.name, v.codelist, r)
+                if codelist is not None and v.type == "Char":
+                    assert terminology.in_codelist(codelist, r[v.name]), (name, v.name, r[v.name])
