@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from dosing.models import Cycle
 from exchange.cdisc import mapping
-from exchange.exports import STUDY_DRUG
+from exchange.exports import STUDY_DRUG, export_trial
 from patients.models import Consent, Patient, PatientEvent, Screening
 from patients.selectors import transplant_of
 from safety.models import AdverseEvent, DltAdjudication
 from safety.selectors import is_active_adjudication, patient_dlt_outcomes
+from trial import access
 from trial.models import Trial
 
 _EVALUABLE = {"dlt", "no_dlt"}
@@ -158,3 +159,14 @@ def casebook_subjects(
     decisions = _dlt_decisions(trial)
     evaluable = {row["patient_id"]: row["status"] for row in patient_dlt_outcomes(trial, as_of)}
     return study_of(trial), [_subject(p, decisions, evaluable) for p in patients]
+
+
+def casebook_subjects_for(
+    user, trial_ref: str, as_of: datetime.date | None = None
+) -> tuple[mapping.Study, list[mapping.Subject]]:  # type: ignore[no-untyped-def]
+    """As :func:`casebook_subjects`, scoped like the sponsor exports: the trial by code or
+    id if ``user`` holds "export" on it (else 404, its existence not revealed), only the
+    sites :func:`trial.access.sites_for` grants for "export"."""
+    trial = export_trial(user, trial_ref)
+    site_ids = list(access.sites_for(user, trial, "export").values_list("pk", flat=True))
+    return casebook_subjects(trial, site_ids, as_of)
