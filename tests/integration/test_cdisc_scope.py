@@ -43,3 +43,19 @@ def test_others_get_404(world, casebooks, role):  # type: ignore[no-untyped-def]
 def test_another_trials_exporter_gets_404(world, casebooks):  # type: ignore[no-untyped-def]
     with pytest.raises(Http404):
         casebook_subjects_for(world["sponsor"], "OTHER-U")
+
+
+def test_query_count_does_not_grow_with_the_casebooks(world, casebooks):  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    casebook_subjects_for(world["sponsor"], "TRIAL-T")  # warm Django's per-process caches
+    with CaptureQueriesContext(connection) as before:
+        casebook_subjects_for(world["sponsor"], "TRIAL-T")
+    for n in range(3):
+        patient = PatientFactory(site=world["site_b"], subject_id=f"SB-10{n}")
+        AdverseEventFactory(patient=patient)
+    with CaptureQueriesContext(connection) as after:
+        _, subjects = casebook_subjects_for(world["sponsor"], "TRIAL-T")
+    assert len(subjects) == 5
+    assert len(after) == len(before)
