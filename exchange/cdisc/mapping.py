@@ -1,0 +1,668 @@
+"""Casebook rows in, SDTM and ADaM records out (issue 18). Pure: no Django.
+
+The selector (:mod:`exchange.cdisc.selectors`) reads the casebook into the frozen
+dataclasses below; each ``map_*`` function returns the dataset's records as dicts keyed
+by the variables of :mod:`exchange.cdisc.metadata`, in its order, missing values as
+``None``. ADaM dates (``*DT``) are :class:`datetime.date`; the writers turn them into
+SAS dates (XPT) or ISO 8601 text (Dataset-JSON).
+
+Conventions (docs/exports.md, "CDISC datasets"):
+
+* ``--DTC`` ISO 8601; a partial date keeps only what is known (``1975``, ``1975-03``).
+* ``--DY`` from ``RFSTDTC`` (first dose) with no day 0: on or after it ``date - RFSTDTC + 1``,
+  before it ``date - RFSTDTC``; empty when either date is partial or missing.
+* ``--SEQ`` 1, 2, ... per subject in date order; the source record stays in ``--SPID``.
+* ``EPOCH`` from the date: before the first dose (or never dosed) ``SCREENING``; from the
+  first dose to the end-of-treatment date ``TREATMENT``; after it ``FOLLOW-UP``.
+* ADTTE uses :mod:`trial.endpoints`, the rules of the survival API, on the same dates:
+  ``CNSR`` 0 event, 1 censored at the last date known alive, 2 (NRM) relapse, the
+  competing event. A subject whose outcome dates contradict each other is left out of
+  every endpoint by the survival API; here the three rows say ``DATE ERROR`` with no
+  ``AVAL``, so a Kaplan-Meier on ADTTE alone reproduces the survival API.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from exchange.cdisc import metadata
+from exchange.cdisc.terminology import AE_ACTION, AE_OUTCOME, AE_RELATION, DEATH_CAUSE, EOT_REASON, RACE, SEX
+from trial import endpoints
+
+Value = str | int | float | datetime.date | None
+Record = dict[str, Value]
+Origin = Literal["hct", "first_dose"]
+
+
+@dataclass(frozen=True)
+class Study:
+    code: str
+    drug: str  # EXTRT
+    survival_origin: Origin = "hct"
+    dose_form: str = "INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION"
+
+
+@dataclass(frozen=True)
+class Dose:
+    """One administered dose (a given cycle with its day-1 date)."""
+
+    cycle: int
+    day1: datetime.date
+    level: int
+    dose_mg: Decimal | None
+    dose_mg_m2: Decimal | None
+    bsa_m2: Decimal | None
+    reduced: bool = False
+    reduction_reason: str = ""
+    delay_days: int = 0
+
+
+@dataclass(frozen=True)
+class AdverseEvent:
+    record_id: int
+    term: str
+    meddra_code: str
+    soc: str
+    grade: int
+    onset: datetime.date
+    resolved: datetime.date | None
+    attribution: str
+    specify: str = ""
+    serious: bool = False
+    sae_death: bool = False
+    sae_life_threatening: bool = False
+    sae_hospitalisation: bool = False
+    sae_disability: bool = False
+    sae_congenital: bool = False
+    sae_important: bool = False
+    action: str = "none"
+    outcome: str = ""
+    # The AE's current DLT decision (latest signed, not superseded): None = not adjudicated.
+    dlt: bool | None = None
+    dlt_rule: str = ""
+
+
+DispositionSource = Literal["consent", "screening_failure", "enrolment", "end_of_treatment", "withdrawal", "death"]
+
+
+@dataclass(frozen=True)
+class Disposition:
+    source: DispositionSource
+    record_id: int
+    date: datetime.date
+    protocol_version: str = ""  # consent
+    reason: str = ""  # end of treatment (Trialdesk's EotReason value)
+    cause: str = ""  # death (DeathCause value)
+
+
+@dataclass(frozen=True)
+class Subject:
+    subject_id: str
+    site_code: str
+    birth_year: int | None
+    sex: str
+    race: str
+    level: int | None = None  # assigned dose level
+    level_dose_mg_m2: Decimal | None = None
+    enrolled_on: datetime.date | None = None
+    hct_date: datetime.date | None = None
+    relapse_date: datetime.date | None = None  # first relapse
+    death_date: datetime.date | None = None
+    death_cause: str = ""
+    last_contact_date: datetime.date | None = None  # latest last-contact record
+    dlt_evaluable: bool | None = None  # None: not enrolled at a dose level
+    doses: tuple[Dose, ...] = ()
+    adverse_events: tuple[AdverseEvent, ...] = ()
+    dispositions: tuple[Disposition, ...] = ()
+
+    @property
+    def first_dose(self) -> datetime.date | None:
+        return min((d.day1 for d in self.doses), default=None)
+
+    @property
+    def last_dose(self) -> datetime.date | None:
+        return max((d.day1 for d in self.doses), default=None)
+
+    @property
+    def end_of_treatment(self) -> datetime.date | None:
+        return min((d.date for d in self.dispositions if d.source == "end_of_treatment"), default=None)
+
+
+# --- dates -------------------------------------------------------------------------------
+
+
+def iso8601(year: int | None, month: int | None = None, day: int | None = None) -> str | None:
+    """ISO 8601 date, complete or partial: right-truncated, never with a gap
+    (a day without a month is refused)."""
+    if year is None:
+        if month is not None or day is not None:
+            raise ValueError("a month or day without a year is not an ISO 8601 date")
+        return None
+    if day is not None and month is None:
+        raise ValueError("a day without a month is not an ISO 8601 date")
+    if month is None:
+        return f"{year:04d}"
+    if day is None:
+        if not 1 <= month <= 12:
+            raise ValueError(f"month {month} is not 1-12")
+        return f"{year:04d}-{month:02d}"
+    return datetime.date(year, month, day).isoformat()  # raises on an impossible date
+
+
+def dtc(value: datetime.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _complete(value: str | None) -> datetime.date | None:
+    if value is None or len(value) < 10:
+        return None
+    return datetime.date.fromisoformat(value[:10])
+
+
+def study_day(value: str | None, reference: str | None) -> int | None:
+    """SDTM --DY of the ISO 8601 date ``value`` against ``reference`` (RFSTDTC): no day 0.
+    ``None`` when either is missing or partial."""
+    day, start = _complete(value), _complete(reference)
+    if day is None or start is None:
+        return None
+    n = (day - start).days
+    return n + 1 if n >= 0 else n
+
+
+def epoch(day: datetime.date | None, subject: Subject) -> str | None:
+    if day is None:
+        return None
+    first, end = subject.first_dose, subject.end_of_treatment
+    if first is None or day < first:
+        return "SCREENING"
+    if end is None or day <= end:
+        return "TREATMENT"
+    return "FOLLOW-UP"
+
+
+def _num(value: Decimal | int | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _yn(flag: bool) -> str:
+    return "Y" if flag else "N"
+
+
+def _usubjid(study: Study, subject: Subject) -> str:
+    return f"{study.code}-{subject.subject_id}"
+
+
+def _arm(level: int | None, dose_mg_m2: Decimal | None) -> tuple[str | None, str | None]:
+    if level is None:
+        return None, None
+    dose = f"{dose_mg_m2.normalize():f} mg/m2" if dose_mg_m2 is not None else "dose not recorded"
+    return f"L{level}", f"Dose level {level}: {dose}"
+
+
+def _ordered(spec: metadata.DatasetSpec, values: Record) -> Record:
+    """The record in the dataset's variable order; a variable not set is None."""
+    unknown = set(values) - set(spec.names)
+    if unknown:
+        raise KeyError(f"{spec.name} has no variable(s) {sorted(unknown)}")
+    return {name: values.get(name) for name in spec.names}
+
+
+# --- SDTM --------------------------------------------------------------------------------
+
+
+def _actual_level(subject: Subject) -> tuple[int | None, Decimal | None]:
+    """The dose level of the first dose and its mg/m2 (the level's, not a reduced dose)."""
+    if not subject.doses:
+        return None, None
+    first = min(subject.doses, key=lambda d: (d.day1, d.cycle))
+    if first.level == subject.level:
+        return first.level, subject.level_dose_mg_m2
+    return first.level, None
+
+
+def map_dm(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    out = []
+    for s in subjects:
+        consents = [d.date for d in s.dispositions if d.source == "consent"]
+        rfic = min(consents, default=None)
+        armcd, arm = _arm(s.level, s.level_dose_mg_m2)
+        act_level, act_dose = _actual_level(s)
+        actarmcd, actarm = _arm(act_level, act_dose if act_dose is not None else s.level_dose_mg_m2)
+        if act_level is not None and act_level != s.level:
+            actarm = f"Dose level {act_level}"
+        armnrs = None
+        if armcd is None:
+            failed = any(d.source == "screening_failure" for d in s.dispositions)
+            armnrs = "SCREEN FAILURE" if failed else "NOT ASSIGNED"
+        elif actarmcd is None:
+            armnrs = "ASSIGNED, NOT TREATED"
+        participation = [
+            d
+            for d in (
+                s.death_date,
+                s.last_contact_date,
+                s.relapse_date,
+                s.last_dose,
+                *(d.date for d in s.dispositions),
+                *(a.resolved or a.onset for a in s.adverse_events),
+            )
+            if d is not None
+        ]
+        age = rfic.year - s.birth_year if rfic is not None and s.birth_year is not None else None
+        out.append(
+            _ordered(
+                metadata.DM,
+                {
+                    "STUDYID": study.code,
+                    "DOMAIN": "DM",
+                    "USUBJID": _usubjid(study, s),
+                    "SUBJID": s.subject_id,
+                    "RFSTDTC": dtc(s.first_dose),
+                    "RFENDTC": dtc(s.last_dose),
+                    "RFXSTDTC": dtc(s.first_dose),
+                    "RFXENDTC": dtc(s.last_dose),
+                    "RFICDTC": dtc(rfic),
+                    "RFPENDTC": dtc(max(participation, default=None)),
+                    "DTHDTC": dtc(s.death_date),
+                    "DTHFL": "Y" if s.death_date is not None else None,
+                    "SITEID": s.site_code,
+                    "BRTHDTC": iso8601(s.birth_year),
+                    "AGE": age,
+                    "AGEU": "YEARS" if age is not None else None,
+                    "SEX": SEX.get(s.sex, "U"),
+                    "RACE": RACE.get(s.race, "NOT REPORTED"),
+                    "ARMCD": armcd,
+                    "ARM": arm,
+                    "ACTARMCD": actarmcd,
+                    "ACTARM": actarm,
+                    "ARMNRS": armnrs,
+                },
+            )
+        )
+    return out
+
+
+def _meddra(code: str) -> int | None:
+    return int(code) if code.isdigit() else None
+
+
+def map_ae(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        for seq, a in enumerate(sorted(s.adverse_events, key=lambda a: (a.onset, a.record_id)), start=1):
+            start, end = dtc(a.onset), dtc(a.resolved)
+            out.append(
+                _ordered(
+                    metadata.AE,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "AE",
+                        "USUBJID": _usubjid(study, s),
+                        "AESEQ": seq,
+                        "AESPID": f"AE-{a.record_id}",
+                        "AETERM": f"{a.term} - {a.specify}" if a.specify else a.term,
+                        "AELLT": a.term,
+                        "AELLTCD": _meddra(a.meddra_code),
+                        "AEDECOD": a.term,
+                        "AEBODSYS": a.soc,
+                        "AESOC": a.soc,
+                        "AESER": _yn(a.serious),
+                        "AEACN": AE_ACTION.get(a.action),
+                        "AEREL": AE_RELATION.get(a.attribution),
+                        "AEOUT": AE_OUTCOME.get(a.outcome),
+                        "AESCONG": _yn(a.sae_congenital),
+                        "AESDISAB": _yn(a.sae_disability),
+                        "AESDTH": _yn(a.sae_death),
+                        "AESHOSP": _yn(a.sae_hospitalisation),
+                        "AESLIFE": _yn(a.sae_life_threatening),
+                        "AESMIE": _yn(a.sae_important),
+                        "AETOXGR": str(a.grade),
+                        "EPOCH": epoch(a.onset, s),
+                        "AESTDTC": start,
+                        "AEENDTC": end,
+                        "AESTDY": study_day(start, rfst),
+                        "AEENDY": study_day(end, rfst),
+                        "AEENRF": "ONGOING" if a.resolved is None else None,
+                    },
+                )
+            )
+    return out
+
+
+def _supp(
+    spec: metadata.DatasetSpec, study: Study, s: Subject, idvar: str, idval: int, qnam: str, qlabel: str, qval: str,
+    qorig: str, qeval: str | None = None,
+) -> Record:  # fmt: skip
+    return _ordered(
+        spec,
+        {
+            "STUDYID": study.code,
+            "RDOMAIN": spec.name[4:],
+            "USUBJID": _usubjid(study, s),
+            "IDVAR": idvar,
+            "IDVARVAL": str(idval),
+            "QNAM": qnam,
+            "QLABEL": qlabel,
+            "QVAL": qval,
+            "QORIG": qorig,
+            "QEVAL": qeval,
+        },
+    )
+
+
+def map_suppae(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """The DLT decision of each adjudicated AE (latest signed, not superseded)."""
+    out = []
+    for s in subjects:
+        for seq, a in enumerate(sorted(s.adverse_events, key=lambda a: (a.onset, a.record_id)), start=1):
+            if a.dlt is None:
+                continue
+            out.append(
+                _supp(
+                    metadata.SUPPAE,
+                    study,
+                    s,
+                    "AESEQ",
+                    seq,
+                    "AEDLT",
+                    "Dose-Limiting Toxicity",
+                    _yn(a.dlt),
+                    "ASSIGNED",
+                    "INVESTIGATOR",
+                )  # fmt: skip
+            )
+            if a.dlt_rule:
+                out.append(
+                    _supp(
+                        metadata.SUPPAE,
+                        study,
+                        s,
+                        "AESEQ",
+                        seq,
+                        "AEDLTRUL",
+                        "DLT Adjudication Rule",
+                        a.dlt_rule.upper(),
+                        "ASSIGNED",
+                        "INVESTIGATOR",
+                    )  # fmt: skip
+                )
+    return out
+
+
+def _doses(s: Subject) -> list[Dose]:
+    return sorted(s.doses, key=lambda d: (d.day1, d.cycle))
+
+
+def map_ex(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per administered dose (a single infusion on day 1 of the cycle).
+    EXDOSE is the dose given in mg; the BSA and mg/m2 behind it are in SUPPEX."""
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        for seq, d in enumerate(_doses(s), start=1):
+            day = dtc(d.day1)
+            adj = None
+            if d.reduced:
+                adj = "DOSE REDUCED: " + d.reduction_reason.replace("_", " ").upper()
+            elif d.delay_days > 0:
+                adj = f"DOSE DELAYED {d.delay_days} DAYS"
+            out.append(
+                _ordered(
+                    metadata.EX,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "EX",
+                        "USUBJID": _usubjid(study, s),
+                        "EXSEQ": seq,
+                        "EXTRT": study.drug,
+                        "EXDOSE": _num(d.dose_mg),
+                        "EXDOSU": "mg",
+                        "EXDOSFRM": study.dose_form,
+                        "EXDOSFRQ": "ONCE",
+                        "EXROUTE": "INTRAVENOUS",
+                        "EXADJ": adj,
+                        "VISITNUM": d.cycle,
+                        "VISIT": f"CYCLE {d.cycle} DAY 1",
+                        "EPOCH": "TREATMENT",
+                        "EXSTDTC": day,
+                        "EXENDTC": day,
+                        "EXSTDY": study_day(day, rfst),
+                        "EXENDY": study_day(day, rfst),
+                    },
+                )
+            )
+    return out
+
+
+def map_suppex(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    out = []
+    for s in subjects:
+        for seq, d in enumerate(_doses(s), start=1):
+            qualifiers = [
+                ("DOSLVL", "Assigned Dose Level", str(d.level), "ASSIGNED"),
+                ("DOSMGM2", "Dose per Body Surface Area (mg/m2)", _decimal_text(d.dose_mg_m2), "DERIVED"),
+                ("BSA", "Body Surface Area (m2)", _decimal_text(d.bsa_m2), "DERIVED"),
+            ]
+            for qnam, qlabel, qval, qorig in qualifiers:
+                if qval:
+                    out.append(_supp(metadata.SUPPEX, study, s, "EXSEQ", seq, qnam, qlabel, qval, qorig))
+    return out
+
+
+def _decimal_text(value: Decimal | None) -> str:
+    return f"{value.normalize():f}" if value is not None else ""
+
+
+_DS_ORDER: dict[str, int] = {
+    "consent": 0,
+    "screening_failure": 1,
+    "enrolment": 2,
+    "end_of_treatment": 3,
+    "withdrawal": 4,
+    "death": 5,
+}
+
+
+def _disposition(d: Disposition) -> tuple[str, str, str, str | None]:
+    """DSTERM, DSDECOD, DSCAT, DSSCAT of one disposition record."""
+    if d.source == "consent":
+        term = "INFORMED CONSENT OBTAINED" + (f", PROTOCOL VERSION {d.protocol_version}" if d.protocol_version else "")
+        return term, "INFORMED CONSENT OBTAINED", "PROTOCOL MILESTONE", None
+    if d.source == "screening_failure":
+        return "SCREEN FAILURE", "SCREEN FAILURE", "DISPOSITION EVENT", "SCREENING"
+    if d.source == "enrolment":
+        return "ENROLLED", "ENROLLED", "PROTOCOL MILESTONE", None
+    if d.source == "end_of_treatment":
+        reason = EOT_REASON.get(d.reason)
+        return (
+            f"END OF TREATMENT: {reason or 'NOT RECORDED'}",
+            reason or "OTHER",
+            "DISPOSITION EVENT",
+            "END OF TREATMENT",
+        )
+    if d.source == "withdrawal":
+        return "WITHDRAWAL OF CONSENT", "WITHDRAWAL BY SUBJECT", "DISPOSITION EVENT", "STUDY"
+    cause = DEATH_CAUSE.get(d.cause)
+    return "DEATH" + (f": {cause}" if cause else ""), "DEATH", "DISPOSITION EVENT", "STUDY"
+
+
+def map_ds(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        ordered = sorted(s.dispositions, key=lambda d: (d.date, _DS_ORDER[d.source], d.record_id))
+        for seq, d in enumerate(ordered, start=1):
+            term, decod, cat, scat = _disposition(d)
+            day = dtc(d.date)
+            out.append(
+                _ordered(
+                    metadata.DS,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "DS",
+                        "USUBJID": _usubjid(study, s),
+                        "DSSEQ": seq,
+                        "DSSPID": f"{d.source.upper().replace('_', '-')}-{d.record_id}",
+                        "DSTERM": term,
+                        "DSDECOD": decod,
+                        "DSCAT": cat,
+                        "DSSCAT": scat,
+                        "EPOCH": epoch(d.date, s),
+                        "DSSTDTC": day,
+                        "DSSTDY": study_day(day, rfst),
+                    },
+                )
+            )
+    return out
+
+
+# --- ADaM --------------------------------------------------------------------------------
+
+
+def map_adsl(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per subject of DM. Populations: enrolled (ENRLFL), safety (SAFFL: at
+    least one dose), DLT-evaluable (DLTEVLFL: evaluable with or without a DLT,
+    PROTOCOL s5, as the escalation engine decides it)."""
+    out = []
+    for s in subjects:
+        consents = [d.date for d in s.dispositions if d.source == "consent"]
+        rfic = min(consents, default=None)
+        age = rfic.year - s.birth_year if rfic is not None and s.birth_year is not None else None
+        _, arm = _arm(s.level, s.level_dose_mg_m2)
+        act_level, act_dose = _actual_level(s)
+        _, actarm = _arm(act_level, act_dose if act_dose is not None else s.level_dose_mg_m2)
+        trt_p = f"{s.level_dose_mg_m2.normalize():f} mg/m2" if s.level_dose_mg_m2 is not None else None
+        trt_a = trt_p if act_level is not None and act_level == s.level else None
+        if act_level is not None and act_level != s.level:
+            trt_a = f"Dose level {act_level}"
+        out.append(
+            _ordered(
+                metadata.ADSL,
+                {
+                    "STUDYID": study.code,
+                    "USUBJID": _usubjid(study, s),
+                    "SUBJID": s.subject_id,
+                    "SITEID": s.site_code,
+                    "AGE": age,
+                    "AGEU": "YEARS" if age is not None else None,
+                    "SEX": SEX.get(s.sex, "U"),
+                    "RACE": RACE.get(s.race, "NOT REPORTED"),
+                    "ARM": arm or "Not assigned",
+                    "ACTARM": actarm or "Not treated",
+                    "TRT01P": trt_p,
+                    "TRT01PN": s.level,
+                    "TRT01A": trt_a,
+                    "TRT01AN": act_level,
+                    "TRTSDT": s.first_dose,
+                    "TRTEDT": s.last_dose,
+                    "HCTDT": s.hct_date,
+                    "ENRLFL": _yn(s.enrolled_on is not None),
+                    "SAFFL": _yn(bool(s.doses)),
+                    "DLTEVLFL": _yn(s.dlt_evaluable is True),
+                    "DTHFL": "Y" if s.death_date is not None else None,
+                    "DTHDT": s.death_date,
+                    "DTHCAUS": DEATH_CAUSE.get(s.death_cause),
+                },
+            )
+        )
+    return out
+
+
+ENDPOINTS: tuple[tuple[str, str, str], ...] = (
+    ("os", "OS", "Overall Survival (days)"),
+    ("pfs", "PFS", "Progression-Free Survival (days)"),
+    ("nrm", "NRM", "Non-Relapse Mortality (days)"),
+)
+_EVENT = {"os": "DEATH", "pfs": "RELAPSE OR DEATH", "nrm": "DEATH WITHOUT PRIOR RELAPSE"}
+
+
+def outcome(s: Subject) -> endpoints.PatientOutcome | None:
+    """The subject's dates as trial.endpoints takes them (None without a transplant date)."""
+    if s.hct_date is None:
+        return None
+    return endpoints.PatientOutcome(
+        subject_id=s.subject_id,
+        hct_date=s.hct_date,
+        first_dose_date=s.first_dose,
+        relapse_date=s.relapse_date,
+        death_date=s.death_date,
+        last_known_alive=s.last_contact_date,
+    )
+
+
+def _endpoint_time(name: str, o: endpoints.PatientOutcome, origin: Origin) -> endpoints.EndpointTime | None:
+    if name == "os":
+        return endpoints.os_time(o, origin)
+    if name == "pfs":
+        return endpoints.pfs_time(o, origin)
+    return endpoints.nrm_time(o)
+
+
+def map_adtte(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per enrolled subject with a transplant date per endpoint (OS, PFS,
+    NRM), the population and rules of the survival API (trial.survival_summary)."""
+    out = []
+    for s in subjects:
+        o = outcome(s)
+        if o is None or s.enrolled_on is None:
+            continue
+        problem = None
+        try:
+            times = {name: _endpoint_time(name, o, study.survival_origin) for name, _, _ in ENDPOINTS}
+        except ValueError as exc:
+            problem, times = str(exc), {}
+        for name, paramcd, param in ENDPOINTS:
+            origin: Origin = "first_dose" if name == "nrm" else study.survival_origin
+            start = s.hct_date if origin == "hct" else s.first_dose
+            row: Record = {
+                "STUDYID": study.code,
+                "USUBJID": _usubjid(study, s),
+                "SUBJID": s.subject_id,
+                "SITEID": s.site_code,
+                "TRTP": f"{s.level_dose_mg_m2.normalize():f} mg/m2" if s.level_dose_mg_m2 is not None else None,
+                "TRTPN": s.level,
+                "SAFFL": _yn(bool(s.doses)),
+                "PARAMCD": paramcd,
+                "PARAM": param,
+                "STARTDT": start,
+                "STARTSRC": "HCT" if origin == "hct" else "FIRST DOSE",
+            }
+            result = times.get(name)
+            if problem is not None:
+                row["EVNTDESC"] = f"DATE ERROR: {problem}"[:200]
+            elif result is None or start is None:
+                row["EVNTDESC"] = "NOT EVALUABLE: NO FIRST DOSE"
+            else:
+                row["AVAL"] = result.time_days
+                row["ADT"] = start + datetime.timedelta(days=result.time_days)
+                if result.status == endpoints.EVENT:
+                    row["CNSR"], row["EVNTDESC"] = 0, _EVENT[name]
+                elif result.status == endpoints.COMPETING:
+                    row["CNSR"], row["EVNTDESC"] = 2, "RELAPSE (COMPETING EVENT)"
+                else:
+                    row["CNSR"], row["EVNTDESC"] = 1, "CENSORED"
+                    row["CNSDTDSC"] = "LAST DATE KNOWN ALIVE"
+            out.append(_ordered(metadata.ADTTE, row))
+    return out
+
+
+MAPPERS = {
+    "DM": map_dm,
+    "AE": map_ae,
+    "SUPPAE": map_suppae,
+    "EX": map_ex,
+    "SUPPEX": map_suppex,
+    "DS": map_ds,
+    "ADSL": map_adsl,
+    "ADTTE": map_adtte,
+}
+
+
+def datasets(study: Study, subjects: Sequence[Subject]) -> dict[str, list[Record]]:
+    """Every dataset of :data:`MAPPERS`, by name."""
+    return {name: mapper(study, subjects) for name, mapper in MAPPERS.items()}

@@ -1,0 +1,42 @@
+"""Every CDISC dataset of one trial written to a folder: ``<name>.xpt`` (SAS transport
+v5) and ``<name>.json`` (Dataset-JSON v1.1) for DM, AE, SUPPAE, EX, SUPPEX, DS, ADSL
+and ADTTE. Every dataset is checked before the first file is written, and the files
+are written to a temporary folder and moved in at the end: an error leaves nothing
+half-written."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from django.utils import timezone
+
+from exchange.cdisc import mapping, metadata, writers
+from exchange.cdisc.selectors import casebook_subjects
+from trial.models import Trial
+
+
+def package_write(
+    trial: Trial, site_ids: Sequence[int], outdir: Path, as_of: datetime.date | None = None
+) -> dict[str, int]:
+    """Write the datasets to ``outdir`` (created if missing); returns records per dataset."""
+    study, subjects = casebook_subjects(trial, site_ids, as_of)
+    data = mapping.datasets(study, subjects)
+    for name, records in data.items():
+        writers.validate(metadata.DATASETS[name], records)
+    created = timezone.now().astimezone(datetime.UTC)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=outdir, prefix=".export-") as staging:
+        written: list[str] = []
+        for name, records in data.items():
+            spec = metadata.DATASETS[name]
+            writers.write_xpt(spec, records, Path(staging) / f"{name.lower()}.xpt")
+            with open(Path(staging) / f"{name.lower()}.json", "w", encoding="utf-8") as out:
+                writers.write_dataset_json(spec, records, out, study=study.code, count=len(records), created=created)
+            written += [f"{name.lower()}.xpt", f"{name.lower()}.json"]
+        for filename in written:
+            os.replace(Path(staging) / filename, outdir / filename)
+    return {name: len(records) for name, records in data.items()}

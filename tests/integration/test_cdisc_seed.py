@@ -1,0 +1,206 @@
+"""CDISC datasets of the seed trial (issue 18): the XPT v5 and Dataset-JSON v1.1 files
+read back equal the casebook, and a Kaplan-Meier on ADTTE alone reproduces the
+survival API's 1-year OS and PFS (and the Aalen-Johansen 1-year NRM) exactly."""
+
+import datetime
+import json
+from pathlib import Path
+
+import pyreadstat
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from dosing.models import Cycle
+from exchange.bundle import bundle_import
+from exchange.cdisc import mapping, metadata
+from exchange.cdisc.package import package_write
+from exchange.cdisc.selectors import casebook_subjects
+from patients.models import Patient, PatientEvent
+from safety.models import AdverseEvent, CtcaeTerm
+from safety.services import ctcae_dictionary_load
+from trial.models import TrialComputation
+from trial.services import computation_run
+from trial.survival import cumulative_incidence, incidence_at, kaplan_meier, survival_at
+
+BUNDLE = Path(__file__).resolve().parents[2] / "exchange" / "data" / "ino_post_hct_seed.json"
+AS_OF = datetime.date(2026, 12, 1)
+
+
+@pytest.fixture(scope="module")
+def seed(django_db_setup, django_db_blocker, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Import once, write the package once; everything rolled back at the end."""
+    outdir = tmp_path_factory.mktemp("cdisc")
+    with django_db_blocker.unblock(), transaction.atomic():
+        if not CtcaeTerm.objects.exists():  # emptied by an earlier transactional test (conftest)
+            ctcae_dictionary_load()
+        trial = bundle_import(json.loads(BUNDLE.read_text(encoding="utf-8")))
+        site_ids = list(trial.sites.values_list("pk", flat=True))
+        counts = package_write(trial, site_ids, outdir, as_of=AS_OF)
+        study, subjects = casebook_subjects(trial, site_ids, as_of=AS_OF)
+        survival = computation_run(trial.pk, TrialComputation.Kind.SURVIVAL).data
+        yield {
+            "trial": trial,
+            "outdir": outdir,
+            "counts": counts,
+            "records": mapping.datasets(study, subjects),
+            "survival": survival,
+        }
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def pkg(seed, db):  # type: ignore[no-untyped-def]
+    return seed
+
+
+def _xpt(outdir: Path, name: str):  # type: ignore[no-untyped-def]
+    return pyreadstat.read_xport(str(outdir / f"{name.lower()}.xpt"), disable_datetime_conversion=True)
+
+
+def _json(outdir: Path, name: str) -> dict:  # type: ignore[type-arg]
+    return json.loads((outdir / f"{name.lower()}.json").read_text(encoding="ascii"))
+
+
+def _sas_date(value: datetime.date | None) -> float | None:
+    return None if value is None else float((value - datetime.date(1960, 1, 1)).days)
+
+
+def _xpt_value(v: metadata.Variable, value: object) -> object:
+    """What pyreadstat gives back for a record's value: '' for an empty text, NaN -> None."""
+    if v.type == "Char":
+        return value or ""
+    if v.date:
+        return _sas_date(value)  # type: ignore[arg-type]
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", list(metadata.DATASETS))
+def test_xpt_reads_back_equal_to_the_records(pkg, name):  # type: ignore[no-untyped-def]
+    spec = metadata.DATASETS[name]
+    records = pkg["records"][name]
+    frame, meta = _xpt(pkg["outdir"], name)
+    assert meta.table_name == name
+    assert meta.file_label == spec.label
+    assert meta.column_names == list(spec.names)
+    assert meta.column_names_to_labels == {v.name: v.label for v in spec.variables}
+    assert len(frame) == len(records) == pkg["counts"][name]
+    back = [
+        {c: (None if isinstance(x, float) and x != x else x) for c, x in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    expected = [{v.name: _xpt_value(v, r[v.name]) for v in spec.variables} for r in records]
+    assert back == expected
+    for v in spec.variables:  # character variables stored at the longest value, within the length
+        if v.type == "Char":
+            longest = max((len(r[v.name] or "") for r in records), default=0)
+            assert meta.variable_storage_width[v.name] == max(longest, 1) <= v.length
+
+
+def test_xpt_files_are_version_5(pkg):  # type: ignore[no-untyped-def]
+    head = (pkg["outdir"] / "dm.xpt").read_bytes()[:80]
+    assert head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!")  # v8 says LIBV8
+
+
+@pytest.mark.parametrize("name", list(metadata.DATASETS))
+def test_dataset_json_reads_back_equal_to_the_records(pkg, name):  # type: ignore[no-untyped-def]
+    spec = metadata.DATASETS[name]
+    doc = _json(pkg["outdir"], name)
+    assert doc["datasetJSONVersion"] == "1.1.0"
+    assert (doc["name"], doc["label"], doc["itemGroupOID"]) == (name, spec.label, f"IG.{name}")
+    assert [c["name"] for c in doc["columns"]] == list(spec.names)
+    assert doc["records"] == len(doc["rows"]) == len(pkg["records"][name])
+    expected = [
+        [x.isoformat() if isinstance(x, datetime.date) else x for x in r.values()] for r in pkg["records"][name]
+    ]
+    assert doc["rows"] == expected
+
+
+def test_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
+    """The files against the casebook tables themselves, not the mapping's own output."""
+    trial, outdir = pkg["trial"], pkg["outdir"]
+    dm, _ = _xpt(outdir, "DM")
+    patients = Patient.objects.filter(trial=trial).order_by("subject_id")
+    assert list(dm["SUBJID"]) == [p.subject_id for p in patients]
+    assert list(dm["BRTHDTC"]) == [str(p.birth_year) for p in patients]
+    deaths = {
+        e.patient.subject_id: e.date.isoformat()
+        for e in PatientEvent.objects.filter(patient__trial=trial, kind="death")
+    }
+    assert {s: d for s, d in zip(dm["SUBJID"], dm["DTHDTC"], strict=True) if d} == deaths
+
+    ae = _json(outdir, "AE")
+    col = {c["name"]: i for i, c in enumerate(ae["columns"])}
+    from_file = sorted(
+        (r[col["AESPID"]], r[col["AESTDTC"]], r[col["AETOXGR"]], r[col["AEDECOD"]], r[col["USUBJID"]])
+        for r in ae["rows"]
+    )
+    from_db = sorted(
+        (f"AE-{a.pk}", a.onset.isoformat(), str(a.grade), a.term.term, f"{trial.code}-{a.patient.subject_id}")
+        for a in AdverseEvent.objects.filter(patient__trial=trial).select_related("term", "patient")
+    )
+    assert from_file == from_db and len(from_db) > 0
+
+    ex, _ = _xpt(outdir, "EX")
+    given = Cycle.objects.filter(patient__trial=trial, given=True, day1__isnull=False).select_related("patient")
+    assert sorted(zip(ex["USUBJID"], ex["VISITNUM"], ex["EXSTDTC"], ex["EXDOSE"], strict=True)) == sorted(
+        (f"{trial.code}-{c.patient.subject_id}", float(c.number), c.day1.isoformat(), float(c.dose_mg)) for c in given
+    )
+    # --DY: the first dose is day 1 for every dosed subject
+    assert set(ex.loc[ex["EXSEQ"] == 1, "EXSTDY"]) == {1.0}
+
+
+def test_adtte_alone_reproduces_the_survival_api(pkg):  # type: ignore[no-untyped-def]
+    """Kaplan-Meier (OS, PFS) and Aalen-Johansen (NRM) on the ADTTE file reproduce the
+    1-year figures of the survival API exactly, estimate and confidence interval."""
+    frame, _ = _xpt(pkg["outdir"], "ADTTE")
+    survival = pkg["survival"]
+    landmark = float(pkg["trial"].landmark_days)
+    rows = frame[frame["AVAL"].notna()]
+    for param in ("OS", "PFS"):
+        p = rows[rows["PARAMCD"] == param]
+        km = kaplan_meier(list(p["AVAL"]), [c == 0 for c in p["CNSR"]])
+        at = survival_at(km, landmark)
+        api = survival[param.lower()]
+        assert km.n == api["n"] and km.n_events == api["events"]
+        assert (round(at.estimate, 6), round(at.lower, 6), round(at.upper, 6)) == (
+            api["at_1y"]["estimate"],
+            api["at_1y"]["lower"],
+            api["at_1y"]["upper"],
+        )
+    nrm = rows[rows["PARAMCD"] == "NRM"]
+    status = [{0: 1, 1: 0, 2: 2}[int(c)] for c in nrm["CNSR"]]
+    at = incidence_at(cumulative_incidence(list(nrm["AVAL"]), status, cause=1), landmark)
+    assert round(at.estimate, 6) == survival["nrm"]["at_1y"]["estimate"]
+    assert round(at.estimate * 100, 1) == 5.6  # the paper's 1-year NRM (docs/seed-trial.md)
+    # the paper's 1-year PFS 89% and OS 94%
+    assert (round(survival["pfs"]["at_1y"]["estimate"] * 100), round(survival["os"]["at_1y"]["estimate"] * 100)) == (
+        89,
+        94,
+    )
+
+
+def test_export_sdtm_command_writes_the_files(pkg, tmp_path):  # type: ignore[no-untyped-def]
+    out = tmp_path / "package"
+    call_command("export_sdtm", pkg["trial"].code, str(out))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{n.lower()}.{ext}" for n in metadata.DATASETS for ext in ("xpt", "json"))
+    with pytest.raises(CommandError, match="No trial with code 'NOPE'"):
+        call_command("export_sdtm", "NOPE", str(out))
+
+
+def test_seed_values_are_filled_and_controlled(pkg):  # type: ignore[no-untyped-def]
+    """On the real seed data: every SDTM Req variable has a value (DM.COUNTRY aside: no
+    country is recorded yet) and every coded value is a term of its codelist."""
+    from exchange.cdisc import terminology
+
+    for name, records in pkg["records"].items():
+        spec = metadata.DATASETS[name]
+        assert records, name
+        for r in records:
+            for v in spec.variables:
+                if v.core == "Req" and spec.standard.startswith("SDTM") and (name, v.name) != ("DM", "COUNTRY"):
+                    assert r[v.name] is not None, (name, v.name, r["USUBJID"])
+                codelist = terminology.codelist_for(name, v.name, v.codelist, r)
+                if codelist is not None and v.type == "Char":
+                    assert terminology.in_codelist(codelist, r[v.name]), (name, v.name, r[v.name])
