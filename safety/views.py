@@ -13,6 +13,7 @@ from core.forms import add_service_errors
 from core.locks import data_entry_page
 from core.models import Signature
 from core.signatures import signatures_for
+from patients import flows
 from patients import selectors as patient_selectors
 from safety import ctcae, selectors, services
 from safety.forms import (
@@ -79,13 +80,22 @@ def ae_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     form = AdverseEventForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.ae_record(user=request.user, patient=patient, data=_ae_data(form))
+            ae = services.ae_record(user=request.user, patient=patient, data=_ae_data(form))
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, "Adverse event recorded.")
-            return redirect("patient_safety", patient_id=patient.pk)
-    return render(request, "safety/ae_form.html", {"patient": patient, "form": form, "title": f"New AE for {patient}"})
+            return flows.after_save(
+                request,
+                "ae_create",
+                patient_id=patient.pk,
+                saved=f"Adverse event recorded: {ae.term.term}, grade {ae.grade}.",
+                default=redirect("patient_safety", patient_id=patient.pk),
+            )
+    return render(
+        request,
+        "safety/ae_form.html",
+        {"patient": patient, "form": form, "title": f"New AE for {patient}", **flows.continue_context("ae_create")},
+    )
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form
