@@ -152,7 +152,9 @@ def test_a_refused_save_and_continue_stays_on_the_form_with_nothing_written(worl
     patient = enrolled(world, levels, HCT)
     client = login(world["coordinator_a"])
     response = client.post(f"/patients/{patient.pk}/cycles/new/", {**form_data(C1D1, weight_kg="700"), **CONTINUE})
-    assert response.status_code == 200 and "outside the plausible range" in response.content.decode()
+    page = response.content.decode()
+    assert response.status_code == 200 and "outside the plausible range" in page
+    assert BUTTON in page  # the form again, both buttons, to correct and send again
     assert not Cycle.objects.exists()
 
 
@@ -162,6 +164,7 @@ def test_no_continue_button_off_the_flows_or_for_an_investigator_enrolling(world
     patient = Patient.objects.get()
     assert BUTTON not in client.get(f"/patients/{patient.pk}/edit/").content.decode()
     assert BUTTON not in client.get(f"/patients/{patient.pk}/events/new/").content.decode()
+    assert BUTTON in client.get(f"/patients/{patient.pk}/enrol/").content.decode()
     # The investigator enrols but does not enter cycle data: no button to the cycle form.
     page = login(world["investigator"]).get(f"/patients/{patient.pk}/enrol/").content.decode()
     assert ">Save</button>" in page and BUTTON not in page
@@ -214,14 +217,18 @@ def test_no_enrol_button_unless_the_latest_screening_passed_and_is_still_valid(w
     link = ENROL_LINK.format(patient.pk)
     assert link not in client.get(f"/screenings/{latest.pk}/").content.decode()
     assert link not in client.get(f"/patients/{patient.pk}/").content.decode()
+    # Screened again, eligible and recent: now it is offered.
+    client.post(f"/patients/{patient.pk}/screenings/new/", SCREENING)
+    assert link in client.get(f"/patients/{patient.pk}/").content.decode()
 
 
 def test_an_older_eligible_screening_does_not_offer_enrol_after_a_failed_one(world, login, trial):  # type: ignore[no-untyped-def]
     client = login(world["coordinator_a"])
     patient, first = _screened(client, world, trial, date=_days(-2))
-    client.post(f"/patients/{patient.pk}/screenings/new/", {**SCREENING, "sos_history": "true"})
     link = ENROL_LINK.format(patient.pk)
     assert first.result == Screening.Result.ELIGIBLE
+    assert link in client.get(f"/screenings/{first.pk}/").content.decode()  # while it was the latest
+    client.post(f"/patients/{patient.pk}/screenings/new/", {**SCREENING, "sos_history": "true"})
     assert link not in client.get(f"/screenings/{first.pk}/").content.decode()
     assert link not in client.get(f"/patients/{patient.pk}/").content.decode()
 
@@ -338,3 +345,6 @@ def test_the_first_cycle_has_nothing_to_carry_forward(world, login, levels):  # 
     assert "carried forward" not in page.lower() and 'name="status_confirmed"' not in page
     assert _selected(page, "acute_gvhd_grade") == ""
     assert client.post(f"/patients/{patient.pk}/cycles/new/", {**form_data(C1D1), "save": ""}).status_code == 302
+    # ...and cycle 2 then has cycle 1's status to confirm.
+    page = client.get(f"/patients/{patient.pk}/cycles/new/").content.decode()
+    assert "Carried forward from the cycle 1 visit of 2024-03-01 (None)" in page
