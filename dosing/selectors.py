@@ -198,6 +198,12 @@ def patient_calendar(  # type: ignore[no-untyped-def]
     return patient, schedule.visit_calendar(facts, today, trial_schedule_params(patient.trial))
 
 
+def assessment_due(user, patient_id: int, today: datetime.date) -> schedule.PlannedAssessment | None:  # type: ignore[no-untyped-def]
+    """The first expected assessment (PROTOCOL 7) still to record on ``today``: due or overdue."""
+    _, entries = patient_calendar(user, patient_id, today)
+    return next((e for e in entries if e.status in ("due", "overdue")), None)
+
+
 @dataclass(frozen=True)
 class DueCycle:
     number: int

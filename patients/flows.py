@@ -16,10 +16,12 @@ imported: this app sits below them).
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 
 CONTINUE = "save_continue"  # the name of the "Save and continue" submit button
 
@@ -66,12 +68,14 @@ def after_save(
     saved: str,
     default: HttpResponse,
     stop: str = "",
+    prefill: dict[str, str] | None = None,
 ) -> HttpResponse:
     """Where a successful save of ``step`` goes, with the message saying what was saved.
 
     Plain Save: ``default`` (the form's own destination). "Save and continue": the next form
     of the flow, unless ``stop`` says why the flow cannot go on from here (e.g. a screening
     that did not pass cannot lead to enrolment); then ``default`` with that reason.
+    ``prefill``: query parameters the next form starts from (e.g. the assessment kind due).
     """
     following = next_step(step)
     if not wants_continue(request) or following is None:
@@ -81,4 +85,5 @@ def after_save(
         messages.warning(request, f"{saved} {stop}")
         return default
     messages.success(request, f"{saved} Next: {following.title}.")
-    return redirect(following.url_name, patient_id=patient_id)
+    url = reverse(following.url_name, kwargs={"patient_id": patient_id})
+    return redirect(f"{url}?{urlencode(prefill)}" if prefill else url)

@@ -403,7 +403,8 @@ def patient_assessments(request, patient_id: int):  # type: ignore[no-untyped-de
 @login_required
 def assessment_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
-    form = AssessmentForm(request.POST or None)
+    # ?kind=: the kind due at the visit, when the visit's flow leads here (patients.flows)
+    form = AssessmentForm(request.POST or None, initial={"kind": request.GET.get("kind")})
     if request.method == "POST" and form.is_valid():
         data = _changes(form, AssessmentForm.Meta.fields)
         saved = _save(form, lambda: services.assessment_record(user=request.user, patient=patient, data=data))

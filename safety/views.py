@@ -13,6 +13,7 @@ from core.forms import add_service_errors
 from core.locks import data_entry_page
 from core.models import Signature
 from core.signatures import signatures_for
+from dosing import selectors as dosing_selectors
 from patients import flows
 from patients import selectors as patient_selectors
 from safety import ctcae, selectors, services
@@ -84,12 +85,15 @@ def ae_create(request, patient_id: int):  # type: ignore[no-untyped-def]
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
+            # The assessment form opens on the kind the visit calendar has due (or overdue).
+            due = dosing_selectors.assessment_due(request.user, patient.pk, patient.trial.local_today())
             return flows.after_save(
                 request,
                 "ae_create",
                 patient_id=patient.pk,
                 saved=f"Adverse event recorded: {ae.term.term}, grade {ae.grade}.",
                 default=redirect("patient_safety", patient_id=patient.pk),
+                prefill={"kind": due.kind} if due else None,
             )
     return render(
         request,

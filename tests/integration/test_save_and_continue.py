@@ -141,9 +141,11 @@ def test_the_visit_flow_cycle_then_its_adverse_events_then_the_assessments(world
     assert Cycle.objects.get().day1 == C1D1
 
     response = client.post(f"/patients/{patient.pk}/adverse-events/new/", {**ae_form(onset="2024-03-03"), **CONTINUE})
-    assert response["Location"] == f"/patients/{patient.pk}/assessments/new/"
+    # The visit calendar has MRDs overdue (none recorded): the form opens on that kind.
+    assert response["Location"] == f"/patients/{patient.pk}/assessments/new/?kind=mrd"
     page = _messages(client, response)
     assert "Adverse event recorded: Nausea, grade 2. Next: the assessments due at this visit." in page
+    assert _selected(page, "kind") == "mrd"
     assert BUTTON not in page  # the end of the visit's flow
     assert AdverseEvent.objects.get().grade == 2
 
