@@ -1,6 +1,7 @@
 from django import forms
 
 from core.forms import ReasonForChangeForm
+from dosing.carry_forward import LABELS, CarriedStatus, unconfirmed
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 
 YES_NO_UNKNOWN = [("", "Not recorded"), ("false", "No"), ("true", "Yes")]
@@ -71,6 +72,52 @@ class CycleForm(forms.Form):
         label="Administered dose (mg)", required=False, min_value=0, max_digits=7, decimal_places=2,
         help_text="Leave empty to record the computed dose.",
     )  # fmt: skip
+
+    def __init__(self, *args, carried: CarriedStatus | None = None, saving: bool = False, **kwargs):  # type: ignore[no-untyped-def]
+        """``carried``: the GVHD/SOS status proposed from the latest record (dosing.carry_forward):
+        the fields start with it, each marked with its source, and a save that keeps any of
+        them needs ``status_confirmed`` ticked. ``saving``: the form was sent to save (not Check)."""
+        super().__init__(*args, **kwargs)
+        self.carried = carried if carried is not None and carried.values else None
+        self.saving = saving
+        if self.carried is None:
+            return
+        for value in self.carried.values:
+            field = self.fields[value.field]
+            shown = dict(field.choices)[_choice(value.value)]  # type: ignore[attr-defined]
+            field.help_text = (
+                f"Carried forward from {value.source} ({shown}), confirm: tick the box below or change it."
+            )
+            self.initial.setdefault(value.field, _choice(value.value))
+        self.fields["status_confirmed"] = forms.BooleanField(
+            label="I confirm the GVHD/SOS status carried forward is still the patient's status at this visit",
+            required=False,
+        )
+        # right after the status fields
+        order = list(self.fields)
+        order.remove("status_confirmed")
+        order.insert(order.index("sos") + 1, "status_confirmed")
+        self.order_fields(order)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if self.saving and self.carried is not None and not data.get("status_confirmed"):
+            kept = unconfirmed(self.carried, data)
+            if kept:
+                names = ", ".join(LABELS[f] for f in kept)
+                self.add_error(
+                    "status_confirmed",
+                    f"The GVHD/SOS status is carried forward from {self.carried.sources} ({names}): "
+                    "confirm it is still the status at this visit, or change it.",
+                )
+        return data
+
+
+def _choice(value: int | bool) -> str:
+    """A carried value as the status fields' choices spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class DeviationForm(forms.ModelForm):

@@ -13,10 +13,11 @@ from typing import Any
 
 from django.db.models import F, Prefetch, QuerySet
 
-from dosing import schedule
+from dosing import carry_forward, schedule
 from dosing.models import ConcomitantMedication, Cycle, Deviation, LabPanel
 from dosing.params import trial_schedule_params
 from patients.models import Assessment, Consent, Patient, PatientEvent
+from safety.models import GvhdEpisode  # read only: the carried-forward GVHD status (pyproject)
 from trial import access
 from trial.models import Site, Trial
 
@@ -197,6 +198,12 @@ def patient_calendar(  # type: ignore[no-untyped-def]
     return patient, schedule.visit_calendar(facts, today, trial_schedule_params(patient.trial))
 
 
+def assessment_due(user, patient_id: int, today: datetime.date) -> schedule.PlannedAssessment | None:  # type: ignore[no-untyped-def]
+    """The first expected assessment (PROTOCOL 7) still to record on ``today``: due or overdue."""
+    _, entries = patient_calendar(user, patient_id, today)
+    return next((e for e in entries if e.status in ("due", "overdue")), None)
+
+
 @dataclass(frozen=True)
 class DueCycle:
     number: int
@@ -332,3 +339,23 @@ def medication_get(user, medication_id: int) -> ConcomitantMedication:  # type: 
     return access.get_scoped_or_404(  # type: ignore[return-value]
         user, ConcomitantMedication.objects.select_related("patient__trial", "patient__site"), pk=medication_id
     )
+
+
+def visit_status_carried(patient: Patient, visit_date: datetime.date) -> carry_forward.CarriedStatus:
+    """The GVHD/SOS status the cycle screen proposes for a visit on ``visit_date``: from the
+    previous cycle's visit status or the latest GVHD episode (dosing.carry_forward decides)."""
+    visits = [
+        carry_forward.VisitStatus(c.number, c.day1, c.acute_gvhd_grade, c.liver_gvhd, c.sos)
+        for c in Cycle.objects.filter(patient=patient, day1__lt=visit_date).order_by("-day1", "-number")[:1]
+    ]
+    episodes = [
+        carry_forward.GvhdEpisodeFacts(
+            kind=e.kind,
+            onset=e.onset,
+            resolved=e.resolved,
+            acute_grade=e.acute_grade,
+            liver=e.liver_involved or bool(e.liver_stage),
+        )
+        for e in GvhdEpisode.objects.filter(patient=patient, onset__lte=visit_date)  # current (not voided) records
+    ]
+    return carry_forward.carried_forward(visit_date, visits, episodes)

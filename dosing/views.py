@@ -1,5 +1,7 @@
 """Dosing screens: thin (form -> service -> redirect); scope comes from the selectors."""
 
+import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,6 +23,7 @@ from dosing.forms import (
     MedicationForm,
 )
 from dosing.params import trial_schedule_params
+from patients import flows
 from trial import access
 from trial.models import Trial
 
@@ -66,6 +69,14 @@ def patient_dosing(request, patient_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+def _visit_date(day1: str | None) -> datetime.date:
+    """The visit a new cycle is for: its day 1 as sent, else today."""
+    try:
+        return datetime.date.fromisoformat(day1 or "")
+    except ValueError:
+        return _today()
+
+
 @data_entry_page  # a frozen or locked casebook shows no editable form
 @login_required
 def cycle_create(request, patient_id: int):  # type: ignore[no-untyped-def]
@@ -75,23 +86,42 @@ def cycle_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
         raise PermissionDenied("You can read this patient but not enter data.")
     initial = {"number": services.cycle_evaluate(patient, {"day1": _today()}).number or 1, "given": "true"}
-    form = CycleForm(request.POST or None, initial=initial)
+    saving = "save" in request.POST or flows.wants_continue(request)  # "Save and continue" saves too
+    # The GVHD/SOS status proposed from the latest record before the visit (today until a
+    # day 1 is entered); saved only once the coordinator confirms or changes it.
+    carried = selectors.visit_status_carried(patient, _visit_date(request.POST.get("day1")))
+    form = CycleForm(request.POST or None, initial=initial, carried=carried, saving=saving)
     evaluation = None
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        if "save" in request.POST:
+        data = {k: v for k, v in form.cleaned_data.items() if k != "status_confirmed"}
+        if saving:
             try:
                 cycle = services.cycle_record(user=request.user, patient=patient, data=data)
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
-                messages.success(request, f"Cycle {cycle.number} recorded.")
-                return redirect("patient_dosing", patient_id=patient.pk)
+                return flows.after_save(
+                    request,
+                    "cycle_create",
+                    patient_id=patient.pk,
+                    saved=f"Cycle {cycle.number} recorded.",
+                    default=redirect("patient_dosing", patient_id=patient.pk),
+                )
         evaluation = services.cycle_evaluate(patient, data)
-        if "save" not in request.POST:
+        if not saving:
             for name, errors in evaluation.errors.items():
                 form.add_error(name if name in form.fields else None, errors)
-    return render(request, "dosing/cycle_form.html", {"patient": patient, "form": form, "evaluation": evaluation})
+    return render(
+        request,
+        "dosing/cycle_form.html",
+        {
+            "patient": patient,
+            "form": form,
+            "evaluation": evaluation,
+            "carried": form.carried,
+            **flows.continue_context("cycle_create"),
+        },
+    )
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form

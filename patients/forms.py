@@ -42,7 +42,12 @@ class PatientRegisterForm(ServiceValidatedModelForm):
     def __init__(self, *args, user, trial, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         # The choice list is scoped like everything else: only the user's own sites.
-        self.fields["site"].queryset = access.sites_for(user, trial)
+        sites = access.sites_for(user, trial)
+        self.fields["site"].queryset = sites
+        # A coordinator of one site registers there: it comes preselected (still a choice to check).
+        only = list(sites.values_list("pk", flat=True)[:2])
+        if len(only) == 1:
+            self.initial.setdefault("site", only[0])
         self.instance.trial = trial
 
 

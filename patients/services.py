@@ -491,6 +491,18 @@ def _enrolment_problems(patient: Patient, on: date | None) -> Errors:
     return errors
 
 
+def enrolment_ready(patient: Patient, on: date | None = None) -> Screening | None:
+    """The screening an "Enrol" button offers: the latest one, when ``patient_enrol`` would
+    accept enrolment on ``on`` (default: today in the trial's time zone), i.e. not enrolled,
+    consented, the latest screening passed and still within its validity window (PROTOCOL s2).
+    None otherwise. Reads only: the same checks as enrolment, from one place."""
+    if patient.enrolled_on is not None:
+        return None
+    if _enrolment_problems(patient, on or _today(patient.trial)):
+        return None
+    return Screening.objects.filter(patient=patient).order_by("date", "id").last()
+
+
 def patient_enrol(
     *,
     user: Any,

@@ -16,7 +16,7 @@ from core.forms import SignatureForm, add_service_errors
 from core.locks import data_entry_page, lock_gate
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
-from patients import selectors, services
+from patients import flows, selectors, services
 from patients.forms import (
     AssessmentEditForm,
     AssessmentForm,
@@ -48,6 +48,18 @@ def _editable_patient(request, patient_id: int) -> Patient:  # type: ignore[no-u
     return patient
 
 
+def _may_enrol(user, patient: Patient) -> bool:  # type: ignore[no-untyped-def]
+    return _can_edit(user, patient) or access.can(user, "sign", patient.trial_id)
+
+
+def _enrol_offer(user, patient: Patient):  # type: ignore[no-untyped-def]
+    """The screening an "Enrol" button stands on (services.enrolment_ready), for a user who
+    may enrol this patient in an open casebook; else None (no button)."""
+    if not _may_enrol(user, patient) or not patient.lock.is_open:
+        return None
+    return services.enrolment_ready(patient)
+
+
 def _save(form, call: Callable[[], Any]) -> Any:  # type: ignore[no-untyped-def]
     """Run a service call; its refusals go next to the form's fields. None if refused."""
     try:
@@ -59,8 +71,12 @@ def _save(form, call: Callable[[], Any]) -> Any:  # type: ignore[no-untyped-def]
     return None
 
 
-def _form_page(request, form, title: str, patient: Patient | None = None, trial: Trial | None = None) -> HttpResponse:  # type: ignore[no-untyped-def]
+def _form_page(  # type: ignore[no-untyped-def]
+    request, form, title: str, patient: Patient | None = None, trial: Trial | None = None, step: str = ""
+) -> HttpResponse:
     context = {"form": form, "title": title, "patient": patient, "trial": trial or (patient and patient.trial)}
+    if step:  # a form of a data-entry flow: "Save and continue" next to Save (patients.flows)
+        context.update(flows.continue_context(step))
     if patient is not None:  # a frozen or locked casebook: the banner, and no Save button
         context["lock"] = patient.lock
     return render(request, "patients/patient_form.html", context)
@@ -101,9 +117,14 @@ def patient_create(request, trial_id: int):  # type: ignore[no-untyped-def]
         data = form.cleaned_data
         patient = _save(form, lambda: services.patient_register(user=request.user, trial=trial, data=data))
         if patient is not None:
-            messages.success(request, f"{patient.subject_id} registered.")
-            return redirect("patient_detail", patient_id=patient.pk)
-    return _form_page(request, form, "Register a patient", trial=trial)
+            return flows.after_save(
+                request,
+                "patient_create",
+                patient_id=patient.pk,
+                saved=f"{patient.subject_id} registered.",
+                default=redirect("patient_detail", patient_id=patient.pk),
+            )
+    return _form_page(request, form, "Register a patient", trial=trial, step="patient_create")
 
 
 @login_required
@@ -119,6 +140,7 @@ def patient_detail(request, patient_id: int):  # type: ignore[no-untyped-def]
             "can_edit": _can_edit(request.user, patient),
             "can_sign": access.can(request.user, "sign", patient.trial_id),
             "can_lock": access.can(request.user, "lock", patient.trial_id),
+            "enrol_offer": _enrol_offer(request.user, patient),
         },
     )
 
@@ -203,7 +225,7 @@ def patient_eligibility(request, patient_id: int):  # type: ignore[no-untyped-de
             "patient": patient,
             "transplant": selectors.transplant_of(patient),
             "can_edit": _can_edit(request.user, patient),
-            "can_enrol": _can_edit(request.user, patient) or access.can(request.user, "sign", patient.trial_id),
+            "can_enrol": _may_enrol(request.user, patient),
         },
     )
 
@@ -220,9 +242,14 @@ def transplant_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
             data = _changes(form, TransplantForm.Meta.fields)
             saved = _save(form, lambda: services.transplant_record(user=request.user, patient=patient, data=data))
             if saved is not None:
-                messages.success(request, "Transplant recorded.")
-                return redirect("patient_eligibility", patient_id=patient.pk)
-        return _form_page(request, form, f"Transplant of {patient.subject_id}", patient)
+                return flows.after_save(
+                    request,
+                    "transplant_edit",
+                    patient_id=patient.pk,
+                    saved="Transplant recorded.",
+                    default=redirect("patient_eligibility", patient_id=patient.pk),
+                )
+        return _form_page(request, form, f"Transplant of {patient.subject_id}", patient, step="transplant_edit")
     form = TransplantEditForm(request.POST or None, instance=transplant, initial={"version": transplant.version})
     if request.method == "POST" and form.is_valid():
         saved = _save(
@@ -236,9 +263,14 @@ def transplant_edit(request, patient_id: int):  # type: ignore[no-untyped-def]
             ),
         )
         if saved is not None:
-            messages.success(request, "Change saved and recorded in the audit trail.")
-            return redirect("patient_eligibility", patient_id=patient.pk)
-    return _form_page(request, form, f"Edit the transplant of {patient.subject_id}", patient)
+            return flows.after_save(
+                request,
+                "transplant_edit",
+                patient_id=patient.pk,
+                saved="Change saved and recorded in the audit trail.",
+                default=redirect("patient_eligibility", patient_id=patient.pk),
+            )
+    return _form_page(request, form, f"Edit the transplant of {patient.subject_id}", patient, step="transplant_edit")
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form
@@ -258,9 +290,14 @@ def consent_create(request, patient_id: int):  # type: ignore[no-untyped-def]
             ),
         )
         if saved is not None:
-            messages.success(request, f"Consent to version {saved.protocol_version.version} recorded.")
-            return redirect("patient_eligibility", patient_id=patient.pk)
-    return _form_page(request, form, f"Consent of {patient.subject_id}", patient)
+            return flows.after_save(
+                request,
+                "consent_create",
+                patient_id=patient.pk,
+                saved=f"Consent to version {saved.protocol_version.version} recorded.",
+                default=redirect("patient_eligibility", patient_id=patient.pk),
+            )
+    return _form_page(request, form, f"Consent of {patient.subject_id}", patient, step="consent_create")
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form
@@ -272,15 +309,29 @@ def screening_create(request, patient_id: int):  # type: ignore[no-untyped-def]
         data = _changes(form, ScreeningForm.Meta.fields)
         saved = _save(form, lambda: services.screening_record(user=request.user, patient=patient, data=data))
         if saved is not None:
-            messages.success(request, f"Screening stored: {saved.get_result_display()}.")
-            return redirect("screening_detail", screening_id=saved.pk)
-    return _form_page(request, form, f"Screen {patient.subject_id}", patient)
+            return flows.after_save(
+                request,
+                "screening_create",
+                patient_id=patient.pk,
+                saved=f"Screening stored: {saved.get_result_display()}.",
+                default=redirect("screening_detail", screening_id=saved.pk),
+                stop=""
+                if saved.result == saved.Result.ELIGIBLE
+                else "Enrolment needs an eligible screening: the criteria not passed are below.",
+            )
+    return _form_page(request, form, f"Screen {patient.subject_id}", patient, step="screening_create")
 
 
 @login_required
 def screening_detail(request, screening_id: int):  # type: ignore[no-untyped-def]
     screening = selectors.screening_get(request.user, screening_id)
-    return render(request, "patients/screening_detail.html", {"screening": screening, "patient": screening.patient})
+    offer = _enrol_offer(request.user, screening.patient)
+    return render(
+        request,
+        "patients/screening_detail.html",
+        # "Enrol" on this page only when it is the screening enrolment would rest on today
+        {"screening": screening, "patient": screening.patient, "enrol_offer": offer if offer == screening else None},
+    )
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form
@@ -306,8 +357,13 @@ def patient_enrol(request, patient_id: int):  # type: ignore[no-untyped-def]
             ),
         )
         if saved is not None:
-            messages.success(request, f"{saved.subject_id} enrolled at {saved.dose_level}.")
-            return redirect("patient_eligibility", patient_id=patient.pk)
+            return flows.after_save(
+                request,
+                "patient_enrol",
+                patient_id=patient.pk,
+                saved=f"{saved.subject_id} enrolled at {saved.dose_level}.",
+                default=redirect("patient_eligibility", patient_id=patient.pk),
+            )
     # Before Save, the page says whether a slot is open and at which level the patient goes.
     return render(
         request,
@@ -320,6 +376,8 @@ def patient_enrol(request, patient_id: int):  # type: ignore[no-untyped-def]
             "lock": patient.lock,
             "enrolment": selectors.enrolment_slots(patient.trial),
             "investigator": investigator,
+            # the next form (cycle 1) is data entry: only for whoever enters the patient's data
+            **(flows.continue_context("patient_enrol") if _can_edit(request.user, patient) else {}),
         },
     )
 
@@ -345,7 +403,8 @@ def patient_assessments(request, patient_id: int):  # type: ignore[no-untyped-de
 @login_required
 def assessment_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
-    form = AssessmentForm(request.POST or None)
+    # ?kind=: the kind due at the visit, when the visit's flow leads here (patients.flows)
+    form = AssessmentForm(request.POST or None, initial={"kind": request.GET.get("kind")})
     if request.method == "POST" and form.is_valid():
         data = _changes(form, AssessmentForm.Meta.fields)
         saved = _save(form, lambda: services.assessment_record(user=request.user, patient=patient, data=data))

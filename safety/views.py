@@ -13,6 +13,8 @@ from core.forms import add_service_errors
 from core.locks import data_entry_page
 from core.models import Signature
 from core.signatures import signatures_for
+from dosing import selectors as dosing_selectors
+from patients import flows
 from patients import selectors as patient_selectors
 from safety import ctcae, selectors, services
 from safety.forms import (
@@ -79,13 +81,25 @@ def ae_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     form = AdverseEventForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.ae_record(user=request.user, patient=patient, data=_ae_data(form))
+            ae = services.ae_record(user=request.user, patient=patient, data=_ae_data(form))
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, "Adverse event recorded.")
-            return redirect("patient_safety", patient_id=patient.pk)
-    return render(request, "safety/ae_form.html", {"patient": patient, "form": form, "title": f"New AE for {patient}"})
+            # The assessment form opens on the kind the visit calendar has due (or overdue).
+            due = dosing_selectors.assessment_due(request.user, patient.pk, patient.trial.local_today())
+            return flows.after_save(
+                request,
+                "ae_create",
+                patient_id=patient.pk,
+                saved=f"Adverse event recorded: {ae.term.term}, grade {ae.grade}.",
+                default=redirect("patient_safety", patient_id=patient.pk),
+                prefill={"kind": due.kind} if due else None,
+            )
+    return render(
+        request,
+        "safety/ae_form.html",
+        {"patient": patient, "form": form, "title": f"New AE for {patient}", **flows.continue_context("ae_create")},
+    )
 
 
 @data_entry_page  # a frozen or locked casebook shows no editable form

@@ -30,19 +30,19 @@ def test_register_edit_with_reason_and_read_history(page, world):  # type: ignor
     page.get_by_label("Subject ID").fill("SA-042")
     page.get_by_label("Sex").select_option("female")
     page.get_by_label("Birth year").fill("1977")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("heading", name="SA-042")).to_be_visible()
 
     page.get_by_role("link", name="Edit").click()
     page.get_by_label("Birth year").fill("1976")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#id_reason_for_change-error")).to_contain_text(
         "A reason for change is required"
     )  # next to the field
     assert Patient.objects.get(subject_id="SA-042").birth_year == 1977
 
     page.get_by_label("Reason for change").fill("Source document shows 1976")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_role("link", name="Audit trail").click()
     row = page.locator("table.history tbody tr").first
     expect(row).to_contain_text("Source document shows 1976")

@@ -87,5 +87,5 @@ def test_the_enrol_page_shows_the_slot_before_save(page, world, levels, screened
         "Saving enrols the patient at level 4 (0.6 mg/m²), an expansion place at the declared MTD"
     )
     page.get_by_label("Enrolment date").fill(datetime.date(2024, 3, 2).isoformat())
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text(f"{screened.subject_id} enrolled at L4")).to_be_visible()

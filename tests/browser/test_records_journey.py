@@ -32,7 +32,7 @@ def test_lab_correction_void_audit_trail_and_lock_checklist(page, world):  # typ
     page.get_by_role("link", name="Correct these labs").click()
     page.get_by_label("platelets (x10^9/L)").fill("8")
     page.get_by_label("Reason for change").fill("lab report says 8")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/labs/{panel.pk}/$"))
     expect(page.locator("table.history")).to_contain_text("lab report says 8")
     assert LabPanel.objects.get(pk=panel.pk).platelets == Decimal("8.0")
@@ -40,7 +40,7 @@ def test_lab_correction_void_audit_trail_and_lock_checklist(page, world):  # typ
     page.goto(f"/patients/{patient.pk}/safety/")
     page.get_by_role("link", name="Void (entered in error)").first.click()
     page.get_by_label("Reason for voiding").fill("entered on the wrong patient")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/patients/{patient.pk}/safety/$"))
     assert AdverseEvent.all_objects.get(pk=ae.pk).void_reason == "entered on the wrong patient"
 

@@ -58,13 +58,13 @@ def test_record_an_ae_with_the_term_picker(page, world):  # type: ignore[no-unty
     expect(grade).to_have_value("")
     page.get_by_label("Onset").fill("2024-04-15")
     page.get_by_label("Attribution to INO").select_option("possible")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     # No grade chosen: nothing saved, the grade is named.
     expect(page.locator("#id_grade-error")).to_be_visible()
     assert not AdverseEvent.objects.exists()
 
     page.get_by_label("Grade").select_option("3")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/patients/{patient.pk}/safety/$"))
     expect(page.get_by_role("cell", name="Platelet count decreased 10035528")).to_be_visible()
     expect(page.get_by_role("cell", name="C1", exact=True)).to_be_visible()
@@ -92,7 +92,7 @@ def test_vod_finds_sos_whose_grades_start_at_2_and_a_forged_grade_is_refused(pag
     grade.select_option("5")
     page.get_by_label("Onset").fill("2024-04-15")
     page.get_by_label("Attribution to INO").select_option("possible")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#id_grade-error")).to_contain_text("Grade 5 is not defined for 'Platelet count decreased'")
     assert _option_values(page.get_by_label("Grade")) == ["", "1", "2", "3", "4"]
     expect(page.get_by_label("Grade")).to_have_value("")
