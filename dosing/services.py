@@ -120,6 +120,17 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
     trial = patient.trial
     day1: date | None = data.get("day1")
     given = data.get("given", True)
+    # The checks that need no schedule come first, so that a missing day 1 or transplant
+    # is reported together with them (every problem in one round, issue 19).
+    # A lab value no patient has (platelets 50000 typed in cells/uL) is refused, and never
+    # clears the pre-dose check ("platelets > 50"): it is missing to the check.
+    implausible = lab_value_problems(data)
+    for name, messages in implausible.items():
+        for message in messages:
+            ev.error(name, message)
+    if data.get("lab_date"):
+        for message in clinical_date_problems(patient, "lab date", data["lab_date"]):
+            ev.error("lab_date", message)
     if day1 is None:
         ev.error("day1", "Enter the day-1 date (the date of the dose, or of the visit when not given).")
         return ev
@@ -154,10 +165,14 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         ev.error("number", f"The next cycle is cycle {nxt.number}, not {number}.")
         return ev
     consents = [schedule.Consent(c.protocol_version.version, c.date) for c in patient.consents.all()]
-    for problem in schedule.validate_cycles([*past, schedule.PastCycle(number, day1)], consents, params):
-        if problem.field.startswith(f"cycles[{len(past)}]."):
-            ev.error(problem.field.rsplit(".", 1)[1], problem.message)
-    if ev.errors:
+    scheduling = [
+        problem
+        for problem in schedule.validate_cycles([*past, schedule.PastCycle(number, day1)], consents, params)
+        if problem.field.startswith(f"cycles[{len(past)}].")
+    ]
+    for problem in scheduling:
+        ev.error(problem.field.rsplit(".", 1)[1], problem.message)
+    if scheduling:
         return ev
     ev.timing = schedule.cycle_timing(day1, nxt)
     if given and ev.timing.status == "too_early":
@@ -165,15 +180,7 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         return ev
 
     panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in patient.lab_panels.all()]
-    # A lab value no patient has (platelets 50000 typed in cells/uL) is refused, and never
-    # clears the pre-dose check ("platelets > 50"): it is missing to the check.
-    implausible = lab_value_problems(data)
-    for name, messages in implausible.items():
-        for message in messages:
-            ev.error(name, message)
     if data.get("lab_date"):
-        for message in clinical_date_problems(patient, "lab date", data["lab_date"]):
-            ev.error("lab_date", message)
         usable = {name: None if name in implausible else _dec(data.get(name)) for name in ("platelets", "anc")}
         panels.append(predose.LabValues(data["lab_date"], usable["platelets"], usable["anc"]))
         if data["lab_date"] > day1:

@@ -89,7 +89,7 @@ def test_coordinator_journey_register_transplant_consent_screen_enrol(world, log
     screening = Screening.objects.get(patient=patient)
     assert response.status_code == 302 and screening.result == "eligible"
     page = client.get(response["Location"]).content.decode()
-    assert "(b) transplanted in cr2" in page and "Eligible" in page
+    assert "(b) transplanted in CR2" in page and "Eligible" in page
 
     response = client.post(f"/patients/{patient.pk}/enrol/", {"enrolled_on": "2024-03-02", "version": 1})
     assert response.status_code == 302
@@ -256,7 +256,8 @@ def test_patient_list_shows_status(world, login, patient):  # type: ignore[no-un
     ScreeningFactory(patient=patient, date=D(2024, 3, 1), result="not_eligible")
     ScreeningFactory(patient=patient, date=D(2024, 3, 5), result="eligible")
     page = login(world["coordinator_a"]).get(f"/trials/{world['trial'].pk}/patients/").content.decode()
-    assert "2024-03-05: Eligible" in page and "2024-01-10" in page
+    assert '2024-03-05: <span class="outcome outcome-pass" data-outcome="pass">' in page and "2024-01-10" in page
+    assert "Eligible</span>" in page
 
 
 def test_assessment_and_event_screens(world, login, patient):  # type: ignore[no-untyped-def]
