@@ -52,7 +52,8 @@ def _outcome_badge(code: str, text: str):  # type: ignore[no-untyped-def]
 
     css, icon = outcome_style(code)
     return format_html(
-        '<span class="outcome outcome-{}" data-outcome="{}"><span class="outcome-icon" aria-hidden="true">{}</span> {}</span>',
+        '<span class="outcome outcome-{}" data-outcome="{}">'
+        '<span class="outcome-icon" aria-hidden="true">{}</span> {}</span>',
         css,
         css,
         icon,
