@@ -187,7 +187,7 @@ def test_api_screening_answers_every_field_in_one_400(world, patient, client):  
 # --- bundle import -----------------------------------------------------------------
 
 
-def test_bundle_import_lists_every_path_of_a_registration_and_a_screening() -> None:
+def test_bundle_import_lists_every_path_of_a_registration_a_screening_and_a_cycle() -> None:
     bundle = generate_trial(16, seed=1)
     # (A look-alike subject ID is refused by the bundle's own cross-check, before any write.)
     bundle["patients"][4]["birth_year"] = NEXT_YEAR
@@ -195,9 +195,16 @@ def test_bundle_import_lists_every_path_of_a_registration_and_a_screening() -> N
     s["lab_date"] = "2030-01-01"  # after the screening date (and in the future)
     s["platelets_10e9_l"] = 50000
     s["anc_10e9_l"] = 1200
+    cycle = bundle["patients"][3]["cycles"][0]
+    hct = datetime.date.fromisoformat(bundle["patients"][3]["transplant"]["date"])
+    cycle["day1"] = (hct - datetime.timedelta(days=5)).isoformat()  # before the HCT...
+    cycle["labs"] = {**cycle["labs"], "date": (hct - datetime.timedelta(days=6)).isoformat(), "platelets": 50000}
     with pytest.raises(BundleInvalid) as refused:
         bundle_import(bundle)
     problems = refused.value.problems
+    # ...and a unit slip in its labs: both, not the day 1 first and the labs on the next import.
+    assert any(p.startswith("patients[3].cycles[0].day1: ") for p in problems), problems
+    assert any(p.startswith("patients[3].cycles[0].labs.platelets: ") for p in problems), problems
     for start in (
         "patients[4].birth_year: ",
         "patients[5].screenings[0].lab_date: ",
