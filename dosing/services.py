@@ -592,12 +592,10 @@ def cycle_update(
         raise PermissionDenied("You do not enter data for this patient.")
     ensure_writable(cycle)  # a frozen or locked casebook says so before anything else
     unknown = set(changes) - set(CYCLE_CORRECTABLE_FIELDS)
-    if unknown:
-        raise ValidationError(
-            {name: [_NOT_CORRECTABLE.get(name, "This field cannot be corrected here.")] for name in sorted(unknown)}
-        )
+    # Every problem in one answer (issue 19): unknown fields, the reason and the rules.
+    problems = {name: [_NOT_CORRECTABLE.get(name, "This field cannot be corrected here.")] for name in sorted(unknown)}
     if not (reason or "").strip():
-        raise ReasonRequired()
+        problems.update(ReasonRequired().message_dict)
     reason = (reason or "").strip()
     with transaction.atomic():
         locked = _patient_for_update(patient)
@@ -606,10 +604,13 @@ def cycle_update(
             raise ValidationError({"__all__": ["This cycle no longer exists."]})
         if expected_version is not None and current.version != expected_version:
             raise EditConflict(current.version, expected_version)
-        data = {name: getattr(current, name) for name in CYCLE_CORRECTABLE_FIELDS} | changes
+        known = {name: value for name, value in changes.items() if name not in unknown}
+        data = {name: getattr(current, name) for name in CYCLE_CORRECTABLE_FIELDS} | known
         ev = cycle_correction_evaluate(locked, current, data)
-        if ev.errors:
-            raise ValidationError(ev.errors)
+        for name, messages in ev.errors.items():
+            problems.setdefault(name, []).extend(messages)
+        if problems:
+            raise ValidationError(problems)
         values = _stored_values(ev, data, current.dose_level.dose_mg_m2)
         diff = {k: v for k, v in values.items() if _differs(current, k, v)}
         if not diff:
@@ -693,17 +694,19 @@ def lab_panel_update(
         raise PermissionDenied("You do not enter data for this patient.")
     ensure_writable(panel)
     unknown = set(changes) - set(LAB_PANEL_CORRECTABLE_FIELDS)
-    if unknown:
-        raise ValidationError({name: ["This field cannot be corrected on a lab panel."] for name in sorted(unknown)})
+    # Every problem in one answer (issue 19): unknown fields, the reason and the values.
+    errors: dict[str, list[str]] = {name: ["This field cannot be corrected on a lab panel."] for name in unknown}
     if not (reason or "").strip():
-        raise ReasonRequired()
+        errors.update(ReasonRequired().message_dict)
     reason = (reason or "").strip()
     with transaction.atomic():
         current = LabPanel.objects.select_for_update().select_related("patient__trial").get(pk=panel.pk)
         if expected_version is not None and current.version != expected_version:
             raise EditConflict(current.version, expected_version)
-        values = {name: getattr(current, name) for name in LAB_PANEL_CORRECTABLE_FIELDS} | changes
-        errors = lab_panel_problems(current.patient, values, panel=current)
+        known = {name: value for name, value in changes.items() if name not in unknown}
+        values = {name: getattr(current, name) for name in LAB_PANEL_CORRECTABLE_FIELDS} | known
+        for name, messages in lab_panel_problems(current.patient, values, panel=current).items():
+            errors.setdefault(name, []).extend(messages)
         cycle = _visit_cycle_of(current)
         if cycle is not None and cycle.day1 is not None and values.get("date") and values["date"] > cycle.day1:
             errors.setdefault("date", []).append(

@@ -479,12 +479,18 @@ def _enrolment_problems(patient: Patient, on: date | None) -> Errors:
     if screening is None:
         _add(errors, "enrolled_on", "The patient has not been screened.")
     elif screening.result != Screening.Result.ELIGIBLE:
-        failed = [c["key"] for c in screening.criteria if c["status"] != "pass"]
+        # In words (the criteria's reasons), failed and missing apart: missing data is not a failure.
+        parts = [
+            f"{word}: "
+            + "; ".join(str(c.get("reason") or c["key"]) for c in screening.criteria if c["status"] == status)
+            for status, word in (("fail", "failed"), ("missing", "missing"))
+            if any(c["status"] == status for c in screening.criteria)
+        ]
         _add(
             errors,
             "enrolled_on",
-            f"The latest screening ({screening.date}) is {screening.get_result_display().lower()}: "
-            f"{', '.join(failed)}. Re-screen first.",
+            f"The latest screening ({screening.date}) is {screening.get_result_display().lower()} "
+            f"({'; '.join(parts)}). Re-screen first.",
         )
     elif on < screening.date:
         _add(errors, "enrolled_on", f"The enrolment date {on} is before the screening of {screening.date}.")

@@ -161,11 +161,19 @@ def test_transplant_edit_needs_a_reason(world, login, patient):  # type: ignore[
 
 
 def test_enrol_refused_shows_why(world, login, patient):  # type: ignore[no-untyped-def]
-    ScreeningFactory(patient=patient, result="not_eligible", criteria=[{"key": "sos", "status": "fail"}])
+    criteria = [
+        {"key": "sos", "status": "fail", "reason": "history of SOS/VOD"},
+        {"key": "cr_at_day30", "status": "missing", "reason": "remission status at day +30 not recorded"},
+    ]
+    ScreeningFactory(patient=patient, result="not_eligible", criteria=criteria)
     response = login(world["coordinator_a"]).post(
         f"/patients/{patient.pk}/enrol/", {"enrolled_on": "2024-03-21", "version": 1}
     )
-    assert _error_next_to(response.content.decode(), "enrolled_on", "not eligible (screen failure): sos")
+    assert _error_next_to(
+        response.content.decode(),
+        "enrolled_on",
+        "not eligible (screen failure) (failed: history of SOS/VOD; missing: remission status at day +30 not recorded)",
+    )
     patient.refresh_from_db()
     assert patient.enrolled_on is None
 
