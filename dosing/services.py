@@ -575,6 +575,14 @@ def _follower_effects(
         )
 
 
+def _refuse(errors: dict[str, list[str]]) -> None:
+    """Every problem of a correction together; a missing reason alone stays ReasonRequired."""
+    if set(errors) == {"reason_for_change"}:
+        raise ReasonRequired()
+    if errors:
+        raise ValidationError(errors)
+
+
 def cycle_update(
     *,
     user: Any,
@@ -609,8 +617,7 @@ def cycle_update(
         ev = cycle_correction_evaluate(locked, current, data)
         for name, messages in ev.errors.items():
             problems.setdefault(name, []).extend(messages)
-        if problems:
-            raise ValidationError(problems)
+        _refuse(problems)
         values = _stored_values(ev, data, current.dose_level.dose_mg_m2)
         diff = {k: v for k, v in values.items() if _differs(current, k, v)}
         if not diff:
@@ -713,8 +720,7 @@ def lab_panel_update(
                 f"These are the pre-dose labs of cycle {cycle.number} (day 1 {cycle.day1.isoformat()}): "
                 "labs drawn after day 1 cannot clear the dose."
             )
-        if errors:
-            raise ValidationError(errors)
+        _refuse(errors)
         diff = {k: v for k, v in changes.items() if getattr(current, k) != v}
         if not diff:
             raise ValidationError({"__all__": ["Nothing to correct: these are the values on file."]})
