@@ -1,5 +1,8 @@
 """Errors the services raise; views and the API turn them into clear answers."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError
 from django.db import OperationalError
 
@@ -60,3 +63,53 @@ class RecordLocked(ValidationError):
 
     def __str__(self) -> str:
         return self.lock_message
+
+
+class Problems:
+    """Every problem of one submission, field -> messages, raised together (issue 19).
+
+    A service adds what its own checks find (``add``), runs each helper that raises on
+    its own (``collect``) and raises once at the end (``raise_if_any``): the form, the
+    API (400 with every field in ``errors``) and the bundle import (every path) then show
+    all of them in one round, never one per submit. A lock refusal is not a problem of
+    the input and is never collected (it goes through as the 423 it is).
+    """
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, field: str, message: str) -> None:
+        messages = self.errors.setdefault(field, [])
+        if message not in messages:
+            messages.append(message)
+
+    def extend(self, exc: ValidationError | dict[str, list[str]]) -> None:
+        if isinstance(exc, dict):
+            items = exc.items()
+        elif hasattr(exc, "error_dict"):
+            items = exc.message_dict.items()
+        else:
+            items = (("__all__", exc.messages),)
+        for field, messages in items:
+            for message in messages:
+                self.add(field, message)
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run a check that raises ValidationError; its messages join the others."""
+        try:
+            yield
+        except RecordLocked:
+            raise
+        except ValidationError as exc:
+            self.extend(exc)
+
+    def __contains__(self, field: object) -> bool:
+        return field in self.errors
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError({field: list(messages) for field, messages in self.errors.items()})

@@ -88,8 +88,66 @@ def label(code: object) -> str:
 
 
 _CODE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+# One-word codes the eligibility reasons quote (patients.eligibility writes "transplanted in
+# cr2", "(c) mac conditioning"): the disease status and conditioning at HCT, and the diagnosis.
+# Only these fields' codes, so that an English word that is also some other code stays as is.
+SENTENCE_CODE_FIELDS = (("patients.Transplant", "disease_status"), ("patients.Transplant", "conditioning"))
+
+
+@cache
+def _sentence_codes() -> re.Pattern[str]:
+    words = sorted(
+        {
+            str(value)
+            for model, name in SENTENCE_CODE_FIELDS
+            for value, _ in apps.get_model(model)._meta.get_field(name).flatchoices
+            if isinstance(value, str) and value and "_" not in value
+        },
+        key=len,
+        reverse=True,
+    )
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\b")
 
 
 def label_codes_in(text: str) -> str:
-    """``text`` with every snake_case code in it replaced by its label."""
-    return _CODE.sub(lambda m: label(m.group(0)), text)
+    """``text`` with every snake_case code in it, and the one-word eligibility codes
+    (cr2, mac...), replaced by its label."""
+    text = _CODE.sub(lambda m: label(m.group(0)), text)
+    return _sentence_codes().sub(lambda m: label(m.group(0)), text)
+
+
+# Eligibility outcomes (issue 19): pass, fail and missing data each with its own word,
+# icon and colour class, so that missing data never reads as a screen failure.
+# (css class suffix, icon, word); the icon is decoration, the word carries the meaning.
+OUTCOME_STYLES: dict[str, tuple[str, str]] = {
+    "pass": ("pass", "✓"),
+    "fail": ("fail", "✗"),
+    "missing": ("missing", "?"),
+    "eligible": ("pass", "✓"),
+    "not_eligible": ("fail", "✗"),
+    "incomplete": ("missing", "?"),
+}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def screening_outcome_text(result: str, criteria: list[dict[str, object]] | None) -> str:
+    """The overall result in words: "Incomplete: 2 criteria missing" rather than a
+    failure; a screen failure also says how many criteria are still missing."""
+    if criteria is None:
+        return label(result)
+    failed = sum(1 for c in criteria if c.get("status") == "fail")
+    missing = sum(1 for c in criteria if c.get("status") == "missing")
+    if result == "incomplete":
+        return f"Incomplete: {_plural(missing, 'criterion')} missing".replace("criterions", "criteria")
+    if result == "not_eligible":
+        text = f"Not eligible (screen failure): {_plural(failed, 'criterion')} failed".replace("criterions", "criteria")
+        return text + (f", {missing} missing" if missing else "")
+    return label(result)
+
+
+def outcome_style(code: str) -> tuple[str, str]:
+    """(css class suffix, icon) of an eligibility status or overall result."""
+    return OUTCOME_STYLES.get(code, ("missing", "?"))

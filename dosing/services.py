@@ -120,6 +120,17 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
     trial = patient.trial
     day1: date | None = data.get("day1")
     given = data.get("given", True)
+    # The checks that need no schedule come first, so that a missing day 1 or transplant
+    # is reported together with them (every problem in one round, issue 19).
+    # A lab value no patient has (platelets 50000 typed in cells/uL) is refused, and never
+    # clears the pre-dose check ("platelets > 50"): it is missing to the check.
+    implausible = lab_value_problems(data)
+    for name, messages in implausible.items():
+        for message in messages:
+            ev.error(name, message)
+    if data.get("lab_date"):
+        for message in clinical_date_problems(patient, "lab date", data["lab_date"]):
+            ev.error("lab_date", message)
     if day1 is None:
         ev.error("day1", "Enter the day-1 date (the date of the dose, or of the visit when not given).")
         return ev
@@ -154,10 +165,14 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         ev.error("number", f"The next cycle is cycle {nxt.number}, not {number}.")
         return ev
     consents = [schedule.Consent(c.protocol_version.version, c.date) for c in patient.consents.all()]
-    for problem in schedule.validate_cycles([*past, schedule.PastCycle(number, day1)], consents, params):
-        if problem.field.startswith(f"cycles[{len(past)}]."):
-            ev.error(problem.field.rsplit(".", 1)[1], problem.message)
-    if ev.errors:
+    scheduling = [
+        problem
+        for problem in schedule.validate_cycles([*past, schedule.PastCycle(number, day1)], consents, params)
+        if problem.field.startswith(f"cycles[{len(past)}].")
+    ]
+    for problem in scheduling:
+        ev.error(problem.field.rsplit(".", 1)[1], problem.message)
+    if scheduling:
         return ev
     ev.timing = schedule.cycle_timing(day1, nxt)
     if given and ev.timing.status == "too_early":
@@ -165,15 +180,7 @@ def cycle_evaluate(patient: Patient, data: dict[str, Any]) -> CycleEvaluation:
         return ev
 
     panels = [predose.LabValues(p.date, p.platelets, p.anc) for p in patient.lab_panels.all()]
-    # A lab value no patient has (platelets 50000 typed in cells/uL) is refused, and never
-    # clears the pre-dose check ("platelets > 50"): it is missing to the check.
-    implausible = lab_value_problems(data)
-    for name, messages in implausible.items():
-        for message in messages:
-            ev.error(name, message)
     if data.get("lab_date"):
-        for message in clinical_date_problems(patient, "lab date", data["lab_date"]):
-            ev.error("lab_date", message)
         usable = {name: None if name in implausible else _dec(data.get(name)) for name in ("platelets", "anc")}
         panels.append(predose.LabValues(data["lab_date"], usable["platelets"], usable["anc"]))
         if data["lab_date"] > day1:
@@ -568,6 +575,14 @@ def _follower_effects(
         )
 
 
+def _refuse(errors: dict[str, list[str]]) -> None:
+    """Every problem of a correction together; a missing reason alone stays ReasonRequired."""
+    if set(errors) == {"reason_for_change"}:
+        raise ReasonRequired()
+    if errors:
+        raise ValidationError(errors)
+
+
 def cycle_update(
     *,
     user: Any,
@@ -585,12 +600,10 @@ def cycle_update(
         raise PermissionDenied("You do not enter data for this patient.")
     ensure_writable(cycle)  # a frozen or locked casebook says so before anything else
     unknown = set(changes) - set(CYCLE_CORRECTABLE_FIELDS)
-    if unknown:
-        raise ValidationError(
-            {name: [_NOT_CORRECTABLE.get(name, "This field cannot be corrected here.")] for name in sorted(unknown)}
-        )
+    # Every problem in one answer (issue 19): unknown fields, the reason and the rules.
+    problems = {name: [_NOT_CORRECTABLE.get(name, "This field cannot be corrected here.")] for name in sorted(unknown)}
     if not (reason or "").strip():
-        raise ReasonRequired()
+        problems.update(ReasonRequired().message_dict)
     reason = (reason or "").strip()
     with transaction.atomic():
         locked = _patient_for_update(patient)
@@ -599,10 +612,12 @@ def cycle_update(
             raise ValidationError({"__all__": ["This cycle no longer exists."]})
         if expected_version is not None and current.version != expected_version:
             raise EditConflict(current.version, expected_version)
-        data = {name: getattr(current, name) for name in CYCLE_CORRECTABLE_FIELDS} | changes
+        known = {name: value for name, value in changes.items() if name not in unknown}
+        data = {name: getattr(current, name) for name in CYCLE_CORRECTABLE_FIELDS} | known
         ev = cycle_correction_evaluate(locked, current, data)
-        if ev.errors:
-            raise ValidationError(ev.errors)
+        for name, messages in ev.errors.items():
+            problems.setdefault(name, []).extend(messages)
+        _refuse(problems)
         values = _stored_values(ev, data, current.dose_level.dose_mg_m2)
         diff = {k: v for k, v in values.items() if _differs(current, k, v)}
         if not diff:
@@ -686,25 +701,26 @@ def lab_panel_update(
         raise PermissionDenied("You do not enter data for this patient.")
     ensure_writable(panel)
     unknown = set(changes) - set(LAB_PANEL_CORRECTABLE_FIELDS)
-    if unknown:
-        raise ValidationError({name: ["This field cannot be corrected on a lab panel."] for name in sorted(unknown)})
+    # Every problem in one answer (issue 19): unknown fields, the reason and the values.
+    errors: dict[str, list[str]] = {name: ["This field cannot be corrected on a lab panel."] for name in unknown}
     if not (reason or "").strip():
-        raise ReasonRequired()
+        errors.update(ReasonRequired().message_dict)
     reason = (reason or "").strip()
     with transaction.atomic():
         current = LabPanel.objects.select_for_update().select_related("patient__trial").get(pk=panel.pk)
         if expected_version is not None and current.version != expected_version:
             raise EditConflict(current.version, expected_version)
-        values = {name: getattr(current, name) for name in LAB_PANEL_CORRECTABLE_FIELDS} | changes
-        errors = lab_panel_problems(current.patient, values, panel=current)
+        known = {name: value for name, value in changes.items() if name not in unknown}
+        values = {name: getattr(current, name) for name in LAB_PANEL_CORRECTABLE_FIELDS} | known
+        for name, messages in lab_panel_problems(current.patient, values, panel=current).items():
+            errors.setdefault(name, []).extend(messages)
         cycle = _visit_cycle_of(current)
         if cycle is not None and cycle.day1 is not None and values.get("date") and values["date"] > cycle.day1:
             errors.setdefault("date", []).append(
                 f"These are the pre-dose labs of cycle {cycle.number} (day 1 {cycle.day1.isoformat()}): "
                 "labs drawn after day 1 cannot clear the dose."
             )
-        if errors:
-            raise ValidationError(errors)
+        _refuse(errors)
         diff = {k: v for k, v in changes.items() if getattr(current, k) != v}
         if not diff:
             raise ValidationError({"__all__": ["Nothing to correct: these are the values on file."]})

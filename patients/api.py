@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api import CursorPagination, InputSerializer, ModelInputSerializer
+from core.api import CursorPagination, InputSerializer, ModelInputSerializer, validated_input
 from core.api_concurrency import expected_version, with_etag
 from core.locks import LockInfo
 from patients import selectors, services
@@ -279,7 +279,13 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(request=PatientRegisterInput, responses={201: PatientOutput})
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        values = _valid(PatientRegisterInput, request.data)
+        def check(partial: dict[str, Any]) -> None:  # the service's rules on the fields that validated
+            trial = access.trials_for(request.user, "enter_data").filter(code=partial.pop("trial", None)).first()
+            if trial is not None:
+                site = Site.objects.filter(trial=trial, code=partial.pop("site", None)).first()
+                services.patient_register_check(user=request.user, trial=trial, data={**partial, "site": site})
+
+        values = validated_input(PatientRegisterInput, request.data, check)
         trial = get_object_or_404(access.trials_for(request.user, "enter_data"), code=values.pop("trial"))
         site = Site.objects.filter(trial=trial, code=values.pop("site")).first()
         patient = services.patient_register(user=request.user, trial=trial, data={**values, "site": site})
@@ -303,9 +309,12 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         patient = self.get_object()
         if request.method == "GET":
             return Response(ScreeningOutput(selectors.screening_list(request.user, patient.pk), many=True).data)
-        screening = services.screening_record(
-            user=request.user, patient=patient, data=_valid(ScreeningInput, request.data)
+        values = validated_input(
+            ScreeningInput,
+            request.data,
+            lambda partial: services.screening_check(user=request.user, patient=patient, data=partial),
         )
+        screening = services.screening_record(user=request.user, patient=patient, data=values)
         return Response(ScreeningOutput(screening).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["GET"], responses={200: TransplantOutput})

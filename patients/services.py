@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import record_create, record_update
+from core.errors import Problems
 from core.models import Signature
 from core.signatures import password_reentry_check, signature_apply, signature_link
 from patients import selectors, subject_ids
@@ -77,9 +78,12 @@ def _today(trial: Trial) -> date:
     return trial.local_today()
 
 
-def _raise(errors: Errors) -> None:
-    if errors:
-        raise ValidationError(errors)
+def _raise(*parts: Errors) -> None:
+    """Raise every problem of every part together (core.errors.Problems), or nothing."""
+    problems = Problems()
+    for part in parts:
+        problems.extend(part)
+    problems.raise_if_any()
 
 
 def _add(errors: Errors, field: str, message: str) -> None:
@@ -103,10 +107,9 @@ def _check_date(errors: Errors, patient: Patient, field: str, label: str, value:
         _add(errors, field, message)
 
 
-def _unknown_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise ValidationError({field: ["This field cannot be set here."] for field in sorted(unknown)})
+def _unknown_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> Errors:
+    """A field the service does not take, as problems reported with the others."""
+    return {field: ["This field cannot be set here."] for field in sorted(set(data) - set(allowed))}
 
 
 def _require_data_entry(user: Any, patient: Patient) -> None:
@@ -134,21 +137,36 @@ def eligibility_params(trial: Trial) -> EligibilityParams:
 # --- registration -------------------------------------------------------------------
 
 
-def patient_register(*, user: Any, trial: Trial, data: dict[str, Any]) -> Patient:
-    """Register a patient at a site where ``user`` enters data. Nothing is written on error."""
+def patient_register_check(*, user: Any, trial: Trial, data: dict[str, Any]) -> None:
+    """Every registration rule at once (site, subject ID shape and uniqueness, birth
+    year): one ValidationError with all the problems, nothing written. Also run by the
+    form and the API on the fields that passed their own checks (core.forms.form_submit),
+    so a submission shows its type errors and its rule errors together."""
     if not access.can(user, "enter_data", trial):
         raise PermissionDenied("You do not enter data in this trial.")
+    problems = Problems()
     site = data.get("site")
     if site is None or not access.sites_for(user, trial).filter(pk=site.pk).exists():
-        raise ValidationError({"site": ["You can register patients only at your own site(s)."]})
+        problems.add("site", "You can register patients only at your own site(s).")
+    subject_id = subject_ids.normalise(str(data.get("subject_id") or ""))
+    shape = subject_ids.shape_problems(subject_id)
+    for message in shape:
+        problems.add("subject_id", message)
+    if not shape:
+        with problems.collect():
+            _subject_id_taken(trial, subject_id)
+    birth_year = data.get("birth_year")
+    if birth_year is not None and birth_year > _today(trial).year:
+        problems.add("birth_year", f"The birth year {birth_year} is in the future.")
+    problems.raise_if_any()
+
+
+def patient_register(*, user: Any, trial: Trial, data: dict[str, Any]) -> Patient:
+    """Register a patient at a site where ``user`` enters data. Nothing is written on error;
+    every problem is reported at once."""
+    patient_register_check(user=user, trial=trial, data=data)
     patient = Patient(trial=trial, **{k: v for k, v in data.items() if k in {"site", "subject_id", *EDITABLE_FIELDS}})
     patient.subject_id = subject_ids.normalise(str(patient.subject_id or ""))
-    shape = subject_ids.shape_problems(patient.subject_id)
-    if shape:
-        raise ValidationError({"subject_id": list(shape)})
-    _subject_id_taken(trial, patient.subject_id)
-    if patient.birth_year is not None and patient.birth_year > _today(trial).year:
-        raise ValidationError({"birth_year": [f"The birth year {patient.birth_year} is in the future."]})
     try:
         with transaction.atomic():
             # Registrations of one trial queue on the trial row, so two look-alike IDs
@@ -187,17 +205,16 @@ def patient_update(
 ) -> Patient:
     """Edit demographics and disease after first entry: needs a reason; a stale version is refused."""
     _require_data_entry(user, patient)
-    unknown = set(changes) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError({field: ["This field cannot be changed here."] for field in sorted(unknown)})
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    errors: Errors = {field: ["This field cannot be changed here."] for field in unknown}
     if changes.get("birth_year") is not None and changes["birth_year"] > _today(patient.trial).year:
-        raise ValidationError({"birth_year": [f"The birth year {changes['birth_year']} is in the future."]})
-    if changes.get("birth_year") is not None and changes["birth_year"] != patient.birth_year:
+        _add(errors, "birth_year", f"The birth year {changes['birth_year']} is in the future.")
+    elif changes.get("birth_year") is not None and changes["birth_year"] != patient.birth_year:
         # The records already entered were checked against the old year: none may now
         # fall before the new one (patients.clinical_dates, the birth-year floor).
-        conflict = birth_year_problems(changes["birth_year"], selectors.earliest_clinical_date(patient))
-        if conflict:
-            raise ValidationError({"birth_year": list(conflict)})
+        for message in birth_year_problems(changes["birth_year"], selectors.earliest_clinical_date(patient)):
+            _add(errors, "birth_year", message)
+    _raise(errors)
     with transaction.atomic():
         patient = record_update(patient, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
         computation_request(patient.trial_id, TrialComputation.Kind.ENROLMENT)
@@ -229,10 +246,9 @@ def _transplant_problems(patient: Patient, values: dict[str, Any]) -> Errors:
 def transplant_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Transplant:
     """First entry of the allo-HCT (day 0 = stem cell infusion)."""
     _require_data_entry(user, patient)
-    _unknown_fields(data, TRANSPLANT_FIELDS)
     if _transplant_of(patient) is not None:
         raise ValidationError({"date": ["The transplant is already recorded; edit it with a reason for change."]})
-    _raise(_transplant_problems(patient, data))
+    _raise(_unknown_fields(data, TRANSPLANT_FIELDS), _transplant_problems(patient, data))
     transplant = Transplant(patient=patient, **data)
     try:
         with transaction.atomic():
@@ -248,8 +264,10 @@ def transplant_update(
 ) -> Transplant:
     patient = transplant.patient
     _require_data_entry(user, patient)
-    _unknown_fields(changes, TRANSPLANT_FIELDS)
-    _raise(_transplant_problems(patient, {"date": changes.get("date", transplant.date)}))
+    _raise(
+        _unknown_fields(changes, TRANSPLANT_FIELDS),
+        _transplant_problems(patient, {"date": changes.get("date", transplant.date)}),
+    )
     with transaction.atomic():
         transplant = record_update(transplant, changes, user=user, reason=reason, expected_version=expected_version)  # type: ignore[assignment]
         computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
@@ -404,15 +422,23 @@ def _screening_problems(patient: Patient, transplant: Transplant | None, values:
     return errors
 
 
+def screening_check(*, user: Any, patient: Patient, data: dict[str, Any]) -> None:
+    """Every screening rule at once (fields taken, not yet enrolled, dates, lab units,
+    GVHD grade): one ValidationError with all the problems, nothing written. The form and
+    the API also run it on the fields that passed their own checks (core.forms.form_submit)."""
+    _require_data_entry(user, patient)
+    errors = _unknown_fields(data, SCREENING_FIELDS)
+    if patient.enrolled_on is not None:
+        _add(errors, "date", f"{patient.subject_id} is already enrolled; no further screening.")
+    _raise(errors, _screening_problems(patient, _transplant_of(patient), data))
+
+
 def screening_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Screening:
     """A new eligibility screening (PROTOCOL s2), stored with every criterion's result.
-    A re-screening is another call: earlier screenings stay as they were."""
-    _require_data_entry(user, patient)
-    _unknown_fields(data, SCREENING_FIELDS)
-    if patient.enrolled_on is not None:
-        raise ValidationError({"date": [f"{patient.subject_id} is already enrolled; no further screening."]})
+    A re-screening is another call: earlier screenings stay as they were. Every problem
+    of the submission is reported at once."""
+    screening_check(user=user, patient=patient, data=data)
     transplant = _transplant_of(patient)
-    _raise(_screening_problems(patient, transplant, data))
     consent = Consent.objects.filter(patient=patient).order_by("date", "id").first()
     result = assess_eligibility(screening_facts(patient, transplant, consent, data), eligibility_params(patient.trial))
     screening = Screening(
@@ -458,12 +484,18 @@ def _enrolment_problems(patient: Patient, on: date | None) -> Errors:
     if screening is None:
         _add(errors, "enrolled_on", "The patient has not been screened.")
     elif screening.result != Screening.Result.ELIGIBLE:
-        failed = [c["key"] for c in screening.criteria if c["status"] != "pass"]
+        # In words (the criteria's reasons), failed and missing apart: missing data is not a failure.
+        parts = [
+            f"{word}: "
+            + "; ".join(str(c.get("reason") or c["key"]) for c in screening.criteria if c["status"] == status)
+            for status, word in (("fail", "failed"), ("missing", "missing"))
+            if any(c["status"] == status for c in screening.criteria)
+        ]
         _add(
             errors,
             "enrolled_on",
-            f"The latest screening ({screening.date}) is {screening.get_result_display().lower()}: "
-            f"{', '.join(failed)}. Re-screen first.",
+            f"The latest screening ({screening.date}) is {screening.get_result_display().lower()} "
+            f"({'; '.join(parts)}). Re-screen first.",
         )
     elif on < screening.date:
         _add(errors, "enrolled_on", f"The enrolment date {on} is before the screening of {screening.date}.")
@@ -675,12 +707,11 @@ def _assessment_problems(patient: Patient, values: dict[str, Any]) -> Errors:
 def assessment_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> Assessment:
     """An MRD or bone-marrow disease assessment (PROTOCOL s7)."""
     _require_data_entry(user, patient)
-    _unknown_fields(data, ASSESSMENT_FIELDS)
     errors = _assessment_problems(patient, data)
     transplant = _transplant_of(patient)
     if transplant is not None and data.get("date") is not None and data["date"] < transplant.date:
         _add(errors, "date", f"The assessment date {data['date']} is before the HCT date {transplant.date}.")
-    _raise(errors)
+    _raise(_unknown_fields(data, ASSESSMENT_FIELDS), errors)
     assessment = Assessment(patient=patient, **data)
     with transaction.atomic():
         record_create(assessment, user=user)
@@ -694,9 +725,8 @@ def assessment_update(
 ) -> Assessment:
     patient = assessment.patient
     _require_data_entry(user, patient)
-    _unknown_fields(changes, ASSESSMENT_FIELDS)
     merged = {**{f: getattr(assessment, f) for f in ASSESSMENT_FIELDS}, **changes}
-    _raise(_assessment_problems(patient, merged))
+    _raise(_unknown_fields(changes, ASSESSMENT_FIELDS), _assessment_problems(patient, merged))
     with transaction.atomic():
         updated = record_update(assessment, changes, user=user, reason=reason, expected_version=expected_version)
         computation_request(patient.trial_id, TrialComputation.Kind.DASHBOARD)
@@ -711,11 +741,11 @@ def _event_problems(patient: Patient, values: dict[str, Any], exclude_pk: int | 
     kind, on = values.get("kind"), values.get("date")
     if kind not in PatientEvent.Kind.values:
         _add(errors, "kind", "Choose the kind of event.")
-        return errors
     if on is None:
         _add(errors, "date", "The event date is required.")
-        return errors
     _check_date(errors, patient, "date", "event date", on)
+    if kind not in PatientEvent.Kind.values or on is None:  # the rules below read both
+        return errors
     if kind == PatientEvent.Kind.DEATH and not values.get("cause"):
         _add(errors, "cause", "A death needs its cause.")
     if kind != PatientEvent.Kind.DEATH and values.get("cause"):
@@ -777,8 +807,7 @@ def _event_problems(patient: Patient, values: dict[str, Any], exclude_pk: int | 
 def event_record(*, user: Any, patient: Patient, data: dict[str, Any]) -> PatientEvent:
     """Relapse, death, last known alive, end of treatment or withdrawal (PROTOCOL s3, s8)."""
     _require_data_entry(user, patient)
-    _unknown_fields(data, EVENT_FIELDS)
-    _raise(_event_problems(patient, data))
+    _raise(_unknown_fields(data, EVENT_FIELDS), _event_problems(patient, data))
     event = PatientEvent(patient=patient, **data)
     try:
         with transaction.atomic():
@@ -795,9 +824,8 @@ def event_update(
 ) -> PatientEvent:
     patient = event.patient
     _require_data_entry(user, patient)
-    _unknown_fields(changes, EVENT_FIELDS)
     merged = {**{f: getattr(event, f) for f in EVENT_FIELDS}, **changes}
-    _raise(_event_problems(patient, merged, exclude_pk=event.pk))
+    _raise(_unknown_fields(changes, EVENT_FIELDS), _event_problems(patient, merged, exclude_pk=event.pk))
     kinds = {*EVENT_COMPUTATIONS.get(event.kind, ()), *EVENT_COMPUTATIONS.get(merged["kind"], ())}
     kinds.add(TrialComputation.Kind.SURVIVAL)
     with transaction.atomic():

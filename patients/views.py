@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 
 from core.audit import casebook_history, casebook_history_filter, casebook_record_types, record_history
 from core.errors import EditConflict
-from core.forms import SignatureForm, add_service_errors
+from core.forms import SignatureForm, add_service_errors, form_submit
 from core.locks import data_entry_page, lock_gate
 from core.models import Signature
 from core.signatures import signature_apply, signatures_for
@@ -113,9 +113,12 @@ def patient_list(request, trial_id: int):  # type: ignore[no-untyped-def]
 def patient_create(request, trial_id: int):  # type: ignore[no-untyped-def]
     trial = access.get_scoped_or_404(request.user, Trial.objects.all(), "enter_data", pk=trial_id)
     form = PatientRegisterForm(request.POST or None, user=request.user, trial=trial)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        patient = _save(form, lambda: services.patient_register(user=request.user, trial=trial, data=data))
+    if request.method == "POST":
+        patient = form_submit(
+            form,
+            lambda: services.patient_register(user=request.user, trial=trial, data=form.cleaned_data),
+            lambda partial: services.patient_register_check(user=request.user, trial=trial, data=partial),
+        )
         if patient is not None:
             return flows.after_save(
                 request,
@@ -305,9 +308,14 @@ def consent_create(request, patient_id: int):  # type: ignore[no-untyped-def]
 def screening_create(request, patient_id: int):  # type: ignore[no-untyped-def]
     patient = _editable_patient(request, patient_id)
     form = ScreeningForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = _changes(form, ScreeningForm.Meta.fields)
-        saved = _save(form, lambda: services.screening_record(user=request.user, patient=patient, data=data))
+    if request.method == "POST":
+        saved = form_submit(
+            form,
+            lambda: services.screening_record(
+                user=request.user, patient=patient, data=_changes(form, ScreeningForm.Meta.fields)
+            ),
+            lambda partial: services.screening_check(user=request.user, patient=patient, data=partial),
+        )
         if saved is not None:
             return flows.after_save(
                 request,

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import record_create, record_update
-from core.errors import SignatureRefused
+from core.errors import Problems, SignatureRefused
 from core.models import Signature
 from core.signatures import password_reentry_check, signature_apply, signature_link
 from dosing.models import LabPanel
@@ -139,17 +139,19 @@ def ae_update(
 ) -> AdverseEvent:
     """A follow-up or correction: needs a reason; a stale version is refused (409)."""
     _require_data_entry(user, ae.patient)
+    problems = Problems()  # every problem at once (issue 19), not one per submit
     unknown = set(changes) - set(AE_FIELDS)
-    if unknown:
-        raise ValidationError({name: ["This field cannot be changed here."] for name in sorted(unknown)})
+    for name in sorted(unknown):
+        problems.add(name, "This field cannot be changed here.")
     if not (reason or "").strip():
-        raise ValidationError(
-            {"reason_for_change": ["A reason for change is required when editing a record after first entry."]}
-        )
+        problems.add("reason_for_change", "A reason for change is required when editing a record after first entry.")
     candidate = AdverseEvent.objects.select_related("patient", "term", "lab_panel").get(pk=ae.pk)
     for name, value in changes.items():
-        setattr(candidate, name, value)
-    _ae_validate(candidate)
+        if name not in unknown:
+            setattr(candidate, name, value)
+    with problems.collect():
+        _ae_validate(candidate)
+    problems.raise_if_any()
     changes = {**changes, "death": candidate.death}
     with transaction.atomic():
         updated = record_update(ae, changes, user=user, reason=reason, expected_version=expected_version)

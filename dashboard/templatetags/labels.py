@@ -43,3 +43,34 @@ def label_codes(text):  # type: ignore[no-untyped-def]
     from dashboard.labels import label_codes_in
 
     return label_codes_in(str(text or ""))
+
+
+def _outcome_badge(code: str, text: str):  # type: ignore[no-untyped-def]
+    from django.utils.html import format_html
+
+    from dashboard.labels import outcome_style
+
+    css, icon = outcome_style(code)
+    return format_html(
+        '<span class="outcome outcome-{}" data-outcome="{}">'
+        '<span class="outcome-icon" aria-hidden="true">{}</span> {}</span>',
+        css,
+        css,
+        icon,
+        text,
+    )
+
+
+@register.filter
+def outcome(code):  # type: ignore[no-untyped-def]
+    """A criterion status or a screening result as a badge: its word, an icon and a colour
+    (pass / fail / missing data are never told apart by colour alone)."""
+    return _outcome_badge(str(code), label_of(code))
+
+
+@register.filter
+def screening_outcome(screening):  # type: ignore[no-untyped-def]
+    """A screening's overall result badge: "Incomplete: 2 criteria missing", never a failure."""
+    from dashboard.labels import screening_outcome_text
+
+    return _outcome_badge(screening.result, screening_outcome_text(screening.result, screening.criteria))

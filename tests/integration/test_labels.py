@@ -7,11 +7,15 @@ import re
 import pytest
 
 from dashboard.labels import label, label_codes_in
+from patients.models import Patient, Screening
 from tests.page_walk import seed_world, visible_text, walk
 
 pytestmark = pytest.mark.django_db
 
 CODE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+# One-word eligibility and transplant codes (disease status, conditioning) that the
+# eligibility reasons quote: "transplanted in cr2", "mac conditioning" (issue 19 item 7).
+WORD_CODE = re.compile(r"\b(?:cr[123]|mac|ric|nma)\b")
 # Django's English date formats ("Dec. 21, 2020", "21 Dec 2020"), slashes, a bare ISO "T".
 NON_ISO_DATE = re.compile(
     r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, \d{4}\b"
@@ -41,11 +45,16 @@ def test_label_table(code, text):  # type: ignore[no-untyped-def]
 
 def test_codes_inside_sentences():  # type: ignore[no-untyped-def]
     assert label_codes_in("diagnosis b_all") == f"diagnosis {label('b_all')}"
+    assert label_codes_in("(b) transplanted in cr2; (c) mac conditioning") == (
+        "(b) transplanted in CR2; (c) Myeloablative (MAC) conditioning"
+    )
+    assert label_codes_in("macrocytosis, a ricin") == "macrocytosis, a ricin"  # whole words only
     assert "_" not in label("b_all")
 
 
 def test_no_raw_code_or_other_date_format_on_any_page(client):  # type: ignore[no-untyped-def]
-    _, users = seed_world()
+    trial, users = seed_world()
+    assert Screening.objects.filter(patient__trial=trial, result="not_eligible").exists()
     problems, pages = [], 0
     for role, user in users.items():
         client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
@@ -58,10 +67,19 @@ def test_no_raw_code_or_other_date_format_on_any_page(client):  # type: ignore[n
                 return None
             return response.content.decode()
 
-        for path, html in walk(fetch):
+        # Every screening and eligibility page too, not only the first two the walk reaches:
+        # they quote codes in the criteria's reasons (eligible, failed and incomplete screenings).
+        eligibility = [
+            url
+            for p in Patient.objects.filter(trial=trial)
+            for url in (f"/patients/{p.pk}/eligibility/", *[f"/screenings/{s.pk}/" for s in p.screenings.all()])
+        ]
+        for path, html in [*walk(fetch), *[(url, fetch(url)) for url in eligibility]]:
+            if html is None:
+                continue
             pages += 1
             text = visible_text(html)
-            for code in sorted(set(CODE.findall(text))):
+            for code in sorted(set(CODE.findall(text)) | set(WORD_CODE.findall(text))):
                 problems.append(f"{role} {path}: raw code {code!r}")
             for date in sorted(set(NON_ISO_DATE.findall(text))):
                 problems.append(f"{role} {path}: date {date!r} is not YYYY-MM-DD")

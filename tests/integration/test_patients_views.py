@@ -89,7 +89,7 @@ def test_coordinator_journey_register_transplant_consent_screen_enrol(world, log
     screening = Screening.objects.get(patient=patient)
     assert response.status_code == 302 and screening.result == "eligible"
     page = client.get(response["Location"]).content.decode()
-    assert "(b) transplanted in cr2" in page and "Eligible" in page
+    assert "(b) transplanted in CR2" in page and "Eligible" in page
 
     response = client.post(f"/patients/{patient.pk}/enrol/", {"enrolled_on": "2024-03-02", "version": 1})
     assert response.status_code == 302
@@ -161,11 +161,19 @@ def test_transplant_edit_needs_a_reason(world, login, patient):  # type: ignore[
 
 
 def test_enrol_refused_shows_why(world, login, patient):  # type: ignore[no-untyped-def]
-    ScreeningFactory(patient=patient, result="not_eligible", criteria=[{"key": "sos", "status": "fail"}])
+    criteria = [
+        {"key": "sos", "status": "fail", "reason": "history of SOS/VOD"},
+        {"key": "cr_at_day30", "status": "missing", "reason": "remission status at day +30 not recorded"},
+    ]
+    ScreeningFactory(patient=patient, result="not_eligible", criteria=criteria)
     response = login(world["coordinator_a"]).post(
         f"/patients/{patient.pk}/enrol/", {"enrolled_on": "2024-03-21", "version": 1}
     )
-    assert _error_next_to(response.content.decode(), "enrolled_on", "not eligible (screen failure): sos")
+    assert _error_next_to(
+        response.content.decode(),
+        "enrolled_on",
+        "not eligible (screen failure) (failed: history of SOS/VOD; missing: remission status at day +30 not recorded)",
+    )
     patient.refresh_from_db()
     assert patient.enrolled_on is None
 
@@ -256,7 +264,8 @@ def test_patient_list_shows_status(world, login, patient):  # type: ignore[no-un
     ScreeningFactory(patient=patient, date=D(2024, 3, 1), result="not_eligible")
     ScreeningFactory(patient=patient, date=D(2024, 3, 5), result="eligible")
     page = login(world["coordinator_a"]).get(f"/trials/{world['trial'].pk}/patients/").content.decode()
-    assert "2024-03-05: Eligible" in page and "2024-01-10" in page
+    assert '2024-03-05: <span class="outcome outcome-pass" data-outcome="pass">' in page and "2024-01-10" in page
+    assert "Eligible</span>" in page
 
 
 def test_assessment_and_event_screens(world, login, patient):  # type: ignore[no-untyped-def]
