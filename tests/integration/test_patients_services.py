@@ -171,7 +171,7 @@ def test_enrolment_refused_when_latest_screening_failed(world, screened, levels)
     with pytest.raises(ValidationError) as exc:
         services.patient_enrol(user=world["coordinator_a"], patient=screened, on=D(2024, 3, 3))
     message = exc.value.message_dict["enrolled_on"][0]
-    assert "not eligible" in message and "sos" in message
+    assert "not eligible" in message and "SOS" in message
     screened.refresh_from_db()
     assert screened.enrolled_on is None and screened.dose_level is None and screened.version == 1
 
