@@ -187,7 +187,7 @@ REST_FRAMEWORK = {
         "trial.permissions.CasebookNotLocked",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["core.filters.FilterBackend"],  # id filters: bounded integers, no lookup
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "core.api.LimitOffsetPagination",
     # JSON nested deeper than 32 levels is a 400 (core.parsers), not a RecursionError.
@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation documents 400/401/403/404 (and 409/413/423/503 where they occur) with the error schema.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.document_errors"],
 }
 
 # Celery: a real broker when REDIS_URL is set; otherwise tasks run in-process (eager).

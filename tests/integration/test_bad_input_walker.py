@@ -23,7 +23,7 @@ from core.tokens import token_issue
 from tests.factories import SCOPED_FACTORIES
 from tests.integration.test_site_walls import _fill, _model_for, _walk
 
-BAD_INTEGERS = ["9" * 25, "-1", "\u00b2", "abc"]  # 25 digits overflow bigint; "²".isdigit() is True
+BAD_INTEGERS = ["9" * 25, "-1", "\u00b2", "abc", ""]  # 25 digits overflow bigint; "²".isdigit() is True
 DEEP = "[" * 1000 + "]" * 1000
 READS = re.compile(
     r"""(?:GET|query_params)(?:\.get)?[\[(]\s*["'](\w+)["']|(?:int_param|query_int)\(\s*request,\s*["'](\w+)["']"""
