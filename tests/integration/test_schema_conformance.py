@@ -185,6 +185,17 @@ def test_schema_document_is_openapi_3_with_the_contract_paths(client, world):  #
         *[f"/api/v1/exports/{name}/" for name in ("dm", "ex", "ae", "ds", "rs", "dv", "adtte")],
     ]:
         assert path in document["paths"], path
+    # Every operation documents the error statuses with the one error schema (core.schema.document_errors).
+    assert document["components"]["schemas"]["Error"]["required"] == ["detail", "errors"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            expected = {"400", "401", "403", "404", "503"} | ({"409", "423"} if method != "get" else set())
+            expected |= {"413"} if "requestBody" in operation else set()
+            missing = expected - set(operation["responses"])
+            assert not missing, (method, path, missing)
+            assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
     # The large lists page by cursor (core.api.CursorPagination).
     for path in ("/api/v1/patients/", "/api/v1/adverse-events/"):
         names = {p["name"] for p in document["paths"][path]["get"]["parameters"]}
