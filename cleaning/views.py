@@ -18,6 +18,7 @@ from cleaning.models import DataQuery, QueryMessage
 from core.errors import EditConflict
 from core.forms import add_service_errors
 from core.locks import data_entry_page, lock_gate, lock_info_of
+from core.query_params import int_param
 from patients import selectors as patient_selectors
 from trial import access
 from trial.models import Trial
@@ -187,10 +188,6 @@ def query_detail(request, data_query_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
-
-
 @login_required
 def query_list(request, trial_id: int):  # type: ignore[no-untyped-def]
     """The worklist of a trial's queries (a coordinator sees his or her sites), oldest first."""
@@ -201,7 +198,7 @@ def query_list(request, trial_id: int):  # type: ignore[no-untyped-def]
     origin = request.GET.get("origin", "")
     if origin not in {"", *DataQuery.Origin.values}:
         origin = ""
-    site, patient = _int(request.GET.get("site", "")), _int(request.GET.get("patient", ""))
+    site, patient = int_param(request, "site"), int_param(request, "patient")
     queries = selectors.query_list(request.user, trial=trial.pk, state=state, site=site, patient=patient, origin=origin)
     page = Paginator(queries, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()

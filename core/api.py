@@ -3,6 +3,8 @@
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
@@ -18,6 +20,20 @@ def exception_handler(exc, context):  # type: ignore[no-untyped-def]
     Services raise Django's ValidationError (one rule, one place, for forms, API and
     import alike); here it becomes a 400 naming the field. A stale version is a 409.
     """
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE when the view reads it:
+        # 413 in the error format, not Django's HTML 400 page.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than {limit // (1024 * 1024)} MB ({limit} bytes); nothing was read."
+        return Response(
+            {"detail": message, "errors": {"non_field_errors": [message]}},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields: bad input, not a server error
+        return Response(
+            {"detail": str(exc) or "Bad request.", "errors": {"non_field_errors": [str(exc) or "Bad request."]}},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, RecordLocked):
         # A frozen or locked casebook (core.locks): 423 Locked, the message as the detail.
         return Response(
@@ -55,6 +71,52 @@ def exception_handler(exc, context):  # type: ignore[no-untyped-def]
     return response
 
 
+MAX_OFFSET = 2_147_483_647  # far beyond any list; a larger offset is refused, not sent to the database
+
+
+def query_int(request: Any, name: str, *, minimum: int, maximum: int, default: int | None) -> int | None:
+    """An integer query parameter of an API list, or ``default`` when absent (a blank is a 400).
+
+    Anything else than ASCII digits in [minimum, maximum] is a 400 naming the parameter
+    (a 25-digit ``?limit=`` was a 500: the database's bigint overflowed)."""
+    if name not in request.query_params:
+        return default
+    raw = request.query_params[name].strip()
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
+        raise exceptions.ValidationError(
+            {name: [f"A whole number from {minimum} to {maximum} is expected, not {raw[:30]!r}."]}
+        )
+    return int(raw)
+
+
+def _bounded(parameters: list[dict[str, Any]], bounds: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    for parameter in parameters:
+        if parameter["name"] in bounds:
+            low, high = bounds[parameter["name"]]
+            parameter["schema"] = {**parameter.get("schema", {}), "type": "integer", "minimum": low, "maximum": high}
+    return parameters
+
+
+class LimitOffsetPagination(pagination.LimitOffsetPagination):
+    """The default pagination of API lists: ``?limit=`` 1..1000 (default 100), ``?offset=``
+    0..MAX_OFFSET; a value out of range or not a whole number is a 400 naming it."""
+
+    default_limit = 100
+    max_limit = 1000
+
+    def get_limit(self, request):  # type: ignore[no-untyped-def]
+        return query_int(request, self.limit_query_param, minimum=1, maximum=self.max_limit, default=self.default_limit)
+
+    def get_offset(self, request):  # type: ignore[no-untyped-def]
+        return query_int(request, self.offset_query_param, minimum=0, maximum=MAX_OFFSET, default=0)
+
+    def get_schema_operation_parameters(self, view):  # type: ignore[no-untyped-def]
+        parameters = super().get_schema_operation_parameters(view)
+        return _bounded(
+            parameters, {self.limit_query_param: (1, self.max_limit), self.offset_query_param: (0, MAX_OFFSET)}
+        )
+
+
 class CursorPagination(pagination.CursorPagination):
     """Cursor pagination for the large lists (``patients/``, ``adverse-events/``).
 
@@ -72,6 +134,15 @@ class CursorPagination(pagination.CursorPagination):
     def paginate_queryset(self, queryset, request, view=None):  # type: ignore[no-untyped-def]
         self.count = queryset.count()
         return super().paginate_queryset(queryset, request, view)
+
+    def get_page_size(self, request):  # type: ignore[no-untyped-def]
+        return query_int(
+            request, self.page_size_query_param, minimum=1, maximum=self.max_page_size, default=self.page_size
+        )
+
+    def get_schema_operation_parameters(self, view):  # type: ignore[no-untyped-def]
+        parameters = super().get_schema_operation_parameters(view)
+        return _bounded(parameters, {self.page_size_query_param: (1, self.max_page_size)})
 
     def get_paginated_response(self, data):  # type: ignore[no-untyped-def]
         return Response(

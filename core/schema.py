@@ -14,3 +14,58 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "Per-user token issued by an admin: `Token <key>` (or `Bearer <key>`).",
         }
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "The error format of docs/api.md (core.api.exception_handler).",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong, in words."},
+        "errors": {
+            "type": "object",
+            "description": "Field name (or non_field_errors, or a query parameter) -> messages naming the rule.",
+        },
+        "current_version": {"type": "integer", "description": "409 only: the record's version now."},
+        "lock_state": {"type": "string", "description": "423 only: frozen or locked."},
+    },
+    "required": ["detail", "errors"],
+}
+
+# Status -> (description, which operations can answer it).
+ERROR_STATUSES = {
+    "400": ("Bad input: a field or query parameter breaks a rule (named in errors).", "all"),
+    "401": ("No credentials, or an expired, revoked or unknown token.", "all"),
+    "403": ("The user's role does not allow this.", "all"),
+    "404": ("No such record, or not in the user's scope.", "all"),
+    "409": ("Edit conflict: the version sent is not the record's version now (current_version).", "writes"),
+    "413": ("The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE (10 MB).", "bodies"),
+    "423": ("The casebook is frozen or locked (lock_state).", "writes"),
+    # SQLite's busy timeout: a write, or a read that computes a result stored on first read.
+    "503": ("The database is busy with other changes; retry after Retry-After seconds.", "all"),
+}
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def document_errors(result, generator, request, public):  # type: ignore[no-untyped-def]
+    """drf-spectacular postprocessing hook: every operation documents the error statuses it
+    can answer with the one error schema (issue 16 item 15), besides its own responses."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in WRITES | {"get"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, (description, where) in ERROR_STATUSES.items():
+                if code in responses:
+                    continue
+                if where == "writes" and method not in WRITES:
+                    continue
+                if where == "bodies" and "requestBody" not in operation:
+                    continue
+                responses[code] = {"description": description, "content": content}
+                if code == "503":
+                    responses[code]["headers"] = {
+                        "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+                    }
+    return result

@@ -86,6 +86,8 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None):
     from django.shortcuts import render
 
     reason = str(exception) if exception is not None and str(exception) else "Your role does not allow this page."
+    if request.path.startswith("/api/"):  # the API's error format, whatever raised it (docs/api.md)
+        return JsonResponse({"detail": reason, "errors": {}}, status=403)
     back_url, back_label = _way_back(request, inside_trial=True)
     context = {"reason": reason, "back_url": back_url, "back_label": back_label}
     return render(request, "403.html", context, status=403)
@@ -95,6 +97,8 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None):  #
     """404: the same words whether the page does not exist or is outside the user's scope."""
     from django.shortcuts import render
 
+    if request.path.startswith("/api/"):  # an unknown API path is JSON too (the schema says so)
+        return JsonResponse({"detail": "Not found.", "errors": {}}, status=404)
     back_url, back_label = _way_back(request, inside_trial=False)
     return render(request, "404.html", {"back_url": back_url, "back_label": back_label}, status=404)
 

@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils import timezone
 
+from core.query_params import int_param
 from dashboard import selectors
 from trial import access
 from trial import selectors as trial_selectors
@@ -12,11 +13,10 @@ from trial import selectors as trial_selectors
 
 def _filters(request, trial) -> selectors.Filters:  # type: ignore[no-untyped-def]
     site = request.GET.get("site") or None
-    level = request.GET.get("dose_level") or None
     sites = {s.code for s in access.scope(request.user, trial.sites.all())}
     return selectors.Filters(
         site=site if site in sites else None,
-        dose_level=int(level) if level and level.isdigit() else None,
+        dose_level=int_param(request, "dose_level"),
     )
 
 

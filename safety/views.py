@@ -12,6 +12,7 @@ from core.errors import EditConflict
 from core.forms import add_service_errors
 from core.locks import data_entry_page
 from core.models import Signature
+from core.query_params import int_param
 from core.signatures import signatures_for
 from dosing import selectors as dosing_selectors
 from patients import flows
@@ -200,11 +201,9 @@ def adjudication_create(request, patient_id: int):  # type: ignore[no-untyped-de
     patient = patient_selectors.patient_get(request.user, patient_id)
     if not access.can(request.user, "adjudicate", patient.trial_id):
         raise PermissionDenied("Only an investigator adjudicates DLTs.")
-    supersedes = None
-    if request.GET.get("supersedes", "").isdigit():
-        supersedes = (
-            selectors.adjudication_list(request.user, patient=patient).filter(pk=request.GET["supersedes"]).first()
-        )
+    supersedes, supersedes_id = None, int_param(request, "supersedes")
+    if supersedes_id is not None:
+        supersedes = selectors.adjudication_list(request.user, patient=patient).filter(pk=supersedes_id).first()
     initial = {k: request.GET[k] for k in ("rule", "adverse_event", "event_date") if request.GET.get(k)}
     form = AdjudicationForm(
         request.POST or None,

@@ -113,14 +113,27 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
         return computation_response(request, self.get_object(), TrialComputation.Kind.SURVIVAL)
 
 
+# What services.oc_parameters accepts, for the schema: 1 to 10 probabilities from 0 to 1.
+OC_P_PATTERN = r"^(0(\.[0-9]{1,6})?|1)(,(0(\.[0-9]{1,6})?|1)){0,9}$"
+
+
 class OperatingCharacteristicsView(APIView):
     """Exact 3+3 operating characteristics for planning a trial (and a seeded simulation)."""
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("p", str, description="True DLT probabilities per level, comma-separated, e.g. 0.1,0.2"),
+            OpenApiParameter(
+                "p",
+                {"type": "string", "pattern": OC_P_PATTERN},
+                required=True,
+                description="True DLT probabilities per level (1 to 10, each 0 to 1), comma-separated, e.g. 0.1,0.2",
+            ),
             OpenApiParameter("variant", str, enum=["storer_a", "six_at_mtd"]),
-            OpenApiParameter("simulations", int, description="Also simulate this many trials (max 20000)"),
+            OpenApiParameter(
+                "simulations",
+                {"type": "integer", "minimum": 0, "maximum": 20000},
+                description="Also simulate this many trials (max 20000)",
+            ),
         ],
         responses={200: dict},
     )

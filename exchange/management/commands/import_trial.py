@@ -1,10 +1,9 @@
 """``manage.py import_trial bundle.json``: create a trial from its bundle, or refuse it
 whole, listing every problem by JSON path (nothing is written then)."""
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
+from core.json_limits import json_loads_limited
 from exchange.bundle import BundleInvalid, bundle_import
 
 
@@ -19,13 +18,13 @@ class Command(BaseCommand):
 
         try:
             if options["path"] == "-":
-                data = json.load(sys.stdin)
+                data = json_loads_limited(sys.stdin.read())
             else:
                 with open(options["path"], encoding="utf-8") as fh:
-                    data = json.load(fh)
+                    data = json_loads_limited(fh.read())
         except OSError as exc:
             raise CommandError(f"Cannot read {options['path']}: {exc}") from exc
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # not JSON, or nested deeper than core.json_limits allows
             raise CommandError(f"{options['path']} is not JSON: {exc}") from exc
         try:
             trial = bundle_import(data)
