@@ -462,6 +462,16 @@ def lab_panel_regrade(*, panel: LabPanel, before: dict[str, Any] | None = None) 
             query_close_automatic(query=live[ae.pk], text=cleaning_rules.auto_close_text(cleaning_rules.AE_LAB_REGRADE))
 
 
+def _close_regrade_queries(ae_ids: list[int], text: str) -> None:
+    live = DataQuery.objects.filter(
+        content_type=ContentType.objects.get_for_model(AdverseEvent),
+        object_id__in=ae_ids,
+        rule_code=cleaning_rules.AE_LAB_REGRADE,
+    ).exclude(state=State.CLOSED)
+    for query in live:
+        query_close_automatic(query=query, text=text)
+
+
 def _regrade_question(panel: LabPanel, ae: AdverseEvent, grade_now: int, before: dict[str, Any] | None) -> str:
     test = lab_grading.lab_test_of_term(ae.term.meddra_code)
     if test is None:  # a lab AE of a term the grading does not know: name the panel only
@@ -900,6 +910,8 @@ def casebook_record_void(*, user: Any, target: models.Model, reason: str, expect
     ensure_writable(target)
     with transaction.atomic():
         voided = record_void(target, user=user, reason=reason, expected_version=expected_version)  # type: ignore[arg-type]
+        if isinstance(target, AdverseEvent):  # a lab AE voided on review: its grade query is answered
+            _close_regrade_queries([target.pk], "Closed automatically: the AE was voided as entered in error.")
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
         computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
     return voided

@@ -50,6 +50,8 @@ def confirmed(world, patient):  # type: ignore[no-untyped-def]  # noqa: F811
 
 def test_correction_flags_the_confirmed_ae_once_and_closes_when_the_panel_agrees_again(world, confirmed):  # type: ignore[no-untyped-def]
     panel, ae = confirmed
+    correct(world, panel, anc=Decimal("1.6"))  # another value: the AE still matches
+    assert not regrade_queries(ae).exists()
     correct(world, panel, platelets=Decimal("60"))
     (query,) = regrade_queries(ae)
     assert (query.state, query.origin, query.field_name) == ("open", "automatic", "grade")
@@ -79,12 +81,11 @@ def test_correction_to_a_normal_value_says_no_ae_and_the_ae_correction_closes_it
     assert regrade_queries(ae).get().state == "open"
     safety_services.ae_update(user=world["coordinator_a"], ae=ae, changes={"grade": 2}, reason="panel corrected")
     assert regrade_queries(ae).get().state == "closed"
-
-
-def test_unrelated_correction_raises_nothing(world, confirmed):  # type: ignore[no-untyped-def]
-    panel, ae = confirmed
-    correct(world, panel, anc=Decimal("1.6"))
-    assert not regrade_queries(ae).exists()
+    # No AE any more: voiding it (entered in error) answers its grade query too.
+    correct(world, panel, platelets=Decimal("200"))
+    assert regrade_queries(ae).last().state == "open"
+    cleaning_services.casebook_record_void(user=world["coordinator_a"], target=ae, reason="no AE: lab corrected")
+    assert [q.state for q in regrade_queries(ae)] == ["closed", "closed"]
 
 
 def test_api_patch_regrades(world, patient, confirmed, client):  # type: ignore[no-untyped-def]  # noqa: F811
