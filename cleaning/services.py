@@ -458,8 +458,16 @@ def lab_panel_regrade(*, panel: LabPanel, before: dict[str, Any] | None = None) 
                 field_name="grade",
                 question=_regrade_question(panel, ae, mismatches[ae.pk], before),
             )
+        elif ae.pk in mismatches and _value_changed(ae, before):
+            # Corrected again while its query is live: the thread says what the value meets now.
+            _message(live[ae.pk], Kind.QUESTION, _regrade_question(panel, ae, mismatches[ae.pk], before), None)
         elif ae.pk not in mismatches and ae.pk in live:
             query_close_automatic(query=live[ae.pk], text=cleaning_rules.auto_close_text(cleaning_rules.AE_LAB_REGRADE))
+
+
+def _value_changed(ae: AdverseEvent, before: dict[str, Any] | None) -> bool:
+    test = lab_grading.lab_test_of_term(ae.term.meddra_code)
+    return test is not None and test[0].value in (before or {})
 
 
 def _close_regrade_queries(ae_ids: list[int], text: str) -> None:

@@ -61,9 +61,13 @@ def test_correction_flags_the_confirmed_ae_once_and_closes_when_the_panel_agrees
     assert "now meets grade 2 for Platelet count decreased" in text and "this AE is grade 3" in text
     ae.refresh_from_db()
     assert (ae.grade, ae.version) == (3, 1), "the AE itself is never edited by the correction"
-    # Raised once: a further mismatching correction keeps the one live query.
-    correct(world, panel, platelets=Decimal("65"))
+    # Raised once: a further mismatching correction keeps the one live query, whose thread
+    # says what the value meets now.
+    correct(world, panel, platelets=Decimal("20"))
     assert regrade_queries(ae).count() == 1
+    latest = query.messages.order_by("-id").first()
+    assert latest.kind == QueryMessage.Kind.QUESTION and "from 60.0 to 20.0" in latest.text
+    assert "now meets grade 4" in latest.text
     # The panel agrees with the AE again: the query closes itself.
     correct(world, panel, platelets=Decimal("45"))
     query.refresh_from_db()
