@@ -19,6 +19,11 @@ The rules, and why none of them refuses the entry:
   or confirms it ongoing with the outcome "not recovered" (or "fatal", whose end is
   the death record): both are data, so the query closes itself.
 
+Not swept: ``ae_lab_regrade`` (``cleaning.services.lab_panel_regrade``) is raised by a lab
+panel correction on each AE confirmed from that panel whose grade the corrected values no
+longer meet (``safety.lab_grading.regrade_mismatches``), and closed when the AE is corrected
+or the panel agrees again. The AE itself is never changed by the correction.
+
 A query closed by a person (the value was confirmed at source) is not raised again for
 the same record unless the record is edited afterwards (``reconcile``'s ``confirmed``).
 """
@@ -38,6 +43,7 @@ Number = Decimal | int | float | str
 
 LAB_PLAUSIBILITY = "lab_plausibility"
 ASSESSMENT_OVERDUE = "assessment_overdue"
+AE_LAB_REGRADE = "ae_lab_regrade"  # raised and closed by lab panel corrections, not by the sweep
 AE_ONGOING_AT_EOT = "ae_ongoing_at_eot"
 RULE_FAMILIES = (LAB_PLAUSIBILITY, ASSESSMENT_OVERDUE, AE_ONGOING_AT_EOT)
 
@@ -167,6 +173,7 @@ _CLOSE_TEXTS = {
     LAB_PLAUSIBILITY: "Closed automatically: the value is now within the plausible range.",
     ASSESSMENT_OVERDUE: "Closed automatically: the assessment is recorded in its window, or no longer expected.",
     AE_ONGOING_AT_EOT: "Closed automatically: the AE has a resolution date, or its outcome confirms it ongoing.",
+    AE_LAB_REGRADE: "Closed automatically: the AE's grade and its lab panel's values agree again.",
 }
 
 

@@ -16,7 +16,9 @@ from django.db.models import Count, Min, Model, Q, QuerySet
 from django.utils import timezone
 
 from cleaning.models import DataQuery, QueryMessage, SourceVerification
+from cleaning.rules import AE_LAB_REGRADE
 from patients.models import Patient
+from safety.models import AdverseEvent
 from trial import access
 from trial.models import Site, Trial
 
@@ -424,3 +426,22 @@ def lock_checklist(patient: Patient) -> Any:
         verified=sum(1 for r in rows if r.status.state == "verified"),
         review_signed=any(signature_verify(s, patient).valid for s in reviews),
     )
+
+
+def lab_regrade_queries(panel: Any) -> list[tuple[Any, DataQuery]]:
+    """(AE, query) of the AEs confirmed from lab panel ``panel`` whose grade its corrected
+    values no longer meet (the unclosed ``ae_lab_regrade`` queries): "graded AEs to review".
+    Two SQL queries. The panel is in the caller's scope, so are its patient's AEs."""
+    aes = {ae.pk: ae for ae in AdverseEvent.objects.filter(lab_panel_id=panel.pk).select_related("term")}
+    if not aes:
+        return []
+    queries = (
+        DataQuery.objects.filter(
+            content_type=ContentType.objects.get_for_model(AdverseEvent),
+            object_id__in=list(aes),
+            rule_code=AE_LAB_REGRADE,
+        )
+        .exclude(state=DataQuery.State.CLOSED)
+        .order_by("id")
+    )
+    return [(aes[q.object_id], q) for q in queries]

@@ -34,6 +34,8 @@ from dosing.selectors import follow_up_facts
 from dosing.services import LAB_FIELDS
 from patients import services as patient_services
 from patients.models import Assessment, Patient, PatientEvent, Transplant
+from safety import lab_grading
+from safety import selectors as safety_selectors
 from safety import services as safety_services
 from safety.models import AdverseEvent
 from trial import access
@@ -416,6 +418,83 @@ def query_close_automatic(*, query: DataQuery, text: str) -> DataQuery:
             return query
         _message(query, Kind.AUTO_CLOSE, text, None)
         return _move(query, State.CLOSED, None, f"Query #{query.pk} closed automatically: data fixed")
+
+
+# --- lab panel corrections: the AEs confirmed from the panel (issue 19 item 2) ----------
+
+
+def _lab_value(value: Any) -> str:
+    return "none" if value is None else _display(value)
+
+
+def lab_panel_regrade(*, panel: LabPanel, before: dict[str, Any] | None = None) -> None:
+    """Compare the AEs confirmed from ``panel`` (source=lab) with the grades its values
+    meet now (the entry path's grading, safety.selectors.lab_panel_grades): an AE whose
+    grade no longer matches gets one automatic query on its grade naming the panel, the
+    old and new value and the grade the value meets (the AE is not edited: a clinical
+    judgement and perhaps a signed DLT decision rest on it); an AE that matches again has
+    its query closed automatically. ``before``: the panel's values before a correction.
+    Called inside the correction's transaction (dosing.services.lab_panel_update) and
+    after an AE edit (safety.services.ae_update)."""
+    aes = list(AdverseEvent.objects.filter(lab_panel_id=panel.pk).select_related("term").order_by("id"))
+    if not aes:
+        return
+    panel = LabPanel.objects.get(pk=panel.pk)  # the values as stored (decimal places)
+    grades = tuple(safety_selectors.lab_panel_grades(panel))
+    confirmed = tuple(lab_grading.ConfirmedLabAe(ae.pk, ae.term.meddra_code, ae.grade) for ae in aes)
+    mismatches = lab_grading.regrade_mismatches(confirmed, grades)
+    content_type = ContentType.objects.get_for_model(AdverseEvent)
+    live = {
+        query.object_id: query
+        for query in DataQuery.objects.filter(
+            content_type=content_type, object_id__in=[ae.pk for ae in aes], rule_code=cleaning_rules.AE_LAB_REGRADE
+        ).exclude(state=State.CLOSED)
+    }
+    for ae in aes:
+        if ae.pk in mismatches and ae.pk not in live:
+            query_raise_automatic(
+                target=ae,
+                rule_code=cleaning_rules.AE_LAB_REGRADE,
+                field_name="grade",
+                question=_regrade_question(panel, ae, mismatches[ae.pk], before),
+            )
+        elif ae.pk in mismatches and _value_changed(ae, before):
+            # Corrected again while its query is live: the thread says what the value meets now.
+            _message(live[ae.pk], Kind.QUESTION, _regrade_question(panel, ae, mismatches[ae.pk], before), None)
+        elif ae.pk not in mismatches and ae.pk in live:
+            query_close_automatic(query=live[ae.pk], text=cleaning_rules.auto_close_text(cleaning_rules.AE_LAB_REGRADE))
+
+
+def _value_changed(ae: AdverseEvent, before: dict[str, Any] | None) -> bool:
+    test = lab_grading.lab_test_of_term(ae.term.meddra_code)
+    return test is not None and test[0].value in (before or {})
+
+
+def _close_regrade_queries(ae_ids: list[int], text: str) -> None:
+    live = DataQuery.objects.filter(
+        content_type=ContentType.objects.get_for_model(AdverseEvent),
+        object_id__in=ae_ids,
+        rule_code=cleaning_rules.AE_LAB_REGRADE,
+    ).exclude(state=State.CLOSED)
+    for query in live:
+        query_close_automatic(query=query, text=text)
+
+
+def _regrade_question(panel: LabPanel, ae: AdverseEvent, grade_now: int, before: dict[str, Any] | None) -> str:
+    test = lab_grading.lab_test_of_term(ae.term.meddra_code)
+    if test is None:  # a lab AE of a term the grading does not know: name the panel only
+        value_text = "its values were corrected"
+    else:
+        name, label, unit = test
+        new = getattr(panel, name.value)
+        old = (before or {}).get(name.value, new)
+        value_text = f"{label} corrected from {_lab_value(old)} to {_lab_value(new)} {unit}"
+    meets = f"grade {grade_now}" if grade_now else "no grade (no AE)"
+    return (
+        f"The lab panel of {panel.date.isoformat()} (#{panel.pk}) this AE was confirmed from was corrected: "
+        f"{value_text}, which now meets {meets} for {ae.term.term}; this AE is grade {ae.grade}. "
+        "Review the AE's grade (correct it, or void it if there is no AE); it was not changed automatically."
+    )
 
 
 # --- the periodic sweep of automatic queries (cleaning.rules) --------------------------
@@ -839,6 +918,8 @@ def casebook_record_void(*, user: Any, target: models.Model, reason: str, expect
     ensure_writable(target)
     with transaction.atomic():
         voided = record_void(target, user=user, reason=reason, expected_version=expected_version)  # type: ignore[arg-type]
+        if isinstance(target, AdverseEvent):  # a lab AE voided on review: its grade query is answered
+            _close_regrade_queries([target.pk], "Closed automatically: the AE was voided as entered in error.")
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
         computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
     return voided

@@ -694,7 +694,9 @@ def lab_panel_update(
     checks run on the corrected values; a visit panel must still be drawn on or before its
     cycle's day 1 (labs after day 1 cannot clear the dose), and the cycle's stored
     pre-dose safety check is re-computed from the corrected labs (audited on the cycle).
-    Lab AE proposals are graded from the panel when shown, so they follow the new values.
+    Lab AE proposals are graded from the panel when shown, so they follow the new values; an
+    AE confirmed from the panel whose grade the new values no longer meet gets an automatic
+    query on its grade (cleaning.services.lab_panel_regrade), closed when they agree again.
     Needs a reason; a stale ``expected_version`` is refused (EditConflict, API 409)."""
     patient = panel.patient
     if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
@@ -724,9 +726,16 @@ def lab_panel_update(
         diff = {k: v for k, v in changes.items() if getattr(current, k) != v}
         if not diff:
             raise ValidationError({"__all__": ["Nothing to correct: these are the values on file."]})
+        before = {name: getattr(current, name) for name in diff}
         updated = record_update(current, diff, user=user, reason=reason, expected_version=expected_version)
         if cycle is not None and cycle.day1 is not None:
             _recheck_visit_cycle(cycle, user=user, reason=reason)
+        # The AEs confirmed from this panel's proposals are re-graded (issue 19 item 2): one
+        # whose grade the corrected values no longer meet gets an automatic query, never an
+        # edit. Imported here: cleaning sits above dosing (pyproject.toml's one exception).
+        from cleaning.services import lab_panel_regrade
+
+        lab_panel_regrade(panel=updated, before=before)  # type: ignore[arg-type]
         # As at first entry: counts feed the DLT candidates (cytopenia) -> escalation.
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
     return updated  # type: ignore[return-value]

@@ -405,3 +405,40 @@ def _grade_increase(spec: _IncreaseSpec, raw_value: Number, raw_uln: Number, raw
     if abnormal:
         return result(0, f"not above the grade 1 threshold relative to baseline {baseline}")
     return result(0, "<= ULN (not increased)")
+
+
+_SPECS: Mapping[LabTest, _DecreaseSpec | _IncreaseSpec] = MappingProxyType(
+    {
+        LabTest.PLATELETS: _PLATELETS,
+        LabTest.ANC: _ANC,
+        LabTest.HEMOGLOBIN: _HEMOGLOBIN,
+        LabTest.BILIRUBIN: _BILIRUBIN,
+        LabTest.ALT: _ALT,
+        LabTest.AST: _AST,
+    }
+)
+
+
+def lab_test_of_term(meddra_code: str) -> tuple[LabTest, str, str] | None:
+    """(test, label, unit) of the lab value a lab term is graded from, or None."""
+    for test, spec in _SPECS.items():
+        if spec.meddra_code == meddra_code:
+            return test, spec.label, spec.unit
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedLabAe:
+    """An AE confirmed from a panel's proposal: its key, term and the grade it carries."""
+
+    key: int
+    meddra_code: str
+    grade: int
+
+
+def regrade_mismatches(confirmed: tuple[ConfirmedLabAe, ...], grades: tuple[LabGrade, ...]) -> dict[int, int]:
+    """After a panel correction: the AEs whose grade the panel's values no longer meet,
+    each with the grade the values meet now (0 = no AE any more). An AE never changes
+    here: the coordinator reviews it (PROTOCOL s4: a person confirms every lab grade)."""
+    now = {g.meddra_code: g.grade for g in grades if g.grade >= 1}
+    return {ae.key: now.get(ae.meddra_code, 0) for ae in confirmed if now.get(ae.meddra_code, 0) != ae.grade}

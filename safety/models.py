@@ -226,7 +226,8 @@ class DltAdjudication(PatientRecord):
 class LabProposalDismissal(PatientRecord):
     """A coordinator's dismissal of an AE the lab grading proposed (PROTOCOL s4), with why.
 
-    One per lab panel and term: a dismissed proposal is not proposed again.
+    One per lab panel and term, of the grade proposed: a dismissed proposal is not proposed
+    again unless a correction of the panel changes its grade (then a new dismissal updates this one).
     """
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_dismissals")

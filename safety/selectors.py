@@ -181,19 +181,24 @@ def lab_panel_grades(panel: LabPanel) -> list[lab_grading.LabGrade]:
 
 def lab_proposals(user, patient: Patient) -> list[LabProposal]:  # type: ignore[no-untyped-def]
     """Open proposals: graded values of the patient's panels not yet confirmed as an AE
-    (source=lab for that panel and term) nor dismissed. Three queries."""
+    (source=lab for that panel and term) nor dismissed at that grade. Three queries."""
     panels = list(access.scope(user, LabPanel.objects.filter(patient=patient)).order_by("date", "id"))
     confirmed = set(
         AdverseEvent.objects.filter(patient=patient, lab_panel__isnull=False).values_list(
             "lab_panel_id", "term__meddra_code"
         )
     )
-    dismissed = set(LabProposalDismissal.objects.filter(patient=patient).values_list("lab_panel_id", "meddra_code"))
-    done = confirmed | dismissed
+    # A dismissal applies to the grade it dismissed: a panel correction that changes the
+    # grade proposes it again (issue 19 item 2).
+    dismissed = set(
+        LabProposalDismissal.objects.filter(patient=patient).values_list(
+            "lab_panel_id", "meddra_code", "proposed_grade"
+        )
+    )
     proposals = []
     for panel in panels:
         for graded in lab_panel_grades(panel):
-            if (panel.pk, graded.meddra_code) in done:
+            if (panel.pk, graded.meddra_code) in confirmed or (panel.pk, graded.meddra_code, graded.grade) in dismissed:
                 continue
             proposals.append(
                 LabProposal(panel, graded.term, graded.meddra_code, graded.term, graded.grade, graded.explanation)

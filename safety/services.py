@@ -155,6 +155,11 @@ def ae_update(
     changes = {**changes, "death": candidate.death}
     with transaction.atomic():
         updated = record_update(ae, changes, user=user, reason=reason, expected_version=expected_version)
+        if candidate.lab_panel is not None:
+            # A lab AE's grade query (raised by a panel correction) closes once they agree.
+            from cleaning.services import lab_panel_regrade
+
+            lab_panel_regrade(panel=candidate.lab_panel)
         computation_request(ae.patient.trial_id, TrialComputation.Kind.ESCALATION)
     return updated  # type: ignore[return-value]
 
@@ -191,11 +196,25 @@ def lab_proposal_confirm(
 
 
 def lab_proposal_dismiss(*, user: Any, panel: LabPanel, meddra_code: str, reason: str) -> LabProposalDismissal:
-    """The coordinator dismisses a proposal, saying why (kept, audited)."""
+    """The coordinator dismisses a proposal, saying why (kept, audited). A dismissal is of
+    one grade: after a panel correction changed the grade, the proposal is back and a new
+    dismissal updates the earlier one (its history keeps both)."""
     _require_data_entry(user, panel.patient)
     if not (reason or "").strip():
         raise ValidationError({"reason": ["Say why the proposed AE is dismissed."]})
     graded = _proposal(panel, meddra_code)
+    earlier = LabProposalDismissal.objects.filter(lab_panel=panel, meddra_code=meddra_code).first()
+    if earlier is not None:
+        if earlier.proposed_grade == graded.grade:
+            raise ValidationError({"meddra_code": ["This proposal was already dismissed."]})
+        # Dismissed at another grade before a correction of the panel: this dismissal is of the new grade.
+        with transaction.atomic():
+            return record_update(  # type: ignore[return-value]
+                earlier,
+                {"proposed_grade": graded.grade, "term": graded.term, "reason": reason.strip()},
+                user=user,
+                reason=f"Proposal dismissed again at grade {graded.grade} after a correction of the lab panel",
+            )
     dismissal = LabProposalDismissal(
         patient=panel.patient,
         lab_panel=panel,

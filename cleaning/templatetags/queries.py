@@ -11,7 +11,7 @@ from django import template
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
-from cleaning.selectors import QueryIndex, open_query_index
+from cleaning.selectors import QueryIndex, lab_regrade_queries, open_query_index
 from trial import access
 
 register = template.Library()
@@ -41,3 +41,9 @@ def query_badge(context: Any, index: QueryIndex | None, record: Model | None, fi
         content_type = ContentType.objects.get_for_model(type(record))
         raise_url = f"{content_type.app_label}.{content_type.model}:{record.pk}"
     return {"queries": queries, "raise_record": raise_url, "patient": patient, "field_name": field_name}
+
+
+@register.simple_tag
+def graded_aes_to_review(panel: Any) -> list[tuple[Any, Any]]:
+    """(AE, query) pairs confirmed from ``panel`` whose grade its corrected values no longer meet."""
+    return lab_regrade_queries(panel)

@@ -9,6 +9,7 @@ import pytest
 from safety.ctcae import BUNDLED_CSV, load_ctcae
 from safety.lab_grading import (
     CRITERIA,
+    ConfirmedLabAe,
     LabResult,
     LabTest,
     Number,
@@ -19,6 +20,8 @@ from safety.lab_grading import (
     grade_lab,
     grade_neutrophil_count,
     grade_platelet_count,
+    lab_test_of_term,
+    regrade_mismatches,
     to_decimal,
 )
 
@@ -266,3 +269,35 @@ def test_criteria_texts_are_the_files() -> None:
         assert printed is not None
         for text in texts:
             assert text in printed, (term.term, grade, text)
+
+
+# After a panel correction (issue 19 item 2): which confirmed AEs the new grades no longer meet.
+_PLT = "10035528"
+_ANC = "10029366"
+
+
+@pytest.mark.parametrize(
+    ("platelets", "ae_grade", "expected"),
+    [
+        ("40", 3, {}),  # still grade 3: nothing to review
+        ("60", 3, {1: 2}),  # corrected to grade 2
+        ("20", 3, {1: 4}),  # corrected to a higher grade
+        ("200", 3, {1: 0}),  # no longer an AE
+    ],
+)
+def test_regrade_mismatches(platelets: str, ae_grade: int, expected: dict[int, int]) -> None:
+    grades = tuple(
+        g
+        for g in (
+            grade_lab(LabResult(LabTest.PLATELETS, platelets, lln="150")),
+            grade_lab(LabResult(LabTest.ANC, "0.8", lln="1.8")),
+        )
+        if g.grade >= 1
+    )
+    confirmed = (ConfirmedLabAe(1, _PLT, ae_grade), ConfirmedLabAe(2, _ANC, 3))
+    assert regrade_mismatches(confirmed, grades) == expected
+
+
+def test_lab_test_of_term() -> None:
+    assert lab_test_of_term(_PLT) == (LabTest.PLATELETS, "Platelets", "x10^9/L")
+    assert lab_test_of_term("00000000") is None
