@@ -168,6 +168,44 @@ def test_the_trial_level_results_are_recomputed_once_after_the_import(django_cap
         (lambda b: b["patients"][4].update(birth_year="1970"), "patients[4].birth_year: expected a whole number"),
         (lambda b: b["patients"][5]["screenings"][0].update(anc_10e9_l=True), "screenings[0].anc_10e9_l: expected a"),
         (lambda b: b.update(format="trial-bundle/2"), "format: expected 'trial-bundle/1'"),
+        (
+            lambda b: b["patients"][0]["assessments"][0].update(voided={"at": "2024-01-01T00:00:00+00:00", "by": "x"}),
+            "patients[0].assessments[0].voided.reason: required key",
+        ),
+        (
+            lambda b: b["patients"][0]["events"][0].update(voided={"at": "2024-01-01", "by": "x", "reason": "r"}),
+            "patients[0].events[0].voided.at: '2024-01-01' has no time zone",
+        ),
+        (
+            lambda b: (
+                b["patients"][0]
+                .setdefault("dlt_adjudications", [])
+                .append(
+                    {"kind": "investigator", "is_dlt": True, "rationale": "r", "by": "x", "at": "2018-01-01"}
+                    | {"evidence": {"term": "Nausea", "grade": 3, "onset": "2017-01-01", "resolved": None}}
+                )
+            ),
+            ".evidence.attribution: required key",
+        ),
+        (
+            lambda b: (
+                b["patients"][0]
+                .setdefault("dlt_adjudications", [])
+                .append(
+                    {"kind": "investigator", "is_dlt": True, "rationale": "r", "by": "x", "at": "2018-01-01"}
+                    | {
+                        "evidence": {
+                            "term": "Nausea",
+                            "grade": 3,
+                            "onset": "2017-01-01",
+                            "resolved": None,
+                            "attribution": "possible",
+                        }
+                    }
+                )
+            ),
+            "patients[0].dlt_adjudications[0].evidence: only a decision on an AE",
+        ),
     ],
 )
 def test_a_malformed_bundle_names_the_path(change, expected_path) -> None:  # type: ignore[no-untyped-def]
