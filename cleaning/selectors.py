@@ -445,3 +445,53 @@ def lab_regrade_queries(panel: Any) -> list[tuple[Any, DataQuery]]:
         .order_by("id")
     )
     return [(aes[q.object_id], q) for q in queries]
+
+
+# --- records voided as entered in error (issue 19) ---------------------------------------
+
+# The record types that can be voided (services.voidable_models): every
+# core.models.Voidable record of a casebook.
+VOIDABLE_TYPES = (
+    "safety.adverseevent",
+    "dosing.labpanel",
+    "patients.assessment",
+    "patients.patientevent",
+    "dosing.concomitantmedication",
+    "safety.gvhdepisode",
+)
+
+
+def voidable_model(label: str) -> type[Model]:
+    """The voidable model of ``label`` ("safety.adverseevent"); LookupError if none."""
+    from django.apps import apps
+
+    if label not in VOIDABLE_TYPES:
+        raise LookupError(f"{label} cannot be voided")
+    return apps.get_model(label)
+
+
+def voidable_record_get(user: Any, url_kwargs: dict[str, Any]) -> Any:
+    """The current (not voided) record a void URL names (its ``<model>_id`` argument), in
+    the user's scope; 404 otherwise (out of scope, already voided, not a voidable type)."""
+    from django.http import Http404
+
+    from core.locks import model_named
+
+    for kwarg, pk in url_kwargs.items():
+        model = model_named(kwarg)
+        if model is not None and model._meta.label_lower in VOIDABLE_TYPES:
+            queryset = model._default_manager.select_related("patient", "patient__trial", "patient__site")
+            return access.get_scoped_or_404(user, queryset, "view_clinical", pk=pk)
+    raise Http404("No record to void matches the given query.")
+
+
+def voided_records(patient: Patient, label: str) -> list[Any]:
+    """The patient's records of type ``label`` voided as entered in error, newest first,
+    with who voided them (the caller scoped the patient). Kept out of every clinical list;
+    the casebook pages show them struck through, with the reason."""
+    model = voidable_model(label)
+    return list(
+        model.all_objects.filter(patient=patient, voided_at__isnull=False)  # type: ignore[attr-defined]
+        .select_related("voided_by", "patient")
+        .order_by("-voided_at", "-id")
+    )

@@ -923,3 +923,37 @@ def casebook_record_void(*, user: Any, target: models.Model, reason: str, expect
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
         computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
     return voided
+
+
+def casebook_record_void_import(
+    *, user: Any, target: models.Model, voided_at: Any, voided_by_name: str, reason: str
+) -> Any:
+    """A void carried in by a trial bundle (docs/bundle.md): kept as recorded, like a
+    historic signature: the time, the voider's name (``voided_by_name``; the user need
+    not exist here, ``voided_by`` stays empty) and the reason. An audited edit under the
+    import user, refused on a locked casebook like every write."""
+    from core.audit import record_update
+    from trial.models import TrialComputation
+    from trial.services import computation_request
+
+    if not isinstance(target, voidable_models()):
+        raise ValidationError({"voided": [f"A {target._meta.verbose_name} cannot be voided."]})
+    patient = patient_of(target)
+    if not access.can(user, "enter_data", patient.trial_id, patient.site_id):
+        raise PermissionDenied("Records are voided by the site's coordinators.")
+    errors: dict[str, list[str]] = {}
+    reason, name = (reason or "").strip(), (voided_by_name or "").strip()
+    if not reason:
+        errors["reason"] = ["Give the reason this record was voided."]
+    if not name:
+        errors["by"] = ["Give who voided it."]
+    if voided_at is None:
+        errors["at"] = ["Give when it was voided."]
+    if errors:
+        raise ValidationError(errors)
+    changes = {"voided_at": voided_at, "voided_by": None, "voided_by_name": name, "void_reason": reason}
+    with transaction.atomic():
+        voided = record_update(target, changes, user=user, reason=f"voided: {reason} (trial bundle import)")  # type: ignore[arg-type]
+        computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
+        computation_request(patient.trial_id, TrialComputation.Kind.SURVIVAL)
+    return voided

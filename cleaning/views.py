@@ -282,12 +282,20 @@ def casebook_lock_view(request, patient_id: int):  # type: ignore[no-untyped-def
 # --- voiding a record entered in error (issue 19) --------------------------------------
 
 
-def _void_page(request, record, back: str):  # type: ignore[no-untyped-def]
+# One view for every voidable record type (services.voidable_models): the URL's
+# ``<model>_id`` argument names the type, as the lock gate and the site-wall walker read it.
+
+
+@data_entry_page
+@login_required
+def record_void(request, **kwargs: int):  # type: ignore[no-untyped-def]
     """The void screen of one record: the reason, then services.casebook_record_void."""
+    record = selectors.voidable_record_get(request.user, kwargs)
     patient = record.patient
     if not access.can(request.user, "enter_data", patient.trial_id, patient.site_id):
         raise PermissionDenied("Records are voided by the site's coordinators.")
     form = VoidForm(request.POST or None, initial={"version": record.version})
+    back = selectors.RECORD_PAGES[record._meta.label_lower]
     if request.method == "POST" and form.is_valid():
         try:
             services.casebook_record_void(
@@ -305,22 +313,12 @@ def _void_page(request, record, back: str):  # type: ignore[no-untyped-def]
             return redirect(back, patient_id=patient.pk)
     return render(
         request,
-        "dosing/simple_form.html",
-        {"patient": patient, "form": form, "title": f"Void {record} (entered in error)"},
+        "cleaning/record_void.html",
+        {
+            "patient": patient,
+            "record": record,
+            "form": form,
+            "back": back,
+            "title": f"Void {record._meta.verbose_name} {record} (entered in error)",
+        },
     )
-
-
-@data_entry_page
-@login_required
-def ae_void(request, adverse_event_id: int):  # type: ignore[no-untyped-def]
-    from safety import selectors as safety_selectors
-
-    return _void_page(request, safety_selectors.ae_get(request.user, adverse_event_id), "patient_safety")
-
-
-@data_entry_page
-@login_required
-def lab_panel_void(request, lab_panel_id: int):  # type: ignore[no-untyped-def]
-    from dosing import selectors as dosing_selectors
-
-    return _void_page(request, dosing_selectors.lab_panel_get(request.user, lab_panel_id), "patient_dosing")

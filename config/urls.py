@@ -30,6 +30,7 @@ api_v1 = [
     ),
     *trial.urls.api_urlpatterns,
     *exchange.urls.api_urlpatterns,
+    *cleaning.urls.api_urlpatterns,
     path("", include(router.urls)),
 ]
 

@@ -72,6 +72,9 @@ class Voidable(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
     )
     void_reason = models.TextField("reason for voiding", blank=True, editable=False)
+    # Historic: who voided it, as a trial bundle carried it in (voided_by is then empty),
+    # like DltAdjudication.signed_by_name; the user need not exist on this server.
+    voided_by_name = models.CharField("voided by (as recorded)", max_length=200, blank=True, editable=False)
 
     objects = CurrentRecordManager()
     all_objects = models.Manager()  # noqa: DJ012 - a second manager, not a field
@@ -82,6 +85,16 @@ class Voidable(models.Model):
     @property
     def is_voided(self) -> bool:
         return self.voided_at is not None
+
+    @property
+    def voided_by_display(self) -> str:
+        """Who voided it: the user's name, or the name a trial bundle carried in."""
+        if self.voided_by_name:
+            return f"{self.voided_by_name} (imported)"
+        user = self.voided_by
+        if user is None:
+            return ""
+        return str(user.get_full_name() or user.get_username())  # type: ignore[attr-defined]
 
 
 class Signature(models.Model):

@@ -46,6 +46,7 @@ from patients import subject_ids
 from patients.models import Assessment, Consent, Patient, PatientEvent, Screening, Transplant
 from safety import selectors as safety_selectors
 from safety import services as safety_services
+from safety.dlt import EVIDENCE_FIELDS
 from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode
 from trial import services as trial_services
 from trial.access import forget_grants
@@ -87,6 +88,13 @@ def _enum(choices: Any, required: bool = False) -> F:
     return F("enum", required, values)
 
 
+# A record voided as entered in error (issue 19): when, by whom (the name as recorded)
+# and why; re-voided on import, kept out of every list, result and export as before.
+VOIDED_KEYS: dict[str, F] = {
+    "at": F("datetime", True, nullable=False),
+    "by": F("str", True, nullable=False),
+    "reason": F("str", True, nullable=False),
+}
 LAB_KEYS = {
     "date": F("date", True, nullable=False),
     "platelets": F("num"),
@@ -95,6 +103,7 @@ LAB_KEYS = {
     "bilirubin": F("num"),
     "alt": F("num"),
     "ast": F("num"),
+    "voided": F("object", fields=VOIDED_KEYS),
 }
 # A casebook's or the trial's lock state (issue 12); re-applied after the import.
 LOCK_KEYS: dict[str, F] = {
@@ -256,6 +265,7 @@ PATIENT_KEYS: dict[str, F] = {
             "action": _enum(AdverseEvent.Action),
             "outcome": _enum(AdverseEvent.Outcome),
             "source": _enum(AdverseEvent.Source),
+            "voided": F("object", fields=VOIDED_KEYS),
         },
     ),
     "gvhd_episodes": F(
@@ -270,6 +280,7 @@ PATIENT_KEYS: dict[str, F] = {
             "gi_stage": F("int"),
             "chronic_severity": _enum(GvhdEpisode.ChronicSeverity),
             "liver_involved": F("bool"),
+            "voided": F("object", fields=VOIDED_KEYS),
         },
     ),
     "dlt_adjudications": F(
@@ -283,6 +294,18 @@ PATIENT_KEYS: dict[str, F] = {
             "by": F("str", True, nullable=False),
             "at": F("date", True, nullable=False),
             "supersedes": F("int"),
+            # The AE's values the signed decision rests on (issue 16): kept as signed, so a
+            # decision whose AE was edited afterwards stays invalidated after a move.
+            "evidence": F(
+                "object",
+                fields={
+                    "term": F("str", True, nullable=False),
+                    "grade": F("int", True, nullable=False),
+                    "onset": F("date", True, nullable=False),
+                    "resolved": F("date", True),
+                    "attribution": _enum(AdverseEvent.Attribution, True),
+                },
+            ),
         },
     ),
     "assessments": F(
@@ -296,6 +319,7 @@ PATIENT_KEYS: dict[str, F] = {
             "blasts_pct": F("num"),
             "response": _enum(Assessment.Response),
             "extramedullary": F("bool"),
+            "voided": F("object", fields=VOIDED_KEYS),
         },
     ),
     "events": F(
@@ -308,6 +332,7 @@ PATIENT_KEYS: dict[str, F] = {
             "blasts_pct": F("num"),
             "relapse_site": F("str"),
             "details": F("str"),
+            "voided": F("object", fields=VOIDED_KEYS),
         },
     ),
     "concomitant_medications": F(
@@ -317,6 +342,7 @@ PATIENT_KEYS: dict[str, F] = {
             "other_agent": F("str"),
             "start": F("date", True, nullable=False),
             "stop": F("date"),
+            "voided": F("object", fields=VOIDED_KEYS),
         },
     ),
 }
@@ -539,6 +565,10 @@ def _check_references(doc: dict[str, Any], problems: list[str]) -> None:
                     if n_aes
                     else f"{path}.dlt_adjudications[{j}].adverse_event: this patient has no adverse_events."
                 )
+            if ae is None and a.get("evidence") is not None:
+                problems.append(
+                    f"{path}.dlt_adjudications[{j}].evidence: only a decision on an AE rests on its values."
+                )
             if ae is None and a.get("kind") is None:
                 problems.append(f"{path}.dlt_adjudications[{j}].kind: a decision not on an AE needs its kind.")
             sup = a.get("supersedes")
@@ -592,28 +622,42 @@ def _iso(value: datetime.date | datetime.datetime | None) -> str | None:
 
 
 def _lab(panel: LabPanel) -> dict[str, Any]:
-    return {"date": _iso(panel.date), **{f: _num(getattr(panel, f)) for f in dosing_services.LAB_FIELDS}}
+    return _voided(
+        panel, {"date": _iso(panel.date), **{f: _num(getattr(panel, f)) for f in dosing_services.LAB_FIELDS}}
+    )
+
+
+def _voided(record: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with the record's void (when, who, why) if it was voided as entered in error."""
+    if record.voided_at is not None:
+        row["voided"] = {
+            "at": _iso(record.voided_at),
+            "by": _username(record.voided_by, record.voided_by_name),
+            "reason": record.void_reason,
+        }
+    return row
 
 
 def _export_queryset(trial: Trial) -> Any:
+    # Voidable records through ``all_objects``: a voided record is carried with its void.
     return (
         Patient.objects.filter(trial=trial)
         .select_related("site", "dose_level", "transplant", "casebook_lock")
         .prefetch_related(
             Prefetch("consents", queryset=Consent.objects.select_related("protocol_version").order_by("date", "id")),
             Prefetch("screenings", queryset=Screening.objects.order_by("id")),
-            Prefetch("lab_panels", queryset=LabPanel.objects.order_by("id")),
+            Prefetch("lab_panels", queryset=LabPanel.all_objects.order_by("id")),
             Prefetch("deviations", queryset=Deviation.objects.order_by("id")),
             Prefetch("cycles", queryset=Cycle.objects.select_related("lab_panel", "dose_level").order_by("number")),
-            Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("term").order_by("id")),
-            Prefetch("gvhd_episodes", queryset=GvhdEpisode.objects.order_by("id")),
+            Prefetch("adverse_events", queryset=AdverseEvent.all_objects.select_related("term").order_by("id")),
+            Prefetch("gvhd_episodes", queryset=GvhdEpisode.all_objects.order_by("id")),
             Prefetch(
                 "dlt_adjudications",
                 queryset=DltAdjudication.objects.select_related("signature").order_by("id"),
             ),
-            Prefetch("assessments", queryset=Assessment.objects.order_by("id")),
-            Prefetch("events", queryset=PatientEvent.objects.order_by("date", "id")),
-            Prefetch("medications", queryset=ConcomitantMedication.objects.order_by("id")),
+            Prefetch("assessments", queryset=Assessment.all_objects.order_by("id")),
+            Prefetch("events", queryset=PatientEvent.all_objects.order_by("date", "id")),
+            Prefetch("medications", queryset=ConcomitantMedication.all_objects.order_by("id")),
             Prefetch(
                 "data_queries",
                 queryset=DataQuery.objects.select_related("raised_by")
@@ -776,11 +820,21 @@ def _export_patient(p: Patient) -> dict[str, Any]:
     aes = list(p.adverse_events.all())
     out["adverse_events"] = [_export_ae(ae) for ae in aes]
     out["gvhd_episodes"] = [
-        {"kind": g.kind, "onset": _iso(g.onset), "resolved": _iso(g.resolved)}
-        | {
-            name: getattr(g, name) if getattr(g, name) != "" else None
-            for name in ("acute_grade", "skin_stage", "liver_stage", "gi_stage", "chronic_severity", "liver_involved")
-        }
+        _voided(
+            g,
+            {"kind": g.kind, "onset": _iso(g.onset), "resolved": _iso(g.resolved)}
+            | {
+                name: getattr(g, name) if getattr(g, name) != "" else None
+                for name in (
+                    "acute_grade",
+                    "skin_stage",
+                    "liver_stage",
+                    "gi_stage",
+                    "chronic_severity",
+                    "liver_involved",
+                )
+            },
+        )
         for g in p.gvhd_episodes.all()
     ]
     ae_index = {ae.pk: i for i, ae in enumerate(aes)}
@@ -801,30 +855,38 @@ def _export_patient(p: Patient) -> dict[str, Any]:
             "by": by,
             "at": _iso(at),
         }
+        if a.adverse_event_id and a.evidence:
+            row["evidence"] = {name: a.evidence.get(name) for name in EVIDENCE_FIELDS}
         superseded = [adj_index[o.pk] for o in adjudications if o.superseded_by_id == a.pk]
         if superseded:
             row["supersedes"] = superseded[0]
         out["dlt_adjudications"].append(row)
     out["assessments"] = [
-        {"kind": a.kind, "date": _iso(a.date)}
-        | {
-            name: (_num(getattr(a, name)) if name in ("level", "blasts_pct") else getattr(a, name))
-            for name in ("method", "result", "level", "blasts_pct", "response", "extramedullary")
-            if getattr(a, name) not in (None, "")
-        }
+        _voided(
+            a,
+            {"kind": a.kind, "date": _iso(a.date)}
+            | {
+                name: (_num(getattr(a, name)) if name in ("level", "blasts_pct") else getattr(a, name))
+                for name in ("method", "result", "level", "blasts_pct", "response", "extramedullary")
+                if getattr(a, name) not in (None, "")
+            },
+        )
         for a in p.assessments.all()
     ]
     out["events"] = [
-        {"kind": e.kind, "date": _iso(e.date)}
-        | {
-            name: (_num(getattr(e, name)) if name == "blasts_pct" else getattr(e, name))
-            for name in ("cause", "reason", "blasts_pct", "relapse_site", "details")
-            if getattr(e, name) not in (None, "")
-        }
+        _voided(
+            e,
+            {"kind": e.kind, "date": _iso(e.date)}
+            | {
+                name: (_num(getattr(e, name)) if name == "blasts_pct" else getattr(e, name))
+                for name in ("cause", "reason", "blasts_pct", "relapse_site", "details")
+                if getattr(e, name) not in (None, "")
+            },
+        )
         for e in p.events.all()
     ]
     out["concomitant_medications"] = [
-        {"agent": m.agent, "other_agent": m.other_agent, "start": _iso(m.start), "stop": _iso(m.stop)}
+        _voided(m, {"agent": m.agent, "other_agent": m.other_agent, "start": _iso(m.start), "stop": _iso(m.stop)})
         for m in p.medications.all()
     ]
     _export_cleaning(p, out)
@@ -892,7 +954,7 @@ def _export_ae(ae: AdverseEvent) -> dict[str, Any]:
     }
     if ae.specify:
         row["specify"] = ae.specify
-    return row
+    return _voided(ae, row)
 
 
 def bundle_export(trial: Trial) -> dict[str, Any]:
@@ -978,6 +1040,19 @@ class _Importer:
         except (ValidationError, PermissionDenied) as exc:
             self.refused(path, exc, renames)
             return None
+
+    def void(self, path: str, record: Any, spec: dict[str, Any] | None) -> None:
+        """Re-void a record the bundle carries as voided (issue 19), right after it is
+        written, as recorded (time, name, reason): the patient's later records are then
+        checked without it, as a duplicate entered in error was replaced."""
+        if record is None or not spec:
+            return
+        self.attempt(
+            f"{path}.voided",
+            lambda: cleaning_services.casebook_record_void_import(
+                user=self.user, target=record, voided_at=spec["at"], voided_by_name=spec["by"], reason=spec["reason"]
+            ),
+        )
 
     # -- trial
 
@@ -1246,10 +1321,12 @@ class _Importer:
     def import_dosing(self, path: str, patient: Patient, p: dict[str, Any]) -> None:
         user = self.user
         for j, lab in enumerate(p.get("labs") or []):
-            self.attempt(
+            values = {k: v for k, v in lab.items() if k != "voided"}
+            panel = self.attempt(
                 f"{path}.labs[{j}]",
-                lambda lab=lab: dosing_services.lab_panel_record(user=user, patient=patient, data=dict(lab)),
+                lambda values=values: dosing_services.lab_panel_record(user=user, patient=patient, data=values),
             )
+            self.void(f"{path}.labs[{j}]", panel, lab.get("voided"))
         for j, d in enumerate(p.get("deviations") or []):
             self.attempt(
                 f"{path}.deviations[{j}]",
@@ -1285,6 +1362,8 @@ class _Importer:
             if cycle is None:
                 break  # later cycles would only report "the next cycle is ..."
             self.compare_computed(cpath, c, cycle)
+            if c.get("labs") and cycle.lab_panel_id is not None:
+                self.void(f"{cpath}.labs", cycle.lab_panel, c["labs"].get("voided"))
             if c.get("full_dose_restored"):
                 self.attempt(
                     f"{cpath}.full_dose_restored",
@@ -1314,25 +1393,27 @@ class _Importer:
     def import_outcomes(self, path: str, patient: Patient, p: dict[str, Any]) -> None:
         user = self.user
         for j, a in enumerate(p.get("assessments") or []):
-            self.attempt(
+            assessment = self.attempt(
                 f"{path}.assessments[{j}]",
                 lambda a=a: patient_services.assessment_record(
                     user=user,
                     patient=patient,
-                    data={k: v for k, v in a.items() if v is not None or k == "extramedullary"}
+                    data={k: v for k, v in a.items() if (v is not None or k == "extramedullary") and k != "voided"}
                     | {k: "" for k in ("method", "result", "response") if a.get(k) is None},
                 ),
             )
+            self.void(f"{path}.assessments[{j}]", assessment, a.get("voided"))
         for j, e in sorted(enumerate(p.get("events") or []), key=lambda je: (je[1]["date"], je[0])):
-            self.attempt(
+            event = self.attempt(
                 f"{path}.events[{j}]",
                 lambda e=e: patient_services.event_record(
                     user=user,
                     patient=patient,
                     data={k: ("" if v is None and k in ("cause", "reason", "relapse_site", "details") else v)
-                          for k, v in e.items()},
+                          for k, v in e.items() if k != "voided"},
                 ),
             )  # fmt: skip
+            self.void(f"{path}.events[{j}]", event, e.get("voided"))
         aes: dict[int, AdverseEvent] = {}
         for j, ae in enumerate(p.get("adverse_events") or []):
             apath = f"{path}.adverse_events[{j}]"
@@ -1358,25 +1439,32 @@ class _Importer:
             if created is not None:
                 aes[j] = created
         for j, g in enumerate(p.get("gvhd_episodes") or []):
-            self.attempt(
+            episode = self.attempt(
                 f"{path}.gvhd_episodes[{j}]",
                 lambda g=g: safety_services.gvhd_record(
                     user=user,
                     patient=patient,
-                    data={k: v for k, v in g.items() if v is not None}
+                    data={k: v for k, v in g.items() if v is not None and k != "voided"}
                     | {"chronic_severity": g.get("chronic_severity") or ""},
                 ),
             )
+            self.void(f"{path}.gvhd_episodes[{j}]", episode, g.get("voided"))
         self.import_adjudications(path, patient, p, aes)
+        # An AE voided as entered in error is voided after the decisions on it are in (a
+        # signed decision on a voided AE stays flagged for re-adjudication, as recorded).
+        for j, ae in enumerate(p.get("adverse_events") or []):
+            self.void(f"{path}.adverse_events[{j}]", aes.get(j), ae.get("voided"))
         for j, m in enumerate(p.get("concomitant_medications") or []):
-            self.attempt(
+            medication = self.attempt(
                 f"{path}.concomitant_medications[{j}]",
                 lambda m=m: dosing_services.medication_record(
                     user=user,
                     patient=Patient.objects.get(pk=patient.pk),
-                    data={k: v for k, v in m.items() if v is not None} | {"other_agent": m.get("other_agent") or ""},
+                    data={k: v for k, v in m.items() if v is not None and k != "voided"}
+                    | {"other_agent": m.get("other_agent") or ""},
                 ),
             )
+            self.void(f"{path}.concomitant_medications[{j}]", medication, m.get("voided"))
 
     def import_adjudications(
         self, path: str, patient: Patient, p: dict[str, Any], aes: dict[int, AdverseEvent]
@@ -1410,6 +1498,12 @@ class _Importer:
                 "is_dlt": a["is_dlt"],
                 "rationale": a["rationale"],
             }
+            if a.get("evidence") is not None:
+                # As signed (JSON values, like AdverseEvent.dlt_evidence), not re-taken from the AE.
+                data["evidence"] = {
+                    name: value.isoformat() if isinstance(value, datetime.date) else value
+                    for name, value in a["evidence"].items()
+                }
             adjudication = self.attempt(
                 apath,
                 lambda data=data, a=a, supersedes=supersedes: safety_services.adjudication_import(

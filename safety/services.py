@@ -20,7 +20,7 @@ from dosing.models import LabPanel
 from patients.clinical_dates import not_before
 from patients.models import Patient, Transplant
 from patients.services import clinical_date_problems
-from safety import adverse_events, ctcae, selectors
+from safety import adverse_events, ctcae, dlt, selectors
 from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode, LabProposalDismissal
 from trial import access
 from trial.models import TrialComputation
@@ -406,7 +406,7 @@ def adjudication_import(
         rationale=data["rationale"].strip(),
         signed_by_name=signed_by_name.strip(),
         signed_on=signed_on,
-        evidence=data["adverse_event"].dlt_evidence() if data.get("adverse_event") is not None else {},
+        evidence=_imported_evidence(data),
     )
     with transaction.atomic():
         Patient.objects.select_for_update().filter(pk=patient.pk).first()
@@ -421,6 +421,21 @@ def adjudication_import(
             )
         computation_request(patient.trial_id, TrialComputation.Kind.ESCALATION)
     return adjudication
+
+
+def _imported_evidence(data: dict[str, Any]) -> dict[str, object]:
+    """The AE values a historic decision rests on: as the bundle carried them (so a
+    decision whose AE was edited after signing stays invalidated after a move), else the
+    AE's values now (an older bundle without them)."""
+    ae = data.get("adverse_event")
+    if ae is None:
+        return {}
+    carried = data.get("evidence")
+    if carried is None:
+        return ae.dlt_evidence()  # type: ignore[no-any-return]
+    if set(carried) != set(dlt.EVIDENCE_FIELDS):
+        raise ValidationError({"evidence": [f"The evidence has exactly these keys: {', '.join(dlt.EVIDENCE_FIELDS)}."]})
+    return {name: carried[name] for name in dlt.EVIDENCE_FIELDS}
 
 
 def _check_not_decided(new: DltAdjudication, supersedes: DltAdjudication | None) -> None:

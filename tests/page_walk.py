@@ -36,6 +36,12 @@ def seed_world():  # type: ignore[no-untyped-def]
     for role in RoleGrant.Role.values:
         users[role] = UserFactory(username=f"walk-{role}")
         grant(users[role], trial, role, site if role == RoleGrant.Role.COORDINATOR else None)
+    # A record voided as entered in error, so the walks meet the voided-records tables too.
+    from cleaning.services import casebook_record_void
+    from patients.models import Assessment
+
+    voided = Assessment.objects.filter(patient__trial=trial, patient__site=site).order_by("patient__subject_id", "id")
+    casebook_record_void(user=users[RoleGrant.Role.COORDINATOR], target=voided.first(), reason="entered in error")
     return trial, users
 
 

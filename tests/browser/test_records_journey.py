@@ -40,9 +40,12 @@ def test_lab_correction_void_audit_trail_and_lock_checklist(page, world):  # typ
     page.goto(f"/patients/{patient.pk}/safety/")
     page.get_by_role("link", name="Void (entered in error)").first.click()
     page.get_by_label("Reason for voiding").fill("entered on the wrong patient")
-    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("button", name="Void this record").click()
     expect(page).to_have_url(re.compile(rf"/patients/{patient.pk}/safety/$"))
     assert AdverseEvent.all_objects.get(pk=ae.pk).void_reason == "entered on the wrong patient"
+    voided = page.get_by_test_id("voided-safety.adverseevent")
+    expect(voided).to_contain_text("entered on the wrong patient")
+    expect(voided.locator("del")).to_have_count(1)
 
     page.goto(f"/patients/{patient.pk}/history/")
     table = page.locator("table.casebook-history")

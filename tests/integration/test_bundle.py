@@ -168,6 +168,44 @@ def test_the_trial_level_results_are_recomputed_once_after_the_import(django_cap
         (lambda b: b["patients"][4].update(birth_year="1970"), "patients[4].birth_year: expected a whole number"),
         (lambda b: b["patients"][5]["screenings"][0].update(anc_10e9_l=True), "screenings[0].anc_10e9_l: expected a"),
         (lambda b: b.update(format="trial-bundle/2"), "format: expected 'trial-bundle/1'"),
+        (
+            lambda b: b["patients"][0]["assessments"][0].update(voided={"at": "2024-01-01T00:00:00+00:00", "by": "x"}),
+            "patients[0].assessments[0].voided.reason: required key",
+        ),
+        (
+            lambda b: b["patients"][0]["events"][0].update(voided={"at": "2024-01-01", "by": "x", "reason": "r"}),
+            "patients[0].events[0].voided.at: '2024-01-01' has no time zone",
+        ),
+        (
+            lambda b: (
+                b["patients"][0]
+                .setdefault("dlt_adjudications", [])
+                .append(
+                    {"kind": "investigator", "is_dlt": True, "rationale": "r", "by": "x", "at": "2018-01-01"}
+                    | {"evidence": {"term": "Nausea", "grade": 3, "onset": "2017-01-01", "resolved": None}}
+                )
+            ),
+            ".evidence.attribution: required key",
+        ),
+        (
+            lambda b: (
+                b["patients"][0]
+                .setdefault("dlt_adjudications", [])
+                .append(
+                    {"kind": "investigator", "is_dlt": True, "rationale": "r", "by": "x", "at": "2018-01-01"}
+                    | {
+                        "evidence": {
+                            "term": "Nausea",
+                            "grade": 3,
+                            "onset": "2017-01-01",
+                            "resolved": None,
+                            "attribution": "possible",
+                        }
+                    }
+                )
+            ),
+            "patients[0].dlt_adjudications[0].evidence: only a decision on an AE",
+        ),
     ],
 )
 def test_a_malformed_bundle_names_the_path(change, expected_path) -> None:  # type: ignore[no-untyped-def]
@@ -355,3 +393,109 @@ def test_a_large_generated_trial_round_trips_on_postgresql(postgres_required) ->
     first["trial"]["code"] = second["trial"]["code"]
     assert second == first
     print(f"\n55 patients: import {imported - started:.1f} s, round trip total {done - started:.1f} s")
+
+
+def test_voided_records_and_the_evidence_of_signed_decisions_round_trip() -> None:
+    """Issue 19 item 4 and issue 16 item 2: a record voided as entered in error travels with
+    its void (when, who, why) and stays voided; a signed DLT decision whose AE was edited
+    after signing stays invalidated, with the same changes, after export and import."""
+    from cleaning.services import casebook_record_void
+    from dosing import services as dosing_services
+    from dosing.models import ConcomitantMedication, LabPanel
+    from patients.models import Assessment, PatientEvent
+    from safety import services as safety_services
+    from safety.models import AdverseEvent, GvhdEpisode
+    from tests.factories import PASSWORD, UserFactory, grant
+
+    trial = bundle_import(generate_trial(22, seed=7, code="VOID-1"))
+    coordinator, investigator = UserFactory(username="cora"), UserFactory(username="ivan")
+    for site in trial.sites.all():
+        grant(coordinator, trial, RoleGrant.Role.COORDINATOR, site)
+    grant(investigator, trial, RoleGrant.Role.INVESTIGATOR)
+    patients = Patient.objects.filter(trial=trial)
+    ae_patient = next(
+        p for p in patients.order_by("subject_id") if p.adverse_events.filter(adjudications=None).count() >= 2
+    )
+    signed_ae, voided_ae = list(ae_patient.adverse_events.filter(adjudications=None).order_by("id"))[:2]
+    # A signed decision, then the AE edited: the signature no longer applies (issue 16).
+    decision = safety_services.adjudication_sign(
+        user=investigator,
+        patient=ae_patient,
+        data={
+            "adverse_event": signed_ae,
+            "rule": DltAdjudication.Rule.INVESTIGATOR,
+            "event_date": signed_ae.onset,
+            "is_dlt": True,
+            "rationale": "judged a DLT at the time",
+        },
+        password=PASSWORD,
+    )
+    new_grade = 2 if signed_ae.grade != 2 else 1
+    safety_services.ae_update(user=coordinator, ae=signed_ae, changes={"grade": new_grade}, reason="source")
+    decision.refresh_from_db()
+    changes = decision.evidence_changes
+    assert changes == (f"grade {signed_ae.grade} -> {new_grade}",) and decision.needs_readjudication
+    # One record of every voidable type voided, with a reason.
+    patient = patients.filter(assessments__isnull=False, events__isnull=False).order_by("subject_id").first()
+    extra_labs = dosing_services.lab_panel_record(
+        user=coordinator, patient=patient, data={"date": patient.enrolled_on, "platelets": Decimal("99")}
+    )
+    gvhd = safety_services.gvhd_record(
+        user=coordinator,
+        patient=patient,
+        data={"kind": "acute", "onset": patient.enrolled_on, "acute_grade": 2, "chronic_severity": ""},
+    )
+    medication = patients.filter(medications__isnull=False).first().medications.first()
+    visit_labs = LabPanel.objects.filter(patient=patient).exclude(pk=extra_labs.pk).first()
+    targets = [
+        voided_ae,
+        extra_labs,
+        visit_labs,
+        patient.assessments.first(),
+        patient.events.filter(kind="last_contact").first() or patient.events.first(),
+        medication,
+        gvhd,
+    ]
+    for i, record in enumerate(targets):
+        casebook_record_void(user=coordinator, target=record, reason=f"entered in error #{i}")
+    first = as_json(bundle_export(trial))
+    carried = [
+        (p["subject_id"], key, item["voided"])
+        for p in first["patients"]
+        for key in ("labs", "adverse_events", "gvhd_episodes", "assessments", "events", "concomitant_medications")
+        for item in p[key]
+        if "voided" in item
+    ] + [
+        (p["subject_id"], "cycles.labs", c["labs"]["voided"])
+        for p in first["patients"]
+        for c in p["cycles"]
+        if "voided" in c.get("labs", {})
+    ]
+    assert sorted(v["reason"] for _, _, v in carried) == [f"entered in error #{i}" for i in range(7)]
+    assert {v["by"] for _, _, v in carried} == {"cora"}
+    exported_ae = by_subject(first)[ae_patient.subject_id]
+    [row] = [a for a in exported_ae["dlt_adjudications"] if a["rationale"] == "judged a DLT at the time"]
+    assert row["evidence"]["grade"] == signed_ae.grade
+
+    again = copy.deepcopy(first)
+    again["trial"]["code"] = "VOID-1-RT"
+    moved = bundle_import(again)
+    second = as_json(bundle_export(moved))
+    second["trial"]["code"] = first["trial"]["code"]
+    assert second == first
+    # The voided records arrive voided, as recorded, and stay out of the clinical reads.
+    for model, original in zip(
+        (AdverseEvent, LabPanel, LabPanel, Assessment, PatientEvent, ConcomitantMedication, GvhdEpisode),
+        targets,
+        strict=True,
+    ):
+        original = model.all_objects.get(pk=original.pk)
+        [copy_] = model.all_objects.filter(
+            patient__trial=moved, patient__subject_id=original.patient.subject_id, void_reason=original.void_reason
+        )
+        assert copy_.voided_at == original.voided_at and copy_.voided_by_name == "cora" and copy_.voided_by is None
+        assert not model.objects.filter(pk=copy_.pk).exists()
+    # The decision is still invalidated, with the same changes.
+    [moved_decision] = DltAdjudication.objects.filter(patient__trial=moved, rationale="judged a DLT at the time")
+    assert moved_decision.evidence_changes == changes and moved_decision.needs_readjudication
+    assert "edited after signing" in (moved_decision.signature_evidence_problem() or "")

@@ -300,8 +300,9 @@ def test_dosing_tab_constant_queries(world, levels, login, django_assert_num_que
         assert client.get(url).status_code == 200
 
 
-# Issue 12 added one query for the open-query badges and one for the SDV marks.
-QUERIES_DOSING_TAB = 18
+# Issue 12 added one query for the open-query badges and one for the SDV marks; issue 19
+# one per list of voided records shown under the lab panels and the medications.
+QUERIES_DOSING_TAB = 20
 
 
 # --- concomitant medications -----------------------------------------------------------------

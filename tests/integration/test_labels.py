@@ -55,7 +55,7 @@ def test_codes_inside_sentences():  # type: ignore[no-untyped-def]
 def test_no_raw_code_or_other_date_format_on_any_page(client):  # type: ignore[no-untyped-def]
     trial, users = seed_world()
     assert Screening.objects.filter(patient__trial=trial, result="not_eligible").exists()
-    problems, pages = [], 0
+    problems, pages, voided_tables = [], 0, 0
     for role, user in users.items():
         client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
 
@@ -78,10 +78,12 @@ def test_no_raw_code_or_other_date_format_on_any_page(client):  # type: ignore[n
             if html is None:
                 continue
             pages += 1
+            voided_tables += 'data-testid="voided-' in html
             text = visible_text(html)
             for code in sorted(set(CODE.findall(text)) | set(WORD_CODE.findall(text))):
                 problems.append(f"{role} {path}: raw code {code!r}")
             for date in sorted(set(NON_ISO_DATE.findall(text))):
                 problems.append(f"{role} {path}: date {date!r} is not YYYY-MM-DD")
     assert pages > 60, pages  # the walk really went through the app
+    assert voided_tables, "the walk met no list of voided records (page_walk.seed_world voids one)"
     assert not problems, "\n".join(problems)
