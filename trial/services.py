@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import Signature
+from core.recorded_times import future_date_problems
 from core.signatures import signature_apply, signature_link
 from trial import access
 from trial.configuration import DoseLevelSpec, dose_level_problems
@@ -538,9 +539,14 @@ def escalation_signoff_import(
     signed_by_name: str,
     signed_on: date,
     rationale: str = "",
+    first_enrolled_on: date | None = None,
 ) -> EscalationSignoff:
     """A historic signed 3+3 decision carried in by a trial bundle (docs/api.md): the
-    signer's name and date as recorded, ``imported=True``, no live signature."""
+    signer's name and date as recorded, ``imported=True``, no live signature.
+
+    The signing date is not in the future (the trial's time zone) and not before
+    ``first_enrolled_on``, the first enrolment at ``dose_level`` (the cohort the decision
+    is about; the bundle gives it, as its patients are imported after the sign-offs)."""
     if not access.can(user, "sign", trial):
         raise PermissionDenied("Only an investigator of this trial signs escalation decisions.")
     errors: dict[str, list[str]] = {}
@@ -552,6 +558,15 @@ def escalation_signoff_import(
         errors["by"] = ["A historic sign-off needs the signer's name."]
     if signed_on is None:
         errors["at"] = ["A historic sign-off needs its date."]
+    else:
+        problems = future_date_problems("sign-off date", signed_on, trial.local_today(), trial.zone_name)
+        if not problems and first_enrolled_on is not None and signed_on < first_enrolled_on:
+            problems = (
+                f"The sign-off date {signed_on.isoformat()} is before the first enrolment at L{dose_level} "
+                f"({first_enrolled_on.isoformat()}), the cohort it decides on.",
+            )
+        if problems:
+            errors["at"] = list(problems)
     if errors:
         raise ValidationError(errors)
     signoff = EscalationSignoff(
