@@ -1035,8 +1035,8 @@ class _Importer:
         self.terms = {t.meddra_code: t for t in CtcaeTerm.objects.filter(version="5.0")}
         signoffs = self.doc.get("escalation_signoffs") or []
         self.signoffs: list[tuple[datetime.date, SignedDecision]] = []
-        # The first enrolment at each level (the cohort a sign-off decides on), from the
-        # bundle: its patients are imported after the sign-offs.
+        # The first enrolment at each level (a sign-off is not dated before the cohort it
+        # decides on), from the bundle: its patients are imported after the sign-offs.
         first_enrolled: dict[int, datetime.date] = {}
         for p in self.doc.get("patients") or []:
             if p.get("enrolled") is not None and p.get("dose_level") is not None:
@@ -1053,7 +1053,7 @@ class _Importer:
                     signed_by_name=s["by"],
                     signed_on=s["at"],
                     rationale=s.get("rationale") or "",
-                    first_enrolled_on=first_enrolled.get(s["dose_level"]),
+                    first_enrolled=first_enrolled,
                 ),
             )
             if signoff is not None:

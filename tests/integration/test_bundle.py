@@ -241,7 +241,8 @@ def test_a_sign_off_in_the_future_or_before_its_cohort_is_refused_by_path_and_no
     bundle = generate_trial(16, seed=1)
     signoffs = bundle["escalation_signoffs"]
     signoffs[0]["at"] = "2999-01-01"  # in the future
-    level = signoffs[1]["dose_level"]
+    assert signoffs[1]["decision"] == "escalate"  # decided on the cohort one level below
+    level = signoffs[1]["dose_level"] - 1
     first = min(p["enrolled"] for p in bundle["patients"] if p.get("dose_level") == level and p.get("enrolled"))
     signoffs[1]["at"] = date.fromordinal(date.fromisoformat(first).toordinal() - 1).isoformat()
     before = table_counts()
