@@ -26,6 +26,7 @@ from cleaning.rules import Finding
 from core.audit import record_create, record_update
 from core.errors import RecordLocked
 from core.models import AuditedModel
+from core.recorded_times import future_time_problems
 from dosing import services as dosing_services
 from dosing.models import ConcomitantMedication, Cycle, LabPanel
 from dosing.params import trial_schedule_params
@@ -761,6 +762,14 @@ def query_import(*, user: Any, target: models.Model, spec: dict[str, Any]) -> Da
     ):
         errors["rule_code"].append(f"Another open query of rule {rule_code} is on this record (one per rule).")
     messages = spec.get("messages") or []
+    # Recorded times happened: none after now (shown in the trial's time zone).
+    now, zone = timezone.now(), patient.trial.zone_name
+    times = [("raised_at", "query's raising time", spec.get("raised_at"))]
+    times.append(("closed_at", "query's closing time", spec.get("closed_at")))
+    times.extend((f"messages[{k}].at", "message time", m.get("at")) for k, m in enumerate(messages))
+    for key, label, value in times:
+        for problem in future_time_problems(label, value, now, zone):
+            errors[key].append(problem)
     if not messages or messages[0]["kind"] != Kind.QUESTION:
         errors["messages"].append("A query's thread starts with its question.")
     correctable = {name for name, _ in queryable_fields(model)}
@@ -829,6 +838,9 @@ def verification_import(
     if not (verified_by_name or "").strip():
         raise ValidationError({"by": ["A source verification names the monitor who made it."]})
     patient = patient_of(target)
+    future = future_time_problems("verification time", verified_at, timezone.now(), patient.trial.zone_name)
+    if future:
+        raise ValidationError({"at": list(future)})
     current_version = model._default_manager.values_list("version", flat=True).get(pk=target.pk)
     mark = SourceVerification(
         trial_id=patient.trial_id,

@@ -2,7 +2,7 @@
 
 from rest_framework import authentication, exceptions
 
-from core.tokens import token_authenticate
+from core.tokens import ACCOUNT_LOCKED_REFUSAL, token_account_locked, token_authenticate
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -17,6 +17,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = token_authenticate(header[1].decode(errors="replace"))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        # django-axes locks an account after too many wrong passwords (core.signatures):
+        # its tokens are refused too, here, for every API view.
+        if token_account_locked(request._request, token.user):
+            raise exceptions.PermissionDenied(ACCOUNT_LOCKED_REFUSAL)
         return token.user, token
 
     def authenticate_header(self, request):  # type: ignore[no-untyped-def]

@@ -1110,6 +1110,13 @@ class _Importer:
         self.terms = {t.meddra_code: t for t in CtcaeTerm.objects.filter(version="5.0")}
         signoffs = self.doc.get("escalation_signoffs") or []
         self.signoffs: list[tuple[datetime.date, SignedDecision]] = []
+        # The first enrolment at each level (a sign-off is not dated before the cohort it
+        # decides on), from the bundle: its patients are imported after the sign-offs.
+        first_enrolled: dict[int, datetime.date] = {}
+        for p in self.doc.get("patients") or []:
+            if p.get("enrolled") is not None and p.get("dose_level") is not None:
+                level = p["dose_level"]
+                first_enrolled[level] = min(p["enrolled"], first_enrolled.get(level, p["enrolled"]))
         for i, s in enumerate(signoffs):
             signoff = self.attempt(
                 f"escalation_signoffs[{i}]",
@@ -1121,6 +1128,7 @@ class _Importer:
                     signed_by_name=s["by"],
                     signed_on=s["at"],
                     rationale=s.get("rationale") or "",
+                    first_enrolled=first_enrolled,
                 ),
             )
             if signoff is not None:

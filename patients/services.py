@@ -15,6 +15,7 @@ from django.utils import timezone
 from core.audit import record_create, record_update
 from core.errors import Problems
 from core.models import Signature
+from core.recorded_times import future_time_problems
 from core.signatures import password_reentry_check, signature_apply, signature_link
 from patients import selectors, subject_ids
 from patients.clinical_dates import DateBounds, birth_year_problems, date_problems, not_before
@@ -988,6 +989,10 @@ def _lock_import(model: Any, owner: dict[str, Any], *, user: Any, spec: dict[str
         if parsed is None:
             raise ValidationError({"at": [f"Not a date and time: {changed_at!r}."]})
         changed_at = parsed
+    trial = owner["trial"] if "trial" in owner else owner["patient"].trial
+    future = future_time_problems(f"{label} lock time", changed_at or None, timezone.now(), trial.zone_name)
+    if future:
+        raise ValidationError({"at": list(future)})
     values = {
         "state": state,
         "changed_at": changed_at or None,

@@ -151,6 +151,21 @@ class SignedDecision:
             raise ValueError(f"{self.decision} is not a decision that is signed")
 
 
+def deciding_levels(decision: Decision | str, dose_level: int) -> tuple[int, ...]:
+    """The levels whose cohorts a signed decision about ``dose_level`` (the level it opens
+    or declares) was made on: an escalation on the level below, a de-escalation on the
+    level above, an expansion or a stop on the level itself, an MTD on the level and the
+    one above it (the MTD may be declared because the level above is too toxic)."""
+    decision = Decision(decision)
+    if decision is Decision.ESCALATE:
+        return (dose_level - 1,)
+    if decision is Decision.DE_ESCALATE:
+        return (dose_level + 1,)
+    if decision is Decision.MTD_DECLARED:
+        return (dose_level, dose_level + 1)
+    return (dose_level,)
+
+
 @dataclass(frozen=True)
 class CohortCounts:
     """Per-level counts, with the keys of the API's `cohorts` entries."""

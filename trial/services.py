@@ -1,7 +1,7 @@
 """Writes for the trial app: configuration, role grants, trial-level recomputation."""
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time
@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import Signature
+from core.recorded_times import future_date_problems
 from core.signatures import signature_apply, signature_link
 from trial import access
 from trial.configuration import DoseLevelSpec, dose_level_problems
@@ -25,6 +26,7 @@ from trial.escalation import (
     PatientOutcome,
     SignedDecision,
     Variant,
+    deciding_levels,
     escalation_state,
 )
 from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Site, Trial, TrialComputation
@@ -538,9 +540,15 @@ def escalation_signoff_import(
     signed_by_name: str,
     signed_on: date,
     rationale: str = "",
+    first_enrolled: Mapping[int, date] | None = None,
 ) -> EscalationSignoff:
     """A historic signed 3+3 decision carried in by a trial bundle (docs/api.md): the
-    signer's name and date as recorded, ``imported=True``, no live signature."""
+    signer's name and date as recorded, ``imported=True``, no live signature.
+
+    The signing date is not in the future (the trial's time zone) and not before the first
+    enrolment of the cohort it was decided on (``trial.escalation.deciding_levels``; the
+    first enrolment date of each level, ``first_enrolled``, comes from the bundle, whose
+    patients are imported after the sign-offs)."""
     if not access.can(user, "sign", trial):
         raise PermissionDenied("Only an investigator of this trial signs escalation decisions.")
     errors: dict[str, list[str]] = {}
@@ -552,6 +560,20 @@ def escalation_signoff_import(
         errors["by"] = ["A historic sign-off needs the signer's name."]
     if signed_on is None:
         errors["at"] = ["A historic sign-off needs its date."]
+    else:
+        problems = future_date_problems("sign-off date", signed_on, trial.local_today(), trial.zone_name)
+        known = first_enrolled or {}
+        levels = deciding_levels(decision, dose_level) if "decision" not in errors else ()
+        cohorts = sorted((known[level], level) for level in levels if level in known)
+        if not problems and cohorts:
+            first, level = cohorts[0]
+            if signed_on < first:
+                problems = (
+                    f"The sign-off date {signed_on.isoformat()} is before the first enrolment at L{level} "
+                    f"({first.isoformat()}), the cohort it decides on.",
+                )
+        if problems:
+            errors["at"] = list(problems)
     if errors:
         raise ValidationError(errors)
     signoff = EscalationSignoff(

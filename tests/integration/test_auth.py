@@ -112,6 +112,37 @@ def test_expired_and_revoked_tokens_are_refused(client, world):  # type: ignore[
     assert token2.history.first().history_change_reason == "laptop lost"
 
 
+def test_a_locked_out_account_is_refused_with_its_api_token(client, world, settings):  # type: ignore[no-untyped-def]
+    from axes.models import AccessAttempt, AccessFailureLog
+    from django.core.management import call_command
+
+    _token, key = token_issue(user=world["investigator"], name="nightly pull")
+    auth = {"HTTP_AUTHORIZATION": f"Token {key}", "REMOTE_ADDR": "10.0.3.1"}
+    username = world["investigator"].username
+    assert client.get("/api/v1/trials/", **auth).status_code == 200
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in(client, username, "wrong", ip=f"10.0.1.{i}")  # the account, not this address
+    before = AccessFailureLog.objects.filter(username=username).count()
+    for path in ("/api/v1/trials/", "/api/v1/patients/"):
+        response = client.get(path, **auth)
+        assert response.status_code == 403, response.content
+        assert "account is locked" in response.json()["detail"] and response.json()["errors"] == {}
+    # Each refusal is in axes' failure log, marked as a lockout, on the API path.
+    refused = AccessFailureLog.objects.filter(username=username).order_by("-attempt_time", "-id")
+    assert refused.count() == before + 2 and refused[0].locked_out and refused[0].path_info == "/api/v1/patients/"
+    # The refusals are not new failures: the lockout ends when its cool-off does ...
+    AccessAttempt.objects.filter(username=username).update(
+        attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1)
+    )
+    assert client.get("/api/v1/trials/", **auth).status_code == 200
+    # ... or when an administrator unlocks the account.
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in(client, username, "wrong", ip=f"10.0.4.{i}")
+    assert client.get("/api/v1/trials/", **auth).status_code == 403
+    call_command("axes_reset_username", username)
+    assert client.get("/api/v1/trials/", **auth).status_code == 200
+
+
 def test_unauthenticated_api_answers_401(client, db):  # type: ignore[no-untyped-def]
     response = client.get("/api/v1/patients/")
     assert response.status_code == 401 and response.json()["errors"] == {}

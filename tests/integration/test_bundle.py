@@ -275,6 +275,30 @@ def test_rule_problems_are_all_listed_by_path_and_nothing_is_written() -> None:
     assert table_counts() == before
 
 
+def test_a_sign_off_in_the_future_or_before_its_cohort_is_refused_by_path_and_nothing_is_written() -> None:
+    bundle = generate_trial(16, seed=1)
+    signoffs = bundle["escalation_signoffs"]
+    signoffs[0]["at"] = "2999-01-01"  # in the future
+    assert signoffs[1]["decision"] == "escalate"  # decided on the cohort one level below
+    level = signoffs[1]["dose_level"] - 1
+    first = min(p["enrolled"] for p in bundle["patients"] if p.get("dose_level") == level and p.get("enrolled"))
+    signoffs[1]["at"] = date.fromordinal(date.fromisoformat(first).toordinal() - 1).isoformat()
+    before = table_counts()
+
+    with pytest.raises(BundleInvalid) as refused:
+        bundle_import(bundle)
+
+    problems = refused.value.problems
+    assert any(
+        p.startswith("escalation_signoffs[0].at: The sign-off date 2999-01-01 is in the future") for p in problems
+    )
+    assert any(
+        p.startswith("escalation_signoffs[1].at: ") and f"before the first enrolment at L{level} ({first})" in p
+        for p in problems
+    ), problems
+    assert table_counts() == before
+
+
 def test_a_bundle_for_a_trial_that_exists_is_refused() -> None:
     bundle = generate_trial(15, seed=1)
     bundle_import(copy.deepcopy(bundle))

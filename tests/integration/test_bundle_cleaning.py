@@ -236,3 +236,34 @@ def test_bad_queries_and_marks_are_refused_by_path_and_nothing_is_written(cleane
     problems = _bad(first, duplicate_live_rule)
     n = len(first["patients"][0]["queries"])
     assert any(x.startswith(f"patients[0].queries[{n}].rule_code: Another open query") for x in problems), problems
+
+
+def test_recorded_times_in_the_future_are_refused_by_path_and_nothing_is_written(cleaned) -> None:  # type: ignore[no-untyped-def]
+    trial, patient, _ = cleaned
+    first = as_json(bundle_export(trial))
+    first["patients"].sort(key=lambda p: p["subject_id"] != patient.subject_id)  # the cleaned one first
+    future = "2999-01-01T10:00:00+00:00"
+    closed = next(j for j, q in enumerate(first["patients"][0]["queries"]) if q["state"] == "closed")
+
+    def in_the_future(p):  # type: ignore[no-untyped-def]
+        p["queries"][0]["raised_at"] = future
+        p["queries"][closed]["closed_at"] = future
+        p["queries"][1]["messages"][1]["at"] = future
+        p["source_verifications"][0]["at"] = future
+        p["lock"]["at"] = future
+
+    problems = _bad(first, in_the_future)
+    for expected in (
+        "patients[0].queries[0].raised_at: The query's raising time 2999-01-01 ",
+        f"patients[0].queries[{closed}].closed_at: The query's closing time 2999-01-01 ",
+        "patients[0].queries[1].messages[1].at: The message time 2999-01-01 ",
+        "patients[0].source_verifications[0].at: The verification time 2999-01-01 ",
+        "patients[0].lock.at: The casebook lock time 2999-01-01 ",
+    ):
+        assert any(x.startswith(expected) and "is in the future" in x for x in problems), (expected, problems)
+    assert len(problems) == 5, problems
+
+    bundle = copy.deepcopy(first)
+    bundle["trial_lock"] = {"state": "locked", "at": future, "by": "Dr. Dana Manager", "reason": "interim analysis"}
+    problems = _bad(bundle, lambda p: None)
+    assert len(problems) == 1 and problems[0].startswith("trial_lock.at: The trial lock time 2999-01-01 "), problems

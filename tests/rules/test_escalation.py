@@ -652,3 +652,13 @@ def test_whole_trials_agree_with_the_exact_operating_characteristics(variant: Va
     for level, truth in enumerate((exact.prob_no_mtd, *exact.prob_mtd)):
         observed = results.count(level) / n
         assert abs(observed - truth) <= 4.5 * (truth * (1 - truth) / n) ** 0.5
+
+
+def test_the_levels_a_signed_decision_was_decided_on() -> None:
+    from trial.escalation import deciding_levels
+
+    assert deciding_levels("escalate", 3) == (2,)
+    assert deciding_levels(Decision.DE_ESCALATE, 2) == (3,)
+    assert deciding_levels("expand", 3) == (3,)
+    assert deciding_levels("stop_no_mtd", 1) == (1,)
+    assert deciding_levels("mtd_declared", 2) == (2, 3)
