@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from lxml import etree
 
-from dosing.models import Cycle
+from dosing.models import Cycle, LabPanel
 from exchange.bundle import bundle_import
 from exchange.cdisc import define, mapping, metadata
 from exchange.cdisc.package import package_write
@@ -166,6 +166,20 @@ def test_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
     )
     # --DY: the first dose is day 1 for every dosed subject
     assert set(ex.loc[ex["EXSEQ"] == 1, "EXSTDY"]) == {1.0}
+
+    lb, _ = _xpt(outdir, "LB")
+    fields = {"PLAT": "platelets", "NEUT": "anc", "HGB": "hemoglobin", "BILI": "bilirubin", "ALT": "alt", "AST": "ast"}
+    from_db_lb = sorted(
+        (f"LAB-{lp.pk}", code, lp.date.isoformat(), float(getattr(lp, field)))
+        for lp in LabPanel.objects.filter(patient__trial=trial)
+        for code, field in fields.items()
+        if getattr(lp, field) is not None
+    )
+    assert sorted(zip(lb["LBSPID"], lb["LBTESTCD"], lb["LBDTC"], lb["LBSTRESN"], strict=True)) == from_db_lb
+    assert len(from_db_lb) > 0
+    # one baseline at most per subject and test, never after the first dose
+    flagged = lb[lb["LBBLFL"] == "Y"]
+    assert not flagged.duplicated(["USUBJID", "LBTESTCD"]).any() and (flagged["LBDY"] <= 1).all()
 
 
 def test_adtte_alone_reproduces_the_survival_api(pkg):  # type: ignore[no-untyped-def]

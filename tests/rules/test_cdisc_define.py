@@ -13,11 +13,13 @@ import pytest
 from lxml import etree
 
 from exchange.cdisc import define, mapping, metadata, terminology, writers
-from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, Subject
-from tests.rules.test_cdisc_mapping import STUDY, _ae, _subject
+from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, LabDraw, Study, Subject
+from tests.rules.test_cdisc_lb import LIMITS
+from tests.rules.test_cdisc_mapping import _ae, _subject
 
 D = datetime.date
 NS = {"odm": define.ODM, "def": define.DEF, "xlink": define.XLINK}
+STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN", lab_limits=LIMITS)
 CREATED = datetime.datetime(2026, 12, 7, 4, 30, tzinfo=datetime.UTC)
 
 
@@ -25,7 +27,13 @@ def _subjects() -> list[Subject]:
     ae: AdverseEvent = _ae(
         7, D(2024, 3, 20), D(2024, 3, 25), serious=True, sae_hospitalisation=True, outcome="recovered"
     )
-    first = _subject(adverse_events=(ae, _ae(9, D(2024, 4, 12), dlt=True, dlt_rule="G4 neutropenia > 7 days")))
+    labs = (
+        LabDraw(3, D(2024, 3, 10), 1, platelets=Decimal("140"), anc=Decimal("1.20"), bilirubin=Decimal("12.5")),
+        LabDraw(4, D(2024, 3, 24), None, platelets=Decimal("40"), alt=Decimal("130")),
+    )
+    first = _subject(
+        adverse_events=(ae, _ae(9, D(2024, 4, 12), dlt=True, dlt_rule="G4 neutropenia > 7 days")), labs=labs
+    )
     second = _subject(
         subject_id="UHC-002",
         sex="male",
