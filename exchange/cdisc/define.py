@@ -63,14 +63,15 @@ METHODS: tuple[Method, ...] = (
         "Study day",
         "--DY = date - RFSTDTC + 1 on or after RFSTDTC (the first dose), date - RFSTDTC before it (no day 0); "
         "empty when either date is partial or missing.",
-        ("AE.AESTDY", "AE.AEENDY", "EX.EXSTDY", "EX.EXENDY", "DS.DSSTDY"),
+        ("AE.AESTDY", "AE.AEENDY", "EX.EXSTDY", "EX.EXENDY", "DS.DSSTDY", "LB.LBDY", "CM.CMSTDY", "CM.CMENDY")
+        + ("MH.MHSTDY",),
     ),
     Method(
         "MT.SEQ",
         "Sequence number",
         "1, 2, ... per subject in date order (AESEQ: the AE's record id, unique and stable); the source record "
         "is kept in --SPID.",
-        ("AE.AESEQ", "EX.EXSEQ", "DS.DSSEQ"),
+        ("AE.AESEQ", "EX.EXSEQ", "DS.DSSEQ", "LB.LBSEQ", "CM.CMSEQ", "MH.MHSEQ"),
     ),
     Method("MT.USUBJID", "Unique subject identifier", "STUDYID, '-', SUBJID.", ("DM.USUBJID",)),
     Method(
@@ -95,7 +96,29 @@ METHODS: tuple[Method, ...] = (
         ("DM.ACTARMCD", "DM.ACTARM"),
     ),
     Method("MT.DTHFL", "Death flag", "Y when a death is recorded, else empty.", ("DM.DTHFL",)),
-    Method("MT.AEENRF", "AE end relative to reference", "ONGOING when not resolved, else empty.", ("AE.AEENRF",)),
+    Method(
+        "MT.ENRF",
+        "End relative to reference",
+        "ONGOING when not resolved (stopped), else empty.",
+        ("*.AEENRF", "*.CMENRF"),
+    ),
+    Method(
+        "MT.LB.BLFL",
+        "Baseline flag",
+        "Y on the subject's last value of the test on or before the first dose.",
+        ("LB.LBBLFL",),
+    ),
+    Method(
+        "MT.LB.NRIND",
+        "Reference range indicator and grade",
+        "LBNRIND LOW/HIGH outside the one known limit (LLN for counts, ULN for chemistry), empty within it; "
+        "LBTOXGR the CTCAE v5.0 grade of safety/lab_grading.py (increases after the first dose against an "
+        "abnormal baseline), empty for grade 0.",
+        ("LB.LBNRIND", "LB.LBTOXGR"),
+    ),
+    Method(
+        "MT.LB.VISIT", "Visit", "The cycle the panel was entered with (CYCLE n DAY 1).", ("LB.VISITNUM", "LB.VISIT")
+    ),
     Method(
         "MT.ADSL.TRT",
         "Treatment",

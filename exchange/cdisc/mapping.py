@@ -30,7 +30,17 @@ from decimal import Decimal
 from typing import Literal
 
 from exchange.cdisc import metadata
-from exchange.cdisc.terminology import AE_ACTION, AE_OUTCOME, AE_RELATION, DEATH_CAUSE, EOT_REASON, RACE, SEX
+from exchange.cdisc.terminology import (
+    AE_ACTION,
+    AE_OUTCOME,
+    AE_RELATION,
+    CM_AGENT,
+    DEATH_CAUSE,
+    DIAGNOSIS,
+    EOT_REASON,
+    RACE,
+    SEX,
+)
 from safety import lab_grading
 from trial import endpoints
 
@@ -105,6 +115,17 @@ class AdverseEvent:
     dlt_rule: str = ""
 
 
+@dataclass(frozen=True)
+class Medication:
+    """A concomitant medication (a TKI, PROTOCOL s3)."""
+
+    record_id: int
+    agent: str  # Trialdesk's value: imatinib, dasatinib, nilotinib, ponatinib, other
+    start: datetime.date
+    stop: datetime.date | None = None
+    other_agent: str = ""
+
+
 DispositionSource = Literal["consent", "screening_failure", "enrolment", "end_of_treatment", "withdrawal", "death"]
 
 
@@ -138,6 +159,8 @@ class Subject:
     adverse_events: tuple[AdverseEvent, ...] = ()
     dispositions: tuple[Disposition, ...] = ()
     labs: tuple[LabDraw, ...] = ()
+    medications: tuple[Medication, ...] = ()
+    diagnosis: str = ""  # Trialdesk's value (b_all, cml_lymphoid_blast), empty when not recorded
 
     @property
     def first_dose(self) -> datetime.date | None:
@@ -767,6 +790,69 @@ def map_lb(study: Study, subjects: Iterable[Subject]) -> list[Record]:
     return out
 
 
+def map_cm(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per medication (TKI) in start order. CMTRT the agent (the typed name for
+    "other"), CMDECOD the agent's name (empty for "other"), CMENRF ONGOING without a stop date."""
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        for seq, m in enumerate(sorted(s.medications, key=lambda m: (m.start, m.record_id)), start=1):
+            decod = CM_AGENT.get(m.agent)
+            reported = decod if decod is not None else (m.other_agent.strip().upper() or "OTHER TKI")
+            start, stop = dtc(m.start), dtc(m.stop)
+            out.append(
+                _ordered(
+                    metadata.CM,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "CM",
+                        "USUBJID": _usubjid(study, s),
+                        "CMSEQ": seq,
+                        "CMSPID": f"CM-{m.record_id}",
+                        "CMTRT": reported,
+                        "CMDECOD": decod,
+                        "CMCAT": "TYROSINE KINASE INHIBITOR",
+                        "EPOCH": epoch(m.start, s),
+                        "CMSTDTC": start,
+                        "CMENDTC": stop,
+                        "CMSTDY": study_day(start, rfst),
+                        "CMENDY": study_day(stop, rfst),
+                        "CMENRF": "ONGOING" if m.stop is None else None,
+                    },
+                )
+            )
+    return out
+
+
+def map_mh(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """The primary diagnosis (no date recorded) and the allogeneic HCT (its date), when known."""
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        events: list[tuple[str, str, str | None]] = []
+        if s.diagnosis in DIAGNOSIS:
+            events.append((DIAGNOSIS[s.diagnosis], "PRIMARY DIAGNOSIS", None))
+        if s.hct_date is not None:
+            events.append(("ALLOGENEIC HEMATOPOIETIC CELL TRANSPLANTATION", "TRANSPLANT", dtc(s.hct_date)))
+        for seq, (term, category, start) in enumerate(events, start=1):
+            out.append(
+                _ordered(
+                    metadata.MH,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "MH",
+                        "USUBJID": _usubjid(study, s),
+                        "MHSEQ": seq,
+                        "MHTERM": term,
+                        "MHCAT": category,
+                        "MHSTDTC": start,
+                        "MHSTDY": study_day(start, rfst),
+                    },
+                )
+            )
+    return out
+
+
 MAPPERS = {
     "DM": map_dm,
     "AE": map_ae,
@@ -775,6 +861,8 @@ MAPPERS = {
     "SUPPEX": map_suppex,
     "DS": map_ds,
     "LB": map_lb,
+    "CM": map_cm,
+    "MH": map_mh,
     "ADSL": map_adsl,
     "ADTTE": map_adtte,
 }

@@ -1,4 +1,4 @@
-"""The variables of each dataset as data: SDTMIG 3.4 (DM, AE, EX, DS, LB, SUPPQUAL) and
+"""The variables of each dataset as data: SDTMIG 3.4 (DM, AE, EX, DS, LB, CM, MH, SUPPQUAL) and
 ADaMIG 1.3 (ADSL, ADTTE), in dataset order, with label, type, maximum length, core and
 codelist. Pure: no Django. The writers read it (labels, types, lengths); the mapping
 functions produce exactly these variables.
@@ -226,6 +226,43 @@ LB = DatasetSpec(
 )
 
 
+CM = DatasetSpec(
+    "CM",
+    "Concomitant/Prior Medications",
+    "One record per recorded intervention occurrence or constant-dosing interval per subject",
+    "INTERVENTIONS",
+    "SDTMIG 3.4",
+    (
+        *_identifiers("CM"),
+        _c("CMSPID", "Sponsor-Defined Identifier", 30, "Perm"),
+        _c("CMTRT", "Reported Name of Drug, Med, or Therapy", 100, "Req"),
+        _c("CMDECOD", "Standardized Medication Name", 100, "Perm"),
+        _c("CMCAT", "Category for Medication", 40, "Perm", "CMCAT"),
+        _c("EPOCH", "Epoch", 20, "Perm", "EPOCH"),
+        _c("CMSTDTC", "Start Date/Time of Medication", 19, "Perm"),
+        _c("CMENDTC", "End Date/Time of Medication", 19, "Perm"),
+        _n("CMSTDY", "Study Day of Start of Medication", "Perm"),
+        _n("CMENDY", "Study Day of End of Medication", "Perm"),
+        _c("CMENRF", "End Relative to Reference Period", 20, "Perm", "STENRF"),
+    ),
+)
+
+MH = DatasetSpec(
+    "MH",
+    "Medical History",
+    "One record per medical history event per subject",
+    "EVENTS",
+    "SDTMIG 3.4",
+    (
+        *_identifiers("MH"),
+        _c("MHTERM", "Reported Term for the Medical History", 200, "Req"),
+        _c("MHCAT", "Category for Medical History", 40, "Perm", "MHCAT"),
+        _c("MHSTDTC", "Start Date/Time of Medical History Event", 19, "Perm"),
+        _n("MHSTDY", "Study Day of Start of Observation", "Perm"),
+    ),
+)
+
+
 def supp_spec(domain: str, label: str) -> DatasetSpec:
     """SUPP-- for ``domain`` (SDTMIG 3.4 section 8.4)."""
     return DatasetSpec(
@@ -311,7 +348,7 @@ ADTTE = DatasetSpec(
     ),
 )
 
-DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (DM, AE, EX, DS, LB, SUPPAE, SUPPEX, ADSL, ADTTE)}
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (DM, AE, EX, DS, LB, CM, MH, SUPPAE, SUPPEX, ADSL, ADTTE)}
 
 
 def check(spec: DatasetSpec) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from dosing.models import Cycle, LabPanel
+from dosing.models import ConcomitantMedication, Cycle, LabPanel
 from exchange.cdisc import mapping
 from exchange.exports import STUDY_DRUG, export_trial
 from patients.models import Consent, Patient, PatientEvent, Screening
@@ -148,6 +148,10 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
         adverse_events=tuple(aes),
         dispositions=tuple(dispositions),
         labs=labs,
+        medications=tuple(
+            mapping.Medication(m.pk, m.agent, m.start, m.stop, m.other_agent) for m in p.medications.all()
+        ),
+        diagnosis=p.diagnosis,
     )
 
 
@@ -175,6 +179,7 @@ def casebook_subjects(
             ),
             Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("term").order_by("onset", "id")),
             Prefetch("lab_panels", queryset=LabPanel.objects.order_by("date", "id")),
+            Prefetch("medications", queryset=ConcomitantMedication.objects.order_by("start", "id")),
         )
         .order_by("subject_id")
     )

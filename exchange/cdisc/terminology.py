@@ -92,6 +92,8 @@ CODELISTS: dict[str, Codelist] = {
         _cl("NRIND", "C78736", ("LOW", "NORMAL", "HIGH"), extensible=True),
         # Sponsor-defined: the panel's two sections.
         _cl("LBCAT", None, ("HEMATOLOGY", "CHEMISTRY")),
+        _cl("CMCAT", None, ("TYROSINE KINASE INHIBITOR",)),
+        _cl("MHCAT", None, ("PRIMARY DIAGNOSIS", "TRANSPLANT")),
         # Sponsor-defined: CTCAE v5.0 grades; the attribution scale of the CRF (PROTOCOL s4).
         _cl("TOXGRV5", None, ("1", "2", "3", "4", "5")),
         _cl("AEREL", None, ("NOT RELATED", "UNLIKELY RELATED", "POSSIBLY RELATED", "PROBABLY RELATED", "RELATED")),
@@ -139,6 +141,13 @@ EOT_REASON = {
     "relapse": "PROGRESSIVE DISEASE",
     "death": "DEATH",
     "other": "OTHER",
+}
+# Trialdesk's TKI agent (docs/api.md) -> CMDECOD; "other" keeps the reported name only.
+CM_AGENT = {"imatinib": "IMATINIB", "dasatinib": "DASATINIB", "nilotinib": "NILOTINIB", "ponatinib": "PONATINIB"}
+# Patient diagnosis -> MHTERM.
+DIAGNOSIS = {
+    "b_all": "CD22-POSITIVE B-CELL ACUTE LYMPHOBLASTIC LEUKEMIA",
+    "cml_lymphoid_blast": "CHRONIC MYELOID LEUKEMIA IN LYMPHOID BLAST CRISIS",
 }
 DEATH_CAUSE = {
     "relapse": "RELAPSE",

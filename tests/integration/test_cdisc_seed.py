@@ -13,12 +13,12 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from lxml import etree
 
-from dosing.models import Cycle, LabPanel
+from dosing.models import ConcomitantMedication, Cycle, LabPanel
 from exchange.bundle import bundle_import
 from exchange.cdisc import define, mapping, metadata
 from exchange.cdisc.package import package_write
 from exchange.cdisc.selectors import casebook_subjects
-from patients.models import Patient, PatientEvent
+from patients.models import Patient, PatientEvent, Transplant
 from safety.models import AdverseEvent, CtcaeTerm
 from safety.services import ctcae_dictionary_load
 from trial.models import TrialComputation
@@ -177,6 +177,27 @@ def test_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
     )
     assert sorted(zip(lb["LBSPID"], lb["LBTESTCD"], lb["LBDTC"], lb["LBSTRESN"], strict=True)) == from_db_lb
     assert len(from_db_lb) > 0
+    cm = _json(outdir, "CM")
+    col = {c["name"]: i for i, c in enumerate(cm["columns"])}
+    assert sorted((r[col["CMSPID"]], r[col["CMSTDTC"]]) for r in cm["rows"]) == sorted(
+        (f"CM-{m.pk}", m.start.isoformat()) for m in ConcomitantMedication.objects.filter(patient__trial=trial)
+    )
+    mh, _ = _xpt(outdir, "MH")
+    hct = sorted(
+        (f"{trial.code}-{t.patient.subject_id}", t.date.isoformat())
+        for t in Transplant.objects.filter(patient__trial=trial).select_related("patient")
+    )
+    assert (
+        sorted(
+            zip(
+                mh.loc[mh["MHCAT"] == "TRANSPLANT", "USUBJID"],
+                mh.loc[mh["MHCAT"] == "TRANSPLANT", "MHSTDTC"],
+                strict=True,
+            )
+        )
+        == hct
+    )
+    assert len(hct) > 0
     # one baseline at most per subject and test, never after the first dose
     flagged = lb[lb["LBBLFL"] == "Y"]
     assert not flagged.duplicated(["USUBJID", "LBTESTCD"]).any() and (flagged["LBDY"] <= 1).all()

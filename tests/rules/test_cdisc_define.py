@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from exchange.cdisc import define, mapping, metadata, terminology, writers
-from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, LabDraw, Study, Subject
+from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, LabDraw, Medication, Study, Subject
 from tests.rules.test_cdisc_lb import LIMITS
 from tests.rules.test_cdisc_mapping import _ae, _subject
 
@@ -32,7 +32,10 @@ def _subjects() -> list[Subject]:
         LabDraw(4, D(2024, 3, 24), None, platelets=Decimal("40"), alt=Decimal("130")),
     )
     first = _subject(
-        adverse_events=(ae, _ae(9, D(2024, 4, 12), dlt=True, dlt_rule="G4 neutropenia > 7 days")), labs=labs
+        adverse_events=(ae, _ae(9, D(2024, 4, 12), dlt=True, dlt_rule="G4 neutropenia > 7 days")),
+        labs=labs,
+        medications=(Medication(5, "ponatinib", D(2024, 2, 1)),),
+        diagnosis="b_all",
     )
     second = _subject(
         subject_id="UHC-002",

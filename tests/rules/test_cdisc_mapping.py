@@ -319,6 +319,8 @@ def test_records_carry_exactly_the_dataset_variables(name):  # type: ignore[no-u
         adverse_events=(_ae(1, D(2024, 3, 12), dlt=False),),
         last_contact_date=D(2024, 8, 1),
         labs=(mapping.LabDraw(5, D(2024, 3, 10), 1, platelets=Decimal("140"), alt=Decimal("45")),),
+        medications=(mapping.Medication(6, "dasatinib", D(2024, 2, 1)),),
+        diagnosis="b_all",
     )
     rows = mapping.MAPPERS[name](STUDY, [subject])
     assert rows, name
