@@ -30,7 +30,18 @@ from decimal import Decimal
 from typing import Literal
 
 from exchange.cdisc import metadata
-from exchange.cdisc.terminology import AE_ACTION, AE_OUTCOME, AE_RELATION, DEATH_CAUSE, EOT_REASON, RACE, SEX
+from exchange.cdisc.terminology import (
+    AE_ACTION,
+    AE_OUTCOME,
+    AE_RELATION,
+    CM_AGENT,
+    DEATH_CAUSE,
+    DIAGNOSIS,
+    EOT_REASON,
+    RACE,
+    SEX,
+)
+from safety import lab_grading
 from trial import endpoints
 
 Value = str | int | float | datetime.date | None
@@ -44,6 +55,24 @@ class Study:
     drug: str  # EXTRT
     survival_origin: Origin = "hct"
     dose_form: str = "INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION"
+    # Reference limits in SI units by limit name ("platelets_lln", "alt_uln"...): LabPanel
+    # stores none, so the selector passes the ones the lab grading proposals use.
+    lab_limits: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True)
+class LabDraw:
+    """One lab panel (SI units, docs/api.md); ``cycle`` the cycle whose visit it was entered with."""
+
+    record_id: int
+    date: datetime.date
+    cycle: int | None = None
+    platelets: Decimal | None = None
+    anc: Decimal | None = None
+    hemoglobin: Decimal | None = None
+    bilirubin: Decimal | None = None
+    alt: Decimal | None = None
+    ast: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,17 @@ class AdverseEvent:
     dlt_rule: str = ""
 
 
+@dataclass(frozen=True)
+class Medication:
+    """A concomitant medication (a TKI, PROTOCOL s3)."""
+
+    record_id: int
+    agent: str  # Trialdesk's value: imatinib, dasatinib, nilotinib, ponatinib, other
+    start: datetime.date
+    stop: datetime.date | None = None
+    other_agent: str = ""
+
+
 DispositionSource = Literal["consent", "screening_failure", "enrolment", "end_of_treatment", "withdrawal", "death"]
 
 
@@ -118,6 +158,9 @@ class Subject:
     doses: tuple[Dose, ...] = ()
     adverse_events: tuple[AdverseEvent, ...] = ()
     dispositions: tuple[Disposition, ...] = ()
+    labs: tuple[LabDraw, ...] = ()
+    medications: tuple[Medication, ...] = ()
+    diagnosis: str = ""  # Trialdesk's value (b_all, cml_lymphoid_blast), empty when not recorded
 
     @property
     def first_dose(self) -> datetime.date | None:
@@ -651,6 +694,165 @@ def map_adtte(study: Study, subjects: Iterable[Subject]) -> list[Record]:
     return out
 
 
+# LabDraw field -> (LBTESTCD, LBTEST, LBCAT, unit (SI, original = standard), lab grading test, limit side)
+LAB_TESTS: tuple[tuple[str, str, str, str, str, lab_grading.LabTest, Literal["lln", "uln"]], ...] = (
+    ("platelets", "PLAT", "Platelets", "HEMATOLOGY", "10^9/L", lab_grading.LabTest.PLATELETS, "lln"),
+    ("anc", "NEUT", "Neutrophils", "HEMATOLOGY", "10^9/L", lab_grading.LabTest.ANC, "lln"),
+    ("hemoglobin", "HGB", "Hemoglobin", "HEMATOLOGY", "g/L", lab_grading.LabTest.HEMOGLOBIN, "lln"),
+    ("bilirubin", "BILI", "Bilirubin", "CHEMISTRY", "umol/L", lab_grading.LabTest.BILIRUBIN, "uln"),
+    ("alt", "ALT", "Alanine Aminotransferase", "CHEMISTRY", "U/L", lab_grading.LabTest.ALT, "uln"),
+    ("ast", "AST", "Aspartate Aminotransferase", "CHEMISTRY", "U/L", lab_grading.LabTest.AST, "uln"),
+)
+
+
+def map_lb(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per lab value of each panel (by date, then test). Baseline (LBBLFL Y):
+    the subject's last value of the test on or before the first dose. LBNRIND only against
+    the one limit known (LLN for counts, ULN for chemistry): LOW/HIGH outside it, empty
+    within it. LBTOXGR: the CTCAE v5.0 grade of :mod:`safety.lab_grading` (increases
+    after the first dose against the baseline value), empty for grade 0. VISIT: the cycle the panel was entered
+    with, else empty (unscheduled)."""
+    limits = dict(study.lab_limits)
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        draws = sorted(s.labs, key=lambda d: (d.date, d.record_id))
+        baseline: dict[str, tuple[int, Decimal]] = {}
+        first = s.first_dose
+        for d in draws:
+            for field, *_ in LAB_TESTS:
+                before: Decimal | None = getattr(d, field)
+                if before is not None and first is not None and d.date <= first:
+                    baseline[field] = (d.record_id, before)
+        seq = 0
+        for d in draws:
+            day = dtc(d.date)
+            for field, code, name, category, unit, test, side in LAB_TESTS:
+                value: Decimal | None = getattr(d, field)
+                if value is None:
+                    continue
+                seq += 1
+                limit = limits.get(f"{field}_{side}")
+                indicator = None
+                if limit is not None:
+                    if side == "lln" and value < limit:
+                        indicator = "LOW"
+                    elif side == "uln" and value > limit:
+                        indicator = "HIGH"
+                is_base = baseline.get(field, (None,))[0] == d.record_id
+                grade = None
+                if limit is not None:
+                    # Against the baseline only after it (the baseline itself is graded against the ULN).
+                    base = baseline.get(field) if first is not None and d.date > first else None
+                    graded = lab_grading.grade_lab(
+                        lab_grading.LabResult(
+                            test,
+                            value,
+                            lln=limit if side == "lln" else None,
+                            uln=limit if side == "uln" else None,
+                            baseline=base[1] if side == "uln" and base is not None else None,
+                        )
+                    )
+                    grade = str(graded.grade) if graded.grade >= 1 else None
+                text = _decimal_text(value)
+                out.append(
+                    _ordered(
+                        metadata.LB,
+                        {
+                            "STUDYID": study.code,
+                            "DOMAIN": "LB",
+                            "USUBJID": _usubjid(study, s),
+                            "LBSEQ": seq,
+                            "LBSPID": f"LAB-{d.record_id}",
+                            "LBTESTCD": code,
+                            "LBTEST": name,
+                            "LBCAT": category,
+                            "LBORRES": text,
+                            "LBORRESU": unit,
+                            "LBORNRLO": _decimal_text(limit) if side == "lln" and limit is not None else None,
+                            "LBORNRHI": _decimal_text(limit) if side == "uln" and limit is not None else None,
+                            "LBSTRESC": text,
+                            "LBSTRESN": float(value),
+                            "LBSTRESU": unit,
+                            "LBSTNRLO": _num(limit) if side == "lln" else None,
+                            "LBSTNRHI": _num(limit) if side == "uln" else None,
+                            "LBNRIND": indicator,
+                            "LBTOXGR": grade,
+                            "LBBLFL": "Y" if is_base else None,
+                            "VISITNUM": d.cycle,
+                            "VISIT": f"CYCLE {d.cycle} DAY 1" if d.cycle is not None else None,
+                            "EPOCH": epoch(d.date, s),
+                            "LBDTC": day,
+                            "LBDY": study_day(day, rfst),
+                        },
+                    )
+                )
+    return out
+
+
+def map_cm(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per medication (TKI) in start order. CMTRT the agent (the typed name for
+    "other"), CMDECOD the agent's name (empty for "other"), CMENRF ONGOING without a stop date."""
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        for seq, m in enumerate(sorted(s.medications, key=lambda m: (m.start, m.record_id)), start=1):
+            decod = CM_AGENT.get(m.agent)
+            reported = decod if decod is not None else (m.other_agent.strip().upper() or "OTHER TKI")
+            start, stop = dtc(m.start), dtc(m.stop)
+            out.append(
+                _ordered(
+                    metadata.CM,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "CM",
+                        "USUBJID": _usubjid(study, s),
+                        "CMSEQ": seq,
+                        "CMSPID": f"CM-{m.record_id}",
+                        "CMTRT": reported,
+                        "CMDECOD": decod,
+                        "CMCAT": "TYROSINE KINASE INHIBITOR",
+                        "EPOCH": epoch(m.start, s),
+                        "CMSTDTC": start,
+                        "CMENDTC": stop,
+                        "CMSTDY": study_day(start, rfst),
+                        "CMENDY": study_day(stop, rfst),
+                        "CMENRF": "ONGOING" if m.stop is None else None,
+                    },
+                )
+            )
+    return out
+
+
+def map_mh(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """The primary diagnosis (no date recorded) and the allogeneic HCT (its date), when known."""
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        events: list[tuple[str, str, str | None]] = []
+        if s.diagnosis in DIAGNOSIS:
+            events.append((DIAGNOSIS[s.diagnosis], "PRIMARY DIAGNOSIS", None))
+        if s.hct_date is not None:
+            events.append(("ALLOGENEIC HEMATOPOIETIC CELL TRANSPLANTATION", "TRANSPLANT", dtc(s.hct_date)))
+        for seq, (term, category, start) in enumerate(events, start=1):
+            out.append(
+                _ordered(
+                    metadata.MH,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "MH",
+                        "USUBJID": _usubjid(study, s),
+                        "MHSEQ": seq,
+                        "MHTERM": term,
+                        "MHCAT": category,
+                        "MHSTDTC": start,
+                        "MHSTDY": study_day(start, rfst),
+                    },
+                )
+            )
+    return out
+
+
 MAPPERS = {
     "DM": map_dm,
     "AE": map_ae,
@@ -658,6 +860,9 @@ MAPPERS = {
     "EX": map_ex,
     "SUPPEX": map_suppex,
     "DS": map_ds,
+    "LB": map_lb,
+    "CM": map_cm,
+    "MH": map_mh,
     "ADSL": map_adsl,
     "ADTTE": map_adtte,
 }

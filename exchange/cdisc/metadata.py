@@ -1,4 +1,4 @@
-"""The variables of each dataset as data: SDTMIG 3.4 (DM, AE, EX, DS, SUPPQUAL) and
+"""The variables of each dataset as data: SDTMIG 3.4 (DM, AE, EX, DS, LB, CM, MH, SUPPQUAL) and
 ADaMIG 1.3 (ADSL, ADTTE), in dataset order, with label, type, maximum length, core and
 codelist. Pure: no Django. The writers read it (labels, types, lengths); the mapping
 functions produce exactly these variables.
@@ -193,6 +193,76 @@ DS = DatasetSpec(
 )
 
 
+LB = DatasetSpec(
+    "LB",
+    "Laboratory Test Results",
+    "One record per lab test per time point per visit per subject",
+    "FINDINGS",
+    "SDTMIG 3.4",
+    (
+        *_identifiers("LB"),
+        _c("LBSPID", "Sponsor-Defined Identifier", 30, "Perm"),
+        _c("LBTESTCD", "Lab Test or Examination Short Name", 8, "Req", "LBTESTCD", key=4),
+        _c("LBTEST", "Lab Test or Examination Name", 40, "Req", "LBTEST"),
+        _c("LBCAT", "Category for Lab Test", 40, "Exp", "LBCAT"),
+        _c("LBORRES", "Result or Finding in Original Units", 20, "Exp"),
+        _c("LBORRESU", "Original Units", 10, "Exp", "UNIT"),
+        _c("LBORNRLO", "Reference Range Lower Limit in Orig Unit", 20, "Exp"),
+        _c("LBORNRHI", "Reference Range Upper Limit in Orig Unit", 20, "Exp"),
+        _c("LBSTRESC", "Character Result/Finding in Std Format", 20, "Exp"),
+        _n("LBSTRESN", "Numeric Result/Finding in Standard Units", "Exp"),
+        _c("LBSTRESU", "Standard Units", 10, "Exp", "UNIT"),
+        _n("LBSTNRLO", "Reference Range Lower Limit-Std Units", "Exp"),
+        _n("LBSTNRHI", "Reference Range Upper Limit-Std Units", "Exp"),
+        _c("LBNRIND", "Reference Range Indicator", 8, "Exp", "NRIND"),
+        _c("LBTOXGR", "Standard Toxicity Grade", 1, "Perm", "TOXGRV5"),
+        _c("LBBLFL", "Baseline Flag", 1, "Exp", "NY"),
+        _n("VISITNUM", "Visit Number", "Exp"),
+        _c("VISIT", "Visit Name", 40, "Perm"),
+        _c("EPOCH", "Epoch", 20, "Perm", "EPOCH"),
+        _c("LBDTC", "Date/Time of Specimen Collection", 19, "Exp", key=5),
+        _n("LBDY", "Study Day of Specimen Collection", "Perm"),
+    ),
+)
+
+
+CM = DatasetSpec(
+    "CM",
+    "Concomitant/Prior Medications",
+    "One record per recorded intervention occurrence or constant-dosing interval per subject",
+    "INTERVENTIONS",
+    "SDTMIG 3.4",
+    (
+        *_identifiers("CM"),
+        _c("CMSPID", "Sponsor-Defined Identifier", 30, "Perm"),
+        _c("CMTRT", "Reported Name of Drug, Med, or Therapy", 100, "Req"),
+        _c("CMDECOD", "Standardized Medication Name", 100, "Perm"),
+        _c("CMCAT", "Category for Medication", 40, "Perm", "CMCAT"),
+        _c("EPOCH", "Epoch", 20, "Perm", "EPOCH"),
+        _c("CMSTDTC", "Start Date/Time of Medication", 19, "Perm"),
+        _c("CMENDTC", "End Date/Time of Medication", 19, "Perm"),
+        _n("CMSTDY", "Study Day of Start of Medication", "Perm"),
+        _n("CMENDY", "Study Day of End of Medication", "Perm"),
+        _c("CMENRF", "End Relative to Reference Period", 20, "Perm", "STENRF"),
+    ),
+)
+
+MH = DatasetSpec(
+    "MH",
+    "Medical History",
+    "One record per medical history event per subject",
+    "EVENTS",
+    "SDTMIG 3.4",
+    (
+        *_identifiers("MH"),
+        _c("MHTERM", "Reported Term for the Medical History", 200, "Req"),
+        _c("MHCAT", "Category for Medical History", 40, "Perm", "MHCAT"),
+        _c("MHSTDTC", "Start Date/Time of Medical History Event", 19, "Perm"),
+        _n("MHSTDY", "Study Day of Start of Observation", "Perm"),
+    ),
+)
+
+
 def supp_spec(domain: str, label: str) -> DatasetSpec:
     """SUPP-- for ``domain`` (SDTMIG 3.4 section 8.4)."""
     return DatasetSpec(
@@ -278,7 +348,7 @@ ADTTE = DatasetSpec(
     ),
 )
 
-DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (DM, AE, EX, DS, SUPPAE, SUPPEX, ADSL, ADTTE)}
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (DM, AE, EX, DS, LB, CM, MH, SUPPAE, SUPPEX, ADSL, ADTTE)}
 
 
 def check(spec: DatasetSpec) -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """Every CDISC dataset of one trial written to a folder: ``<name>.xpt`` (SAS transport
 v5) and ``<name>.json`` (Dataset-JSON v1.1) for DM, AE, SUPPAE, EX, SUPPEX, DS, ADSL
-and ADTTE. Every dataset is checked before the first file is written, and the files
-are written to a temporary folder and moved in at the end: an error leaves nothing
-half-written."""
+and ADTTE, and ``define.xml`` (Define-XML 2.1) describing them all. Every dataset is
+checked before the first file is written, and the files are written to a temporary
+folder and moved in at the end: an error leaves nothing half-written."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from exchange.cdisc import mapping, metadata, writers
+from exchange.cdisc import define, mapping, metadata, writers
 from exchange.cdisc.selectors import casebook_subjects
 from trial.models import Trial
 
@@ -37,6 +37,9 @@ def package_write(
             with open(Path(staging) / f"{name.lower()}.json", "w", encoding="utf-8") as out:
                 writers.write_dataset_json(spec, records, out, study=study.code, count=len(records), created=created)
             written += [f"{name.lower()}.xpt", f"{name.lower()}.json"]
+        described = {name: (metadata.DATASETS[name], records) for name, records in data.items()}
+        (Path(staging) / "define.xml").write_bytes(define.define_xml(study.code, described, created=created))
+        written.append("define.xml")
         for filename in written:
             os.replace(Path(staging) / filename, outdir / filename)
     return {name: len(records) for name, records in data.items()}

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from dosing.models import Cycle
+from dosing.models import ConcomitantMedication, Cycle, LabPanel
 from exchange.cdisc import mapping
 from exchange.exports import STUDY_DRUG, export_trial
 from patients.models import Consent, Patient, PatientEvent, Screening
 from patients.selectors import transplant_of
 from safety.models import AdverseEvent, DltAdjudication
-from safety.selectors import is_active_adjudication, patient_dlt_outcomes
+from safety.selectors import REFERENCE_LIMITS, is_active_adjudication, patient_dlt_outcomes
 from trial import access
 from trial.models import Trial
 
@@ -28,7 +28,12 @@ _EVALUABLE = {"dlt", "no_dlt"}
 
 
 def study_of(trial: Trial) -> mapping.Study:
-    return mapping.Study(code=trial.code, drug=STUDY_DRUG, survival_origin=trial.survival_origin)  # type: ignore[arg-type]
+    return mapping.Study(
+        code=trial.code,
+        drug=STUDY_DRUG,
+        survival_origin=trial.survival_origin,  # type: ignore[arg-type]
+        lab_limits=tuple(REFERENCE_LIMITS.items()),
+    )
 
 
 def _dlt_decisions(trial: Trial) -> dict[int, DltAdjudication]:
@@ -77,6 +82,21 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
             delay_days=c.delay_days,
         )
         for c in p.cycles.all()
+    )
+    visit_of = {c.lab_panel_id: c.number for c in p.cycles.all() if c.lab_panel_id is not None}
+    labs = tuple(
+        mapping.LabDraw(
+            record_id=lp.pk,
+            date=lp.date,
+            cycle=visit_of.get(lp.pk),
+            platelets=lp.platelets,
+            anc=lp.anc,
+            hemoglobin=lp.hemoglobin,
+            bilirubin=lp.bilirubin,
+            alt=lp.alt,
+            ast=lp.ast,
+        )
+        for lp in p.lab_panels.all()
     )
     aes = []
     for a in p.adverse_events.all():
@@ -127,6 +147,11 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
         doses=doses,
         adverse_events=tuple(aes),
         dispositions=tuple(dispositions),
+        labs=labs,
+        medications=tuple(
+            mapping.Medication(m.pk, m.agent, m.start, m.stop, m.other_agent) for m in p.medications.all()
+        ),
+        diagnosis=p.diagnosis,
     )
 
 
@@ -153,6 +178,8 @@ def casebook_subjects(
                 .order_by("number"),
             ),
             Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("term").order_by("onset", "id")),
+            Prefetch("lab_panels", queryset=LabPanel.objects.order_by("date", "id")),
+            Prefetch("medications", queryset=ConcomitantMedication.objects.order_by("start", "id")),
         )
         .order_by("subject_id")
     )

@@ -70,11 +70,30 @@ CODELISTS: dict[str, Codelist] = {
         _cl("PROTMLST", "C114118", ("INFORMED CONSENT OBTAINED", "ENROLLED"), extensible=True),
         _cl("DSCAT", "C74558", ("DISPOSITION EVENT", "PROTOCOL MILESTONE")),
         _cl("ROUTE", "C66729", ("INTRAVENOUS",), extensible=True),
-        _cl("UNIT", "C71620", ("mg", "mg/m2", "m2"), extensible=True),
+        _cl("UNIT", "C71620", ("mg", "mg/m2", "m2", "10^9/L", "g/L", "umol/L", "U/L"), extensible=True),
         _cl("FRM", "C66726", ("INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION",), extensible=True),
         _cl("FREQ", "C71113", ("ONCE",), extensible=True),
         _cl("STENRF", "C66728", ("BEFORE", "DURING", "AFTER", "DURING/AFTER", "ONGOING", "U")),
         _cl("ARMNULRS", "C142179", ("NOT ASSIGNED", "ASSIGNED, NOT TREATED", "SCREEN FAILURE")),
+        _cl("LBTESTCD", "C65047", ("PLAT", "NEUT", "HGB", "BILI", "ALT", "AST"), extensible=True),
+        _cl(
+            "LBTEST",
+            "C67154",
+            (
+                "Platelets",
+                "Neutrophils",
+                "Hemoglobin",
+                "Bilirubin",
+                "Alanine Aminotransferase",
+                "Aspartate Aminotransferase",
+            ),
+            extensible=True,
+        ),  # fmt: skip
+        _cl("NRIND", "C78736", ("LOW", "NORMAL", "HIGH"), extensible=True),
+        # Sponsor-defined: the panel's two sections.
+        _cl("LBCAT", None, ("HEMATOLOGY", "CHEMISTRY")),
+        _cl("CMCAT", None, ("TYROSINE KINASE INHIBITOR",)),
+        _cl("MHCAT", None, ("PRIMARY DIAGNOSIS", "TRANSPLANT")),
         # Sponsor-defined: CTCAE v5.0 grades; the attribution scale of the CRF (PROTOCOL s4).
         _cl("TOXGRV5", None, ("1", "2", "3", "4", "5")),
         _cl("AEREL", None, ("NOT RELATED", "UNLIKELY RELATED", "POSSIBLY RELATED", "PROBABLY RELATED", "RELATED")),
@@ -122,6 +141,13 @@ EOT_REASON = {
     "relapse": "PROGRESSIVE DISEASE",
     "death": "DEATH",
     "other": "OTHER",
+}
+# Trialdesk's TKI agent (docs/api.md) -> CMDECOD; "other" keeps the reported name only.
+CM_AGENT = {"imatinib": "IMATINIB", "dasatinib": "DASATINIB", "nilotinib": "NILOTINIB", "ponatinib": "PONATINIB"}
+# Patient diagnosis -> MHTERM.
+DIAGNOSIS = {
+    "b_all": "CD22-POSITIVE B-CELL ACUTE LYMPHOBLASTIC LEUKEMIA",
+    "cml_lymphoid_blast": "CHRONIC MYELOID LEUKEMIA IN LYMPHOID BLAST CRISIS",
 }
 DEATH_CAUSE = {
     "relapse": "RELAPSE",

@@ -3,6 +3,7 @@ read back equal the casebook, and a Kaplan-Meier on ADTTE alone reproduces the
 survival API's 1-year OS and PFS (and the Aalen-Johansen 1-year NRM) exactly."""
 
 import datetime
+import importlib.util
 import json
 from pathlib import Path
 
@@ -10,13 +11,14 @@ import pyreadstat
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
+from lxml import etree
 
-from dosing.models import Cycle
+from dosing.models import ConcomitantMedication, Cycle, LabPanel
 from exchange.bundle import bundle_import
-from exchange.cdisc import mapping, metadata
+from exchange.cdisc import define, mapping, metadata
 from exchange.cdisc.package import package_write
 from exchange.cdisc.selectors import casebook_subjects
-from patients.models import Patient, PatientEvent
+from patients.models import Patient, PatientEvent, Transplant
 from safety.models import AdverseEvent, CtcaeTerm
 from safety.services import ctcae_dictionary_load
 from trial.models import TrialComputation
@@ -102,6 +104,22 @@ def test_xpt_files_are_version_5(pkg):  # type: ignore[no-untyped-def]
     assert head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!")  # v8 says LIBV8
 
 
+def test_define_xml_describes_the_seed_package(pkg):  # type: ignore[no-untyped-def]
+    """Schema-valid, one ItemGroupDef per file written, lengths equal to the XPT's."""
+    ns = {"odm": define.ODM, "def": define.DEF, "xlink": define.XLINK}
+    doc = etree.parse(str(pkg["outdir"] / "define.xml"))
+    schema = Path(importlib.util.find_spec("odmlib").origin).parent / "schemas/define/2.1/define2-1-0.xsd"
+    xsd = etree.XMLSchema(etree.parse(str(schema)))
+    assert xsd.validate(doc), "\n".join(str(e) for e in xsd.error_log)
+    leaves = [g.find("def:leaf", ns).get(f"{{{define.XLINK}}}href") for g in doc.findall(".//odm:ItemGroupDef", ns)]
+    assert sorted(leaves) == sorted(p.name for p in pkg["outdir"].glob("*.xpt"))
+    items = {i.get("OID"): i for i in doc.findall(".//odm:ItemDef", ns)}
+    for name in pkg["counts"]:
+        _, meta = _xpt(pkg["outdir"], name)
+        for v in metadata.DATASETS[name].variables:
+            assert items[f"IT.{name}.{v.name}"].get("Length") == str(meta.variable_storage_width[v.name]), v.name
+
+
 @pytest.mark.parametrize("name", list(metadata.DATASETS))
 def test_dataset_json_reads_back_equal_to_the_records(pkg, name):  # type: ignore[no-untyped-def]
     spec = metadata.DATASETS[name]
@@ -149,6 +167,41 @@ def test_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
     # --DY: the first dose is day 1 for every dosed subject
     assert set(ex.loc[ex["EXSEQ"] == 1, "EXSTDY"]) == {1.0}
 
+    lb, _ = _xpt(outdir, "LB")
+    fields = {"PLAT": "platelets", "NEUT": "anc", "HGB": "hemoglobin", "BILI": "bilirubin", "ALT": "alt", "AST": "ast"}
+    from_db_lb = sorted(
+        (f"LAB-{lp.pk}", code, lp.date.isoformat(), float(getattr(lp, field)))
+        for lp in LabPanel.objects.filter(patient__trial=trial)
+        for code, field in fields.items()
+        if getattr(lp, field) is not None
+    )
+    assert sorted(zip(lb["LBSPID"], lb["LBTESTCD"], lb["LBDTC"], lb["LBSTRESN"], strict=True)) == from_db_lb
+    assert len(from_db_lb) > 0
+    cm = _json(outdir, "CM")
+    col = {c["name"]: i for i, c in enumerate(cm["columns"])}
+    assert sorted((r[col["CMSPID"]], r[col["CMSTDTC"]]) for r in cm["rows"]) == sorted(
+        (f"CM-{m.pk}", m.start.isoformat()) for m in ConcomitantMedication.objects.filter(patient__trial=trial)
+    )
+    mh, _ = _xpt(outdir, "MH")
+    hct = sorted(
+        (f"{trial.code}-{t.patient.subject_id}", t.date.isoformat())
+        for t in Transplant.objects.filter(patient__trial=trial).select_related("patient")
+    )
+    assert (
+        sorted(
+            zip(
+                mh.loc[mh["MHCAT"] == "TRANSPLANT", "USUBJID"],
+                mh.loc[mh["MHCAT"] == "TRANSPLANT", "MHSTDTC"],
+                strict=True,
+            )
+        )
+        == hct
+    )
+    assert len(hct) > 0
+    # one baseline at most per subject and test, never after the first dose
+    flagged = lb[lb["LBBLFL"] == "Y"]
+    assert not flagged.duplicated(["USUBJID", "LBTESTCD"]).any() and (flagged["LBDY"] <= 1).all()
+
 
 def test_adtte_alone_reproduces_the_survival_api(pkg):  # type: ignore[no-untyped-def]
     """Kaplan-Meier (OS, PFS) and Aalen-Johansen (NRM) on the ADTTE file reproduce the
@@ -184,7 +237,9 @@ def test_export_sdtm_command_writes_the_files(pkg, tmp_path):  # type: ignore[no
     out = tmp_path / "package"
     call_command("export_sdtm", pkg["trial"].code, str(out))
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"{n.lower()}.{ext}" for n in metadata.DATASETS for ext in ("xpt", "json"))
+    assert names == sorted(
+        [f"{n.lower()}.{ext}" for n in metadata.DATASETS for ext in ("xpt", "json")] + ["define.xml"]
+    )
     with pytest.raises(CommandError, match="No trial with code 'NOPE'"):
         call_command("export_sdtm", "NOPE", str(out))
 

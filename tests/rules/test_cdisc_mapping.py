@@ -315,7 +315,13 @@ def test_adtte_first_dose_origin_and_exclusions():  # type: ignore[no-untyped-de
 
 @pytest.mark.parametrize("name", list(mapping.MAPPERS))
 def test_records_carry_exactly_the_dataset_variables(name):  # type: ignore[no-untyped-def]
-    subject = _subject(adverse_events=(_ae(1, D(2024, 3, 12), dlt=False),), last_contact_date=D(2024, 8, 1))
+    subject = _subject(
+        adverse_events=(_ae(1, D(2024, 3, 12), dlt=False),),
+        last_contact_date=D(2024, 8, 1),
+        labs=(mapping.LabDraw(5, D(2024, 3, 10), 1, platelets=Decimal("140"), alt=Decimal("45")),),
+        medications=(mapping.Medication(6, "dasatinib", D(2024, 2, 1)),),
+        diagnosis="b_all",
+    )
     rows = mapping.MAPPERS[name](STUDY, [subject])
     assert rows, name
     spec = metadata.DATASETS[name]
