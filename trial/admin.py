@@ -53,8 +53,19 @@ class TrialAdminForm(ReasonAdminForm):
         "(one of this trial's) that amends it; the reason for change says why.",
     )
 
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # A design parameter left out of the submitted form keeps its value (the model's
+        # default for a new trial): a 3+3 trial needs none of them.
+        for name in DESIGN_FIELDS:
+            if name in self.fields and self.is_bound and name not in self.data:
+                self.fields[name].required = False
+
     def clean(self):  # type: ignore[no-untyped-def]
         data = super().clean()
+        for name in DESIGN_FIELDS:
+            if name in self.fields and self.is_bound and name not in self.data:
+                data[name] = getattr(self.instance, name)
         trial = self.instance
         if not trial.pk:
             return data
