@@ -199,7 +199,7 @@ def design_state(
             f"({started} cohort(s) begun, {len(signed)} decision(s) signed)."
         )
     if treated and not complete and not result.finished:
-        assert current is not None  # noqa: S101
+        assert current is not None  # noqa: S101 (a narrowing for mypy: treated > 0 means a current level)
         left = min(started * size, max_n) - treated
         in_cohort = treated - (started - 1) * size
         decision = str(result.decision) if result.decision == "wait" else "enroll"

@@ -316,3 +316,23 @@ def test_a_three_plus_three_trial_reports_no_eliminated_level(world, levels, cli
         _treated(world, levels[0], i)
     state = escalation(client, world["investigator"], world["trial"])
     assert state["design"] == "3+3" and state["eliminated_dose_levels"] == [] and state["decision"] == "escalate"
+
+
+def test_crm_and_mtpi2_trials_run_through_the_same_interface(client, staff) -> None:  # type: ignore[no-untyped-def]
+    from analysis.designs.crm import Crm
+    from analysis.designs.keyboard import Keyboard
+
+    cohorts = [(1, 0), (2, 1)]
+    skeleton = (0.05, 0.12, 0.25, 0.4)
+    for design, pure, params in (
+        ("crm", Crm(DOSES, skeleton, 0.25), {"crm_skeleton": list(skeleton), "target_dlt_rate": 0.25}),
+        ("mtpi2", Keyboard(DOSES, IntervalSettings(0.3)), {"target_dlt_rate": 0.3}),
+    ):
+        trial = bundle_import(design_bundle(design, cohorts, code=f"LIVE-{design.upper()}", **params))
+        state = escalation(client, investigator_of(trial, staff), trial)
+        expected = pure.decide(*counts(cohorts))
+        assert (state["design"], state["decision"], state["recommended_dose_level"]) == (
+            design, str(expected.decision), expected.recommended_dose_level,
+        )  # fmt: skip
+        estimates = [e["dlt_rate"] for e in state["estimates"]]
+        assert estimates == [None if e is None else pytest.approx(e, abs=1e-6) for e in expected.estimates]
