@@ -336,3 +336,25 @@ def test_crm_and_mtpi2_trials_run_through_the_same_interface(client, staff) -> N
         )  # fmt: skip
         estimates = [e["dlt_rate"] for e in state["estimates"]]
         assert estimates == [None if e is None else pytest.approx(e, abs=1e-6) for e in expected.estimates]
+
+
+def test_the_admin_refuses_a_design_change_after_enrolment_without_a_protocol_version(world, levels) -> None:  # type: ignore[no-untyped-def]
+    from django.forms.models import model_to_dict, modelform_factory
+
+    from trial.admin import TrialAdminForm as Base
+
+    TrialAdminForm = modelform_factory(Trial, form=Base, fields="__all__")  # as the admin builds it
+
+    trial = world["trial"]
+    ProtocolVersionFactory(trial=trial, version="2")
+    PatientFactory(site=world["site_a"], trial=trial, dose_level=levels[0], enrolled_on=datetime.date(2024, 1, 1))
+    data = {k: v for k, v in model_to_dict(trial).items() if v is not None}
+    data |= {"design": "boin", "crm_skeleton": "[]", "reason_for_change": "amendment 2"}
+    form = TrialAdminForm(data, instance=trial)
+    assert not form.is_valid()
+    assert "needs the protocol version" in form.errors["design_protocol_version"][0]
+    form = TrialAdminForm({**data, "design_protocol_version": "2"}, instance=trial)
+    assert form.is_valid(), form.errors
+    assert form.design_changed_after_enrolment
+    bad = TrialAdminForm({**data, "design_protocol_version": "2", "target_dlt_rate": 0.95}, instance=trial)
+    assert not bad.is_valid() and "0.05 to 0.6" in bad.errors["target_dlt_rate"][0]
