@@ -22,6 +22,7 @@ RULE_LABELS: dict[str, str] = {
     Decision.WAIT: "Wait for DLT evaluation",
     Decision.ESCALATE: "Escalate",
     Decision.EXPAND: "Expand the cohort",
+    "stay": "Stay at the current level",  # analysis.designs.common.DesignDecision.STAY (issue 17)
     Decision.DE_ESCALATE: "De-escalate",
     Decision.MTD_DECLARED: "MTD declared",
     Decision.STOP_NO_MTD: "Stop: no MTD",

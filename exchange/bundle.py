@@ -120,6 +120,16 @@ TRIAL_KEYS: dict[str, F] = {
     "cycle_length_days": F("int"),
     "dlt_window_cycles": F("int"),
     "expansion_cohort_size": F("int"),
+    # The dose-finding design's parameters (issue 17; trial.configuration.design_problems).
+    "target_dlt_rate": F("num"),
+    "cohort_size": F("int"),
+    "max_sample_size": F("int"),
+    "boin_p_saf": F("num"),
+    "boin_p_tox": F("num"),
+    "boin_n_earlystop": F("int"),
+    "crm_skeleton": F("numlist"),
+    "crm_model": _enum(Trial.CrmModel),
+    "crm_prior_sd": F("num"),
     "bsa_method": _enum(Trial.BsaMethod),
     "age_min": F("int"),
     "age_max": F("int"),
@@ -153,6 +163,8 @@ TRIAL_KEYS: dict[str, F] = {
     "sites": F("list", True, fields={"code": F("str", True, nullable=False), "name": F("str", True, nullable=False)}),
 }
 TRIAL_SETTINGS = [k for k, f in TRIAL_KEYS.items() if f.kind not in ("list",) and k not in ("code", "title")]
+# Trial settings stored as floats (FloatField): a bundle's numbers arrive as Decimals.
+FLOAT_SETTINGS = ("target_dlt_rate", "boin_p_saf", "boin_p_tox", "crm_prior_sd")
 PATIENT_KEYS: dict[str, F] = {
     "subject_id": F("str", True, nullable=False),
     "site": F("str", True, nullable=False),
@@ -407,7 +419,7 @@ BUNDLE_KEYS: dict[str, F] = {
         "list",
         fields={
             "dose_level": F("int", True, nullable=False),
-            "decision": _enum(Decision, True),
+            "decision": _enum((*Decision, "stay"), True),
             "by": F("str", True, nullable=False),
             "at": F("date", True, nullable=False),
             "rationale": F("str"),
@@ -474,6 +486,11 @@ def _parse_value(spec: F, value: Any, path: str, problems: list[str]) -> Any:
             problems.append(f"{path}: {value!r} has no time zone (e.g. 2017-08-20T10:00:00+00:00).")
             return None
         return parsed
+    if kind == "numlist":
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value):
+            problems.append(f"{path}: expected a list of numbers (e.g. [0.05, 0.1, 0.2]), got {value!r}.")
+            return None
+        return [float(v) for v in value]
     if kind == "object":
         if not isinstance(value, dict):
             problems.append(f"{path}: expected an object.")
@@ -1059,6 +1076,7 @@ class _Importer:
     def create_trial(self) -> Trial | None:
         t = self.doc["trial"]
         values = {k: t[k] for k in ("code", "title", *TRIAL_SETTINGS) if k in t and t[k] is not None}
+        values |= {k: float(values[k]) for k in FLOAT_SETTINGS if k in values}
         specs = [DoseLevelSpec(d["level"], d["dose_mg_m2"]) for d in t["dose_levels"]]
         try:
             with transaction.atomic():
@@ -1109,7 +1127,7 @@ class _Importer:
         safety_services.ctcae_dictionary_load()
         self.terms = {t.meddra_code: t for t in CtcaeTerm.objects.filter(version="5.0")}
         signoffs = self.doc.get("escalation_signoffs") or []
-        self.signoffs: list[tuple[datetime.date, SignedDecision]] = []
+        self.signoffs: list[tuple[datetime.date, str, int]] = []
         # The first enrolment at each level (a sign-off is not dated before the cohort it
         # decides on), from the bundle: its patients are imported after the sign-offs.
         first_enrolled: dict[int, datetime.date] = {}
@@ -1132,7 +1150,7 @@ class _Importer:
                 ),
             )
             if signoff is not None:
-                self.signoffs.append((s["at"], SignedDecision(Decision(signoff.decision), signoff.dose_level)))
+                self.signoffs.append((s["at"], signoff.decision, signoff.dose_level))
         patients = list(enumerate(self.doc.get("patients") or []))
         # Enrolled patients in enrolment order, so the 3+3 state each enrolment met is
         # the one the earlier patients' data give (the deviation check); then the others.
@@ -1305,6 +1323,19 @@ class _Importer:
         assert self.trial is not None  # noqa: S101
         on, level = p["enrolled"], p["dose_level"]
         rows = sorted(safety_selectors.patient_dlt_outcomes(self.trial, as_of=on), key=lambda r: r["enrolment_order"])
+        levels = tuple(float(self.levels[n].dose_mg_m2) for n in sorted(self.levels))
+        if self.trial.design != Trial.Design.THREE_PLUS_THREE:
+            state = trial_services.design_state(
+                self.trial, levels, rows, [(d, lv) for at, d, lv in self.signoffs if at <= on]
+            )
+            open_slots = {r["dose_level"]: r["slots"] for r in state["open_slots"] if r["slots"] > 0}
+            if open_slots.get(level):
+                return ""
+            opened = ", ".join(f"L{lv} ({n})" for lv, n in sorted(open_slots.items())) or "none"
+            return (
+                f"Enrolled at L{level}; open slots on {on.isoformat()} per the {self.trial.design} design: {opened} "
+                "(trial bundle import)."
+            )
         design = EscalationDesign(
             tuple(float(self.levels[n].dose_mg_m2) for n in sorted(self.levels)),
             Variant(self.trial.escalation_variant),
@@ -1316,7 +1347,7 @@ class _Importer:
                 PatientOutcome(str(r["patient_id"]), r["dose_level"], k, DltStatus(r["status"]))
                 for k, r in enumerate(rows)
             ],
-            [decision for at, decision in self.signoffs if at <= on],
+            [SignedDecision(Decision(d), lv) for at, d, lv in self.signoffs if at <= on],
         )
         open_slots = {lv: n for lv, n in state.open_slots if n > 0}
         if open_slots.get(level):

@@ -1,9 +1,15 @@
 from django import forms
 from django.contrib import admin, messages
 
-from core.admin_forms import AuditedAdmin, NoDeleteInline
+from core.admin_forms import AuditedAdmin, NoDeleteInline, ReasonAdminForm
 from trial import services
-from trial.configuration import DoseLevelSpec, dose_level_problems
+from trial.configuration import (
+    DESIGN_FIELDS,
+    DoseLevelSpec,
+    design_change_problems,
+    design_problems,
+    dose_level_problems,
+)
 from trial.models import DoseLevel, ProtocolVersion, RoleGrant, Site, Trial
 
 
@@ -20,6 +26,10 @@ class DoseLevelFormSet(forms.BaseInlineFormSet):
         problems = dose_level_problems(specs)
         if problems:
             raise forms.ValidationError(problems)
+        # The CRM skeleton has one probability per dose level (issue 17).
+        skeleton = design_problems(self.instance.design_spec(), len(specs)).get("crm_skeleton")
+        if skeleton:
+            raise forms.ValidationError([f"crm_skeleton: {m}" for m in skeleton])
 
 
 class SiteInline(NoDeleteInline):
@@ -35,9 +45,65 @@ class ProtocolVersionInline(NoDeleteInline):
     model = ProtocolVersion
 
 
+class TrialAdminForm(ReasonAdminForm):
+    design_protocol_version = forms.CharField(
+        required=False,
+        max_length=20,
+        help_text="Changing the design or its parameters after the first enrolment: the protocol version "
+        "(one of this trial's) that amends it; the reason for change says why.",
+    )
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # A design parameter left out of the submitted form keeps its value (the model's
+        # default for a new trial): a 3+3 trial needs none of them.
+        for name in DESIGN_FIELDS:
+            if name in self.fields and self.is_bound and name not in self.data:
+                self.fields[name].required = False
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        for name in DESIGN_FIELDS:
+            if name in self.fields and self.is_bound and name not in self.data:
+                data[name] = getattr(self.instance, name)
+        trial = self.instance
+        if not trial.pk:
+            return data
+        before = Trial.objects.get(pk=trial.pk)
+        changed = [f for f in DESIGN_FIELDS if f in data and data[f] != getattr(before, f)]
+        enrolled = before.sites.filter(patients__enrolled_on__isnull=False).count()
+        problems = design_change_problems(
+            changed,
+            enrolled,
+            (data.get("design_protocol_version") or "").strip() or None,
+            list(before.protocol_versions.values_list("version", flat=True)),
+            data.get("reason_for_change") or "",
+        )
+        for field, texts in problems.items():
+            name = {"protocol_version": "design_protocol_version", "reason": "reason_for_change"}[field]
+            for message in texts:
+                self.add_error(name, message)
+        self.design_changed_after_enrolment = bool(changed and enrolled)
+        return data
+
+
 @admin.register(Trial)
 class TrialAdmin(AuditedAdmin):
-    list_display = ["code", "title", "escalation_variant", "cycle_length_days"]
+    form = TrialAdminForm
+    list_display = ["code", "title", "design", "escalation_variant", "cycle_length_days"]
+
+    def _reason(self, form) -> str:  # type: ignore[no-untyped-def]
+        reason = super()._reason(form)
+        if getattr(form, "design_changed_after_enrolment", False):
+            version = form.cleaned_data.get("design_protocol_version")
+            reason = f"design change under protocol version {version}: {reason}"
+        return reason
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if change and any(f in form.changed_data for f in DESIGN_FIELDS):
+            services.computation_request(obj.pk, "escalation")
+
     inlines = [SiteInline, DoseLevelInline, ProtocolVersionInline]
 
 

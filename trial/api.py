@@ -39,7 +39,9 @@ class TrialOutput(serializers.ModelSerializer):
     class Meta:
         model = Trial
         fields = [
-            "id", "code", "title", "design", "escalation_variant", "expansion_cohort_size", "cycle_length_days",
+            "id", "code", "title", "design", "target_dlt_rate", "cohort_size", "max_sample_size", "boin_p_saf",
+            "boin_p_tox", "boin_n_earlystop", "crm_skeleton", "crm_model", "crm_prior_sd", "escalation_variant",
+            "expansion_cohort_size", "cycle_length_days",
             "dlt_window_cycles", "bsa_method", "age_min", "age_max", "enrol_day_min", "enrol_day_max", "min_platelets",
             "min_anc",
             "screening_lab_days", "max_delay_days", "reduction_percent", "dlt_min_grade", "dlt_cytopenia_days",
@@ -82,10 +84,21 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.trial_list(self.request.user)
 
-    @extend_schema(responses={200: dict}, description="The current 3+3 state (docs/api.md).")
+    @extend_schema(
+        responses={200: dict}, description="The current escalation state of the trial's design (docs/api.md)."
+    )
     @action(detail=True, methods=["get"])
     def escalation(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         return computation_response(request, self.get_object(), TrialComputation.Kind.ESCALATION)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cohorts", int, enum=[1, 2], description="How many cohorts ahead (1 or 2)")],
+        responses={200: dict},
+        description="Dose-transition pathways: every DLT outcome of the next cohort(s) and the decision (docs/api.md).",
+    )
+    @action(detail=True, methods=["get"], url_path="escalation/pathways")
+    def escalation_pathways(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
+        return Response(services.escalation_pathways(self.get_object(), request.query_params.get("cohorts", "2")))
 
     @extend_schema(request=EscalationSignInput, responses={201: dict})
     @action(detail=True, methods=["post"], url_path="escalation/sign")

@@ -155,13 +155,13 @@ def deciding_levels(decision: Decision | str, dose_level: int) -> tuple[int, ...
     """The levels whose cohorts a signed decision about ``dose_level`` (the level it opens
     or declares) was made on: an escalation on the level below, a de-escalation on the
     level above, an expansion or a stop on the level itself, an MTD on the level and the
-    one above it (the MTD may be declared because the level above is too toxic)."""
-    decision = Decision(decision)
-    if decision is Decision.ESCALATE:
+    one above it (the MTD may be declared because the level above is too toxic). The other
+    designs' ``stay`` (analysis.designs) was made on the level itself, as an expansion."""
+    if decision == Decision.ESCALATE:
         return (dose_level - 1,)
-    if decision is Decision.DE_ESCALATE:
+    if decision == Decision.DE_ESCALATE:
         return (dose_level + 1,)
-    if decision is Decision.MTD_DECLARED:
+    if decision == Decision.MTD_DECLARED:
         return (dose_level, dose_level + 1)
     return (dose_level,)
 

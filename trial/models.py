@@ -17,6 +17,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from core.models import AuditedModel
+from trial.configuration import DesignSpec, design_problems
 
 
 def validate_time_zone(value: str) -> None:
@@ -35,6 +36,14 @@ code_validator = RegexValidator(r"^[A-Z0-9][A-Z0-9-]*$", "Use capital letters, d
 class Trial(AuditedModel):
     class Design(models.TextChoices):
         THREE_PLUS_THREE = "3+3", "3+3 (Storer 1989)"
+        BOIN = "boin", "BOIN (Liu & Yuan 2015)"
+        I3PLUS3 = "i3+3", "i3+3 (Liu, Wang & Ji 2020)"
+        MTPI2 = "mtpi2", "mTPI-2 / Keyboard (Guo et al. 2017)"
+        CRM = "crm", "CRM (O'Quigley et al. 1990)"
+
+    class CrmModel(models.TextChoices):
+        EMPIRIC = "empiric", "Empiric (power)"
+        LOGISTIC = "logistic", "One-parameter logistic"
 
     class EscalationVariant(models.TextChoices):
         STORER_A = "storer_a", "Storer design A (textbook 3+3)"
@@ -57,6 +66,30 @@ class Trial(AuditedModel):
     escalation_variant = models.CharField(
         max_length=20, choices=EscalationVariant.choices, default=EscalationVariant.STORER_A
     )
+    # The model-based and interval designs (issue 17; trial.configuration.design_problems
+    # checks them; defaults are the R packages' defaults: BOIN, dfcrm). Unused by 3+3.
+    target_dlt_rate = models.FloatField("target DLT rate", default=0.3)
+    cohort_size = models.PositiveSmallIntegerField(default=3)
+    max_sample_size = models.PositiveSmallIntegerField("maximum sample size", default=30)
+    boin_p_saf = models.FloatField(
+        "BOIN p.saf", null=True, blank=True, help_text="Highest DLT rate deemed sub-therapeutic; empty: 0.6 x target."
+    )
+    boin_p_tox = models.FloatField(
+        "BOIN p.tox", null=True, blank=True, help_text="Lowest DLT rate deemed overly toxic; empty: 1.4 x target."
+    )
+    boin_n_earlystop = models.PositiveSmallIntegerField(
+        "BOIN n.earlystop",
+        default=100,
+        help_text="Stop once this many patients are at the level the next cohort stays at.",
+    )
+    crm_skeleton = models.JSONField(
+        "CRM skeleton",
+        default=list,
+        blank=True,
+        help_text="Prior DLT probability per dose level, increasing in (0, 1).",
+    )
+    crm_model = models.CharField("CRM model", max_length=10, choices=CrmModel.choices, default=CrmModel.EMPIRIC)
+    crm_prior_sd = models.FloatField("CRM prior SD", default=1.1575836902790226, help_text="dfcrm's sqrt(1.34).")
     cycle_length_days = models.PositiveSmallIntegerField(
         default=28, validators=[MinValueValidator(7), MaxValueValidator(84)]
     )
@@ -135,6 +168,23 @@ class Trial(AuditedModel):
             and self.enrol_day_min > self.enrol_day_max
         ):
             raise ValidationError({"enrol_day_max": "The enrolment window must end on or after its first day."})
+        problems = design_problems(self.design_spec())
+        if problems:
+            raise ValidationError(problems)
+
+    def design_spec(self) -> DesignSpec:
+        return DesignSpec(
+            design=self.design,
+            target_dlt_rate=self.target_dlt_rate,
+            cohort_size=self.cohort_size,
+            max_sample_size=self.max_sample_size,
+            boin_p_saf=self.boin_p_saf,
+            boin_p_tox=self.boin_p_tox,
+            boin_n_earlystop=self.boin_n_earlystop,
+            crm_skeleton=self.crm_skeleton,
+            crm_model=self.crm_model,
+            crm_prior_sd=self.crm_prior_sd,
+        )
 
 
 class Site(AuditedModel):
@@ -303,7 +353,16 @@ class EscalationSignoff(models.Model):
     scope_site_path = None
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="escalation_signoffs")
-    decision = models.CharField(max_length=20)
+
+    class Decision(models.TextChoices):
+        ESCALATE = "escalate", "Escalate"
+        STAY = "stay", "Stay at the level"
+        EXPAND = "expand", "Expand the cohort"
+        DE_ESCALATE = "de_escalate", "De-escalate"
+        MTD_DECLARED = "mtd_declared", "MTD declared"
+        STOP_NO_MTD = "stop_no_mtd", "Stop: no MTD"
+
+    decision = models.CharField(max_length=20, choices=Decision.choices)
     dose_level = models.PositiveSmallIntegerField()
     rationale = models.TextField(blank=True)
     signature = models.ForeignKey("core.Signature", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -16,7 +16,13 @@ from core.models import Signature
 from core.recorded_times import future_date_problems
 from core.signatures import signature_apply, signature_link
 from trial import access
-from trial.configuration import DoseLevelSpec, dose_level_problems
+from trial.configuration import (
+    DESIGN_FIELDS,
+    DoseLevelSpec,
+    design_change_problems,
+    design_problems,
+    dose_level_problems,
+)
 from trial.endpoints import PatientOutcome as SurvivalOutcome
 from trial.escalation import (
     SIGNABLE_DECISIONS,
@@ -107,27 +113,272 @@ def _escalation_inputs(trial: Trial) -> tuple[EscalationDesign, list[PatientOutc
     return design, patients, signoffs, rows
 
 
+# --- the dose-finding designs beyond 3+3 (issue 17) -------------------------------------
+
+# Decisions of a design other than 3+3 that take effect only once signed.
+DESIGN_SIGNABLE = frozenset({"escalate", "stay", "de_escalate", "mtd_declared", "stop_no_mtd"})
+
+
+def dose_finding_design(trial: Trial, levels: tuple[float, ...]) -> Any:
+    """The trial's design (not 3+3) as an analysis.designs object: one interface,
+    ``decide(outcomes, current_level) -> DesignResult``. Raises ValueError naming the
+    parameter when the configuration cannot make a design."""
+    from analysis.designs.boin import Boin
+    from analysis.designs.crm import Crm
+    from analysis.designs.i3plus3 import I3Plus3
+    from analysis.designs.interval import IntervalSettings
+    from analysis.designs.keyboard import Keyboard
+
+    if not levels:
+        raise ValueError("dose_levels: the trial has no dose level")
+    if trial.design == Trial.Design.CRM:
+        return Crm(
+            levels,
+            tuple(float(v) for v in trial.crm_skeleton),
+            trial.target_dlt_rate,
+            model=trial.crm_model,  # type: ignore[arg-type]
+            scale=trial.crm_prior_sd,
+            cohort_size=trial.cohort_size,
+            max_sample_size=trial.max_sample_size,
+        )
+    earlystop = trial.boin_n_earlystop if trial.design == Trial.Design.BOIN else 100
+    settings = IntervalSettings(trial.target_dlt_rate, trial.cohort_size, trial.max_sample_size, earlystop)
+    if trial.design == Trial.Design.BOIN:
+        return Boin(levels, settings, trial.boin_p_saf, trial.boin_p_tox)
+    if trial.design == Trial.Design.I3PLUS3:
+        return I3Plus3(levels, settings)
+    if trial.design == Trial.Design.MTPI2:
+        return Keyboard(levels, settings)
+    raise ValueError(f"design: {trial.design!r} is not a dose-finding design of analysis.designs")
+
+
+def design_level_outcomes(rows: list[dict[str, Any]], n_levels: int) -> tuple[list[Any], int | None, int]:
+    """Per-level LevelOutcome from patient_dlt_outcomes rows (the ones 3+3 reads): DLTs and
+    evaluable patients, patients still in the window; non-evaluable (replaced) patients
+    left out. Also the current level (where the latest counted patient was treated) and
+    how many patients count."""
+    from analysis.designs.common import LevelOutcome
+
+    counted = [r for r in rows if r["status"] != DltStatus.NON_EVALUABLE]
+    outcomes = []
+    for level in range(1, n_levels + 1):
+        here = [r["status"] for r in counted if r["dose_level"] == level]
+        dlts = sum(1 for st in here if st == DltStatus.DLT)
+        evaluable = dlts + sum(1 for st in here if st == DltStatus.NO_DLT)
+        outcomes.append(LevelOutcome(evaluable, dlts, sum(1 for st in here if st == DltStatus.PENDING)))
+    current = counted[-1]["dose_level"] if counted else None
+    return outcomes, current, len(counted)
+
+
+def design_state(
+    trial: Trial, levels: tuple[float, ...], rows: list[dict[str, Any]], signed: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """The rule's view and what is in effect, for a design other than 3+3.
+
+    Cohorts of ``cohort_size`` in enrolment order (the last cut at the maximum sample
+    size). The first cohort opens with the trial; each later one opens when the decision
+    taken on the complete cohort before it is signed: the k-th signed decision answers
+    the k-th complete cohort. While a cohort is incomplete its remaining places stay open
+    at its level (``enroll``, or ``wait`` when patients are in the DLT window).
+    """
+    design = dose_finding_design(trial, levels)
+    rows = sorted(rows, key=lambda r: r["enrolment_order"])
+    outcomes, current, treated = design_level_outcomes(rows, len(levels))
+    result = design.decide(outcomes, current)
+    size, max_n = trial.cohort_size, trial.max_sample_size
+    started = -(-treated // size)  # cohorts begun
+    complete = treated == 0 or treated % size == 0 or treated >= max_n
+    reasons = list(result.reasons)
+    warnings: list[str] = []
+    decision, level = str(result.decision), result.recommended_dose_level
+    rule_slots = list(result.open_slots)
+    open_slots: list[tuple[int, int]] = []
+    awaiting: dict[str, Any] | None = None
+    mtd: int | None = None
+    if len(signed) < started - 1:
+        warnings.append(
+            f"{started - 1 - len(signed)} cohort(s) were enrolled without a signed decision opening them "
+            f"({started} cohort(s) begun, {len(signed)} decision(s) signed)."
+        )
+    if treated and not complete and not result.finished:
+        assert current is not None  # noqa: S101 (a narrowing for mypy: treated > 0 means a current level)
+        left = min(started * size, max_n) - treated
+        in_cohort = treated - (started - 1) * size
+        decision = str(result.decision) if result.decision == "wait" else "enroll"
+        level = current
+        rule_slots = [(current, left)]
+        reasons = [
+            f"Cohort {started} at level {current}: {in_cohort} of {size} patient(s) enrolled; "
+            f"the next decision is taken once the cohort is complete ({left} place(s) left).",
+            *[r for r in result.reasons if r.startswith("Wait:")],
+        ]
+        if len(signed) >= started - 1:
+            open_slots = [(current, left)]
+    elif decision == "enroll":
+        open_slots = rule_slots
+    elif decision in DESIGN_SIGNABLE:
+        wanted = (decision, level if level is not None else 1)
+        in_effect = len(signed) >= started and signed[-1] == wanted
+        if in_effect:
+            open_slots = rule_slots if not result.finished else []
+            if decision == "mtd_declared":
+                mtd = level
+        else:
+            awaiting = {"decision": wanted[0], "dose_level": wanted[1]}
+            if len(signed) >= started:
+                warnings.append(
+                    f"a past decision no longer holds: {signed[-1][0]} at level {signed[-1][1]} was signed, "
+                    f"the rule now gives {wanted[0]} at level {wanted[1]}; sign the current decision."
+                )
+    by_level: dict[int, dict[str, int]] = {}
+    for r in rows:
+        c = by_level.setdefault(
+            r["dose_level"], {"enrolled": 0, "evaluable": 0, "non_evaluable": 0, "pending": 0, "dlts": 0}
+        )
+        c["enrolled"] += 1
+        st = r["status"]
+        c["non_evaluable"] += st == DltStatus.NON_EVALUABLE
+        c["pending"] += st == DltStatus.PENDING
+        c["evaluable"] += st in (DltStatus.DLT, DltStatus.NO_DLT)
+        c["dlts"] += st == DltStatus.DLT
+    return {
+        "current_dose_level": current if current is not None else (level or 1),
+        "decision": decision,
+        "recommended_dose_level": level,
+        "mtd_dose_level": mtd,
+        "eliminated_dose_levels": list(result.eliminated_levels),
+        "estimates": [
+            {"dose_level": lv, "dlt_rate": None if e is None else round(float(e), 6)}
+            for lv, e in enumerate(result.estimates, start=1)
+        ],
+        "recommended_slots": [{"dose_level": lv, "slots": n} for lv, n in rule_slots],
+        "open_slots": [{"dose_level": lv, "slots": n} for lv, n in open_slots],
+        "awaiting_signoff": awaiting,
+        "cohorts": [{"dose_level": lv, "dose_mg_m2": levels[lv - 1], **by_level[lv]} for lv in sorted(by_level)],
+        "reasons": reasons,
+        "warnings": warnings,
+    }
+
+
+def _design_escalation(trial: Trial) -> dict[str, Any]:
+    """A non-3+3 design's state in the escalation resource's shape (docs/api.md)."""
+    from safety.selectors import patient_dlt_outcomes
+
+    rows = sorted(patient_dlt_outcomes(trial, as_of=timezone.localdate()), key=lambda r: r["enrolment_order"])
+    levels = tuple(float(d) for d in trial.dose_levels.order_by("level").values_list("dose_mg_m2", flat=True))
+    signoffs = list(trial.escalation_signoffs.order_by("signed_at", "id"))
+    state = design_state(trial, levels, rows, [(s.decision, s.dose_level) for s in signoffs])
+    review = _needs_review(rows)
+    if review:
+        state["warnings"].insert(0, _review_warning(review))
+    return {
+        "design": trial.design,
+        "variant": None,
+        "target_dlt_rate": trial.target_dlt_rate,
+        "cohort_size": trial.cohort_size,
+        "max_sample_size": trial.max_sample_size,
+        **state,
+        "history": _signoff_history(signoffs),
+        "rule_steps": [],
+        "needs_review": {"count": len(review), "patients": review},
+        "patients": [
+            {
+                "subject_id": r["subject_id"],
+                "dose_level": r["dose_level"],
+                "status": str(r["status"]),
+                "reason": r.get("reason", ""),
+            }
+            for r in rows
+        ],  # fmt: skip
+    }
+
+
+def _needs_review(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"subject_id": r["subject_id"], "dose_level": r["dose_level"], **item}
+        for r in rows
+        for item in r.get("readjudication", [])
+    ]
+
+
+def _review_warning(review: list[dict[str, Any]]) -> str:
+    return (
+        f"needs review: {len(review)} signed DLT adjudication(s) rest on adverse events edited after "
+        "signing; they count as signed until an investigator re-adjudicates them, and no escalation "
+        "decision can be signed meanwhile."
+    )
+
+
+def _signoff_history(signoffs: list[EscalationSignoff]) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": s.signed_at.isoformat(),
+            "dose_level": s.dose_level,
+            "decision": s.decision,
+            "signed_by": s.signed_by_name,
+            "signed_at": s.signed_at.isoformat(),
+            "imported": s.imported,
+        }
+        for s in signoffs
+    ]
+
+
+def escalation_pathways(trial: Trial, cohorts: Any) -> dict[str, Any]:
+    """Dose-transition pathways (analysis.designs.pathways) for the next 1 or 2 cohorts
+    on the trial's current data: every possible DLT count and the decision it leads to."""
+    from analysis.designs.pathways import PathNode, dose_paths
+    from analysis.designs.three_plus_three import ThreePlusThree
+    from safety.selectors import patient_dlt_outcomes
+
+    try:
+        depth = int(cohorts)
+    except (TypeError, ValueError):
+        depth = 0
+    if str(cohorts) not in ("1", "2") or depth not in (1, 2):
+        raise ValidationError({"cohorts": [f"Give cohorts=1 or cohorts=2 (got {cohorts!r})."]})
+    levels = tuple(float(d) for d in trial.dose_levels.order_by("level").values_list("dose_mg_m2", flat=True))
+    if not levels:
+        raise ValidationError({"dose_levels": ["The trial has no dose level yet."]})
+    rows = sorted(patient_dlt_outcomes(trial, as_of=timezone.localdate()), key=lambda r: r["enrolment_order"])
+    outcomes, current, _ = design_level_outcomes(rows, len(levels))
+    if trial.design == Trial.Design.THREE_PLUS_THREE:
+        design: Any = ThreePlusThree(levels, Variant(trial.escalation_variant))
+    else:
+        design = dose_finding_design(trial, levels)
+    root = dose_paths(design, outcomes, current, depth)
+
+    def node(n: PathNode) -> dict[str, Any]:
+        r = n.result
+        return {
+            "treated_dose_level": n.treated_level,
+            "cohort_size": n.cohort_size,
+            "cohort_dlts": n.cohort_dlts,
+            "decision": str(r.decision),
+            "recommended_dose_level": r.recommended_dose_level,
+            "next_slots": [{"dose_level": lv, "slots": k} for lv, k in r.open_slots],
+            "eliminated_dose_levels": list(r.eliminated_levels),
+            "mtd_dose_level": r.mtd_dose_level,
+            "children": [node(c) for c in n.children],
+        }
+
+    return {"design": trial.design, "cohorts": depth, "current_dose_level": current, "root": node(root)}
+
+
 def _escalation(trial: Trial) -> dict[str, Any]:
-    """The 3+3 state (PROTOCOL s6) in the shape of docs/api.md's escalation resource."""
+    """The escalation state in the shape of docs/api.md's escalation resource: the 3+3
+    engine (PROTOCOL s6), or the trial's other design (issue 17, ``_design_escalation``)."""
+    if trial.design != Trial.Design.THREE_PLUS_THREE:
+        return _design_escalation(trial)
     design, patients, signoffs, rows = _escalation_inputs(trial)
     state = escalation_state(design, patients, [SignedDecision(Decision(s.decision), s.dose_level) for s in signoffs])
     by_id = {str(r["patient_id"]): r for r in rows}
     # A signed DLT decision whose AE was edited after signing still counts as signed (only
     # an investigator's signature makes or unmakes a DLT, PROTOCOL s5), but the state
     # needs review: no escalation decision is signed until it is re-adjudicated (issue 16).
-    review = [
-        {"subject_id": r["subject_id"], "dose_level": r["dose_level"], **item}
-        for r in rows
-        for item in r.get("readjudication", [])
-    ]
+    review = _needs_review(rows)
     warnings = list(state.warnings)
     if review:
-        warnings.insert(
-            0,
-            f"needs review: {len(review)} signed DLT adjudication(s) rest on adverse events edited after "
-            "signing; they count as signed until an investigator re-adjudicates them, and no escalation "
-            "decision can be signed meanwhile.",
-        )
+        warnings.insert(0, _review_warning(review))
     return {
         "design": "3+3",
         "variant": str(state.variant),
@@ -135,6 +386,8 @@ def _escalation(trial: Trial) -> dict[str, Any]:
         "decision": str(state.decision),
         "recommended_dose_level": state.recommended_dose_level,
         "mtd_dose_level": state.mtd_dose_level,
+        "eliminated_dose_levels": [],
+        "estimates": [],
         "open_slots": [{"dose_level": level, "slots": n} for level, n in state.open_slots],
         "awaiting_signoff": None
         if state.awaiting_signoff is None
@@ -151,17 +404,7 @@ def _escalation(trial: Trial) -> dict[str, Any]:
             }
             for c in state.cohorts
         ],
-        "history": [
-            {
-                "at": s.signed_at.isoformat(),
-                "dose_level": s.dose_level,
-                "decision": s.decision,
-                "signed_by": s.signed_by_name,
-                "signed_at": s.signed_at.isoformat(),
-                "imported": s.imported,
-            }
-            for s in signoffs
-        ],
+        "history": _signoff_history(signoffs),
         "rule_steps": [
             {
                 "decision": str(step.decision),
@@ -491,6 +734,12 @@ def trial_create(
     problems = dose_level_problems(dose_levels)
     if problems:
         errors["dose_levels"] = problems
+    try:
+        spec = Trial(**values).design_spec()
+    except (TypeError, ValueError):  # an unknown field: the model's own check names it below
+        spec = None
+    if spec is not None:
+        errors |= design_problems(spec, len(dose_levels))
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -517,6 +766,44 @@ def trial_create(
         for kind in COMPUTATIONS:
             computation_request(trial.pk, kind)
     return trial
+
+
+def trial_design_change(
+    trial: Trial, *, user: Any, values: dict[str, Any], protocol_version: str | None, reason: str
+) -> Trial:
+    """Change the trial's dose-finding design or its parameters (DESIGN_FIELDS), audited.
+
+    Before the first enrolment any valid design may be set (the reason defaults to
+    "design set before enrolment"). After it, the change must name the protocol version
+    that amends the design (one of the trial's ProtocolVersion rows) and give a reason;
+    the history row's reason records both. The escalation state is recomputed.
+    """
+    from core.audit import record_update
+    from patients.selectors import enrolment_counts
+
+    unknown = sorted(set(values) - set(DESIGN_FIELDS))
+    if unknown:
+        raise ValidationError({k: ["Not a design parameter."] for k in unknown})
+    with transaction.atomic():
+        locked = Trial.objects.select_for_update().get(pk=trial.pk)
+        changed = [k for k, v in values.items() if getattr(locked, k) != v]
+        if not changed:
+            return locked
+        candidate = Trial(**{f: getattr(locked, f) for f in DESIGN_FIELDS})
+        for k, v in values.items():
+            setattr(candidate, k, v)
+        errors = design_problems(candidate.design_spec(), locked.dose_levels.count())
+        enrolled = enrolment_counts(locked)["enrolled"]
+        versions = list(locked.protocol_versions.values_list("version", flat=True))
+        errors |= design_change_problems(changed, enrolled, protocol_version, versions, reason or "")
+        if errors:
+            raise ValidationError(errors)
+        why = (reason or "").strip() or "design set before enrolment"
+        if enrolled:
+            why = f"design change under protocol version {protocol_version}: {why}"
+        updated = record_update(locked, dict(values), user=user, reason=why)
+        computation_request(trial.pk, TrialComputation.Kind.ESCALATION)
+    return updated  # type: ignore[return-value]
 
 
 def _created(obj: Any, where: str, errors: dict[str, list[str]], user: Any, reason: str) -> None:
@@ -552,8 +839,13 @@ def escalation_signoff_import(
     if not access.can(user, "sign", trial):
         raise PermissionDenied("Only an investigator of this trial signs escalation decisions.")
     errors: dict[str, list[str]] = {}
-    if decision not in {d.value for d in SIGNABLE_DECISIONS}:
-        errors["decision"] = [f"A signed decision is one of: {', '.join(sorted(d.value for d in SIGNABLE_DECISIONS))}."]
+    signable = (
+        {d.value for d in SIGNABLE_DECISIONS} if trial.design == Trial.Design.THREE_PLUS_THREE else DESIGN_SIGNABLE
+    )
+    if decision not in signable:
+        errors["decision"] = [
+            f"A signed decision of the {trial.design} design is one of: {', '.join(sorted(signable))}."
+        ]
     if not trial.dose_levels.filter(level=dose_level).exists():
         errors["dose_level"] = [f"The trial has no dose level {dose_level}."]
     if not (signed_by_name or "").strip():

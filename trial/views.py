@@ -75,10 +75,22 @@ def escalation(request, trial_id: int):  # type: ignore[no-untyped-def]
             else:
                 messages.success(request, "Decision signed; it takes effect now.")
                 return redirect("escalation", trial_id=trial.pk)
+    pathways, pathways_error = None, ""
+    try:
+        pathways = services.escalation_pathways(trial, "2")
+    except (ValidationError, ValueError) as exc:  # an incomplete configuration: say so, never a 500
+        pathways_error = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
     return render(
         request,
         "trial/escalation.html",
-        {"trial": trial, "state": state, "form": form, "can_sign": can_sign and bool(awaiting)},
+        {
+            "trial": trial,
+            "state": state,
+            "form": form,
+            "can_sign": can_sign and bool(awaiting),
+            "pathways": pathways,
+            "pathways_error": pathways_error,
+        },
     )
 
 

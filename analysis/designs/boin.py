@@ -49,9 +49,10 @@ class Boin:
         if not self.dose_levels:
             raise ValueError("dose_levels: a design needs at least one dose level")
         phi = self.settings.target
-        if phi - self.phi_saf < 0.1 * phi:
+        # _TOL: exactly 10% (0.3 and 0.27) passes despite floating point (0.3 - 0.27 < 0.03).
+        if phi - self.phi_saf < 0.1 * phi - _TOL:
             raise ValueError("p_saf: must be below the target by at least 10% of it (R BOIN's rule)")
-        if self.phi_tox - phi < 0.1 * phi:
+        if self.phi_tox - phi < 0.1 * phi - _TOL:
             raise ValueError("p_tox: must be above the target by at least 10% of it (R BOIN's rule)")
 
     @property
