@@ -40,6 +40,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from dosing.models import Cycle, Deviation
 from dosing.selectors import first_dose_dates
+from exchange.cdisc.terminology import AE_ACTION, AE_OUTCOME, EOT_REASON, RACE, SEX
 from patients.models import Assessment, CasebookLock, Consent, Patient, PatientEvent, Screening, Transplant
 from patients.selectors import outcome_rows
 from safety.models import AdverseEvent, CtcaeTerm
@@ -222,37 +223,7 @@ DATASETS: dict[str, Dataset] = {
     )
 }
 
-# CDISC controlled terms for Trialdesk's enumerations (docs/api.md lower-case values).
-SEX = {"female": "F", "male": "M"}
-RACE = {
-    "white": "WHITE",
-    "black": "BLACK OR AFRICAN AMERICAN",
-    "asian": "ASIAN",
-    "other": "OTHER",
-    "unreported": "NOT REPORTED",
-}
-AE_ACTION = {
-    "none": "DOSE NOT CHANGED",
-    "delayed": "DRUG INTERRUPTED",
-    "reduced": "DOSE REDUCED",
-    "discontinued": "DRUG WITHDRAWN",
-}
-AE_OUTCOME = {
-    "recovered": "RECOVERED/RESOLVED",
-    "recovering": "RECOVERING/RESOLVING",
-    "not_recovered": "NOT RECOVERED/NOT RESOLVED",
-    "sequelae": "RECOVERED/RESOLVED WITH SEQUELAE",
-    "fatal": "FATAL",
-    "unknown": "UNKNOWN",
-}
-EOT_REASON = {
-    "completed": "COMPLETED",
-    "withdrawal": "WITHDRAWAL BY SUBJECT",
-    "toxicity": "ADVERSE EVENT",
-    "relapse": "PROGRESSIVE DISEASE",
-    "death": "DEATH",
-    "other": "OTHER",
-}
+# CDISC controlled terms for Trialdesk's enumerations: one table, exchange/cdisc/terminology.py.
 DEATH_CAUSE = {"relapse": "RELAPSE", "gvhd": "GVHD", "infection": "INFECTION", "organ_failure": "ORGAN FAILURE"}
 ASSESSMENT_RESPONSE = {"cr": "CR", "cri": "CRI", "relapse": "RELAPSE"}
 METHOD = {"flow": "FLOW CYTOMETRY", "pcr": "POLYMERASE CHAIN REACTION", "ngs": "NEXT GENERATION SEQUENCING"}
