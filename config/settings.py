@@ -218,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A text field that refuses "" says minLength 1 (core.schema adds "a non-space character").
+    "ENFORCE_NON_BLANK_FIELDS": True,
     # Every operation documents 400/401/403/404 (and 409/413/423/503 where they occur) with the error schema.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.document_errors"],
 }
