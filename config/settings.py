@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
         "trial.permissions.WritesNeedAWritingRole",
         "trial.permissions.CasebookNotLocked",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",  # decimal patterns DRF accepts (core.schema)
     "DEFAULT_FILTER_BACKENDS": ["core.filters.FilterBackend"],  # id filters: bounded integers, no lookup
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "core.api.LimitOffsetPagination",

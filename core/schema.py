@@ -1,6 +1,8 @@
 """OpenAPI description of the API token scheme (drf-spectacular extension)."""
 
+from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import serializers
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -122,3 +124,24 @@ def document_errors(result, generator, request, public):  # type: ignore[no-unty
                         "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
                     }
     return result
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's AutoSchema with decimal patterns that only match numbers DRF takes:
+    its own ``^-?\\d{0,4}(?:\\.\\d{0,1})?$`` matched "", "-" and "." (refused as "A valid number
+    is required") and a minus sign on a field with min_value 0 (issue 16 item 15)."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):  # type: ignore[no-untyped-def]
+        result = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.DecimalField) and result.get("format") == "decimal" and "pattern" in result:
+            result["pattern"] = decimal_pattern(field.max_digits, field.decimal_places, field.min_value)
+        return result
+
+
+def decimal_pattern(max_digits: int | None, decimal_places: int | None, min_value: object) -> str:
+    """A number with at least one digit before the point, at most the digits the field allows."""
+    sign = "" if min_value is not None and min_value >= 0 else "-?"  # type: ignore[operator]
+    whole = r"\d+" if max_digits is None else r"\d{1,%d}".replace("%d", str(max(max_digits - (decimal_places or 0), 1)))
+    if not decimal_places:
+        return f"^{sign}{whole}$"
+    return f"^{sign}{whole}(?:\\.\\d{{1,{decimal_places}}})?$"
