@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
         "trial.permissions.WritesNeedAWritingRole",
         "trial.permissions.CasebookNotLocked",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",  # decimal patterns DRF accepts (core.schema)
     "DEFAULT_FILTER_BACKENDS": ["core.filters.FilterBackend"],  # id filters: bounded integers, no lookup
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "core.api.LimitOffsetPagination",
@@ -218,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A text field that refuses "" says minLength 1 (core.schema adds "a non-space character").
+    "ENFORCE_NON_BLANK_FIELDS": True,
     # Every operation documents 400/401/403/404 (and 409/413/423/503 where they occur) with the error schema.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.document_errors"],
 }

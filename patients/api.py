@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -430,7 +430,11 @@ class _PatientRecordViewSet(
         return with_etag(Response(self.get_serializer(obj).data))
 
 
-@extend_schema(request=AssessmentInput)
+# The edit's own input (with version and reason_for_change), not the create's: the schema said
+# PATCH took the create fields, and a body it called valid was refused (issue 16 item 15).
+@extend_schema_view(
+    create=extend_schema(request=AssessmentInput), partial_update=extend_schema(request=AssessmentUpdateInput)
+)
 class AssessmentViewSet(_PatientRecordViewSet):
     serializer_class = AssessmentOutput
     queryset = Assessment.objects.none()
@@ -449,7 +453,11 @@ class AssessmentViewSet(_PatientRecordViewSet):
         )
 
 
-@extend_schema(request=PatientEventInput)
+# The edit's own input (with version and reason_for_change), not the create's: the schema said
+# PATCH took the create fields, and a body it called valid was refused (issue 16 item 15).
+@extend_schema_view(
+    create=extend_schema(request=PatientEventInput), partial_update=extend_schema(request=PatientEventUpdateInput)
+)
 class PatientEventViewSet(_PatientRecordViewSet):
     serializer_class = PatientEventOutput
     queryset = PatientEvent.objects.none()
