@@ -96,7 +96,9 @@ def _view(dataset: exports.Dataset):  # type: ignore[no-untyped-def]
         description=description,
         tags=["exports"],
         parameters=[
-            OpenApiParameter("trial", OpenApiTypes.STR, required=True, description="Trial code or id."),
+            OpenApiParameter(
+                "trial", OpenApiTypes.STR, required=True, pattern=r"\S", description="Trial code or id (not blank)."
+            ),
             OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"], description="Default csv."),
             OpenApiParameter(
                 "updated_since",

@@ -28,10 +28,12 @@ from core.tokens import token_issue
 from tests.factories import (
     AdverseEventFactory,
     AssessmentFactory,
+    ConcomitantMedicationFactory,
     ConsentFactory,
     CycleFactory,
     DataQueryFactory,
     DltAdjudicationFactory,
+    GvhdEpisodeFactory,
     LabPanelFactory,
     PatientEventFactory,
     PatientFactory,
@@ -71,6 +73,8 @@ def demo(db):  # type: ignore[no-untyped-def]
         records["dlt_adjudication"] = DltAdjudicationFactory(patient=patient, adverse_event=ae)
         records["assessment"] = AssessmentFactory(patient=patient)
         records["patient_event"] = PatientEventFactory(patient=patient)
+        records["medication"] = ConcomitantMedicationFactory(patient=patient)
+        records["gvhd_episode"] = GvhdEpisodeFactory(patient=patient)
         records["patient"] = patient
         records["data_query"] = DataQueryFactory(record=ae)
     investigator = RoleGrant.objects.get(trial=trial, role=RoleGrant.Role.INVESTIGATOR).user
@@ -103,6 +107,8 @@ def _real_parameters(path: str, trial, records) -> tuple[dict, dict]:  # type: i
         "cycles": records["cycle"].pk,
         "lab-panels": records["lab_panel"].pk,
         "queries": records["data_query"].pk,
+        "concomitant-medications": records["medication"].pk,
+        "gvhd-episodes": records["gvhd_episode"].pk,
     }
     segments = path.strip("/").split("/")
     values = {}
