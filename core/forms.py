@@ -64,6 +64,8 @@ def form_submit(form: forms.BaseForm, write: Callable[[], T], check: Callable[[d
         except ValidationError as exc:
             add_service_errors(form, exc)
         return None
+    if not form.is_bound:  # nothing was submitted (an empty POST): nothing to check either
+        return None
     try:
         check(dict(form.cleaned_data))
     except RecordLocked:

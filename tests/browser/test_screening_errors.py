@@ -33,7 +33,7 @@ def test_screening_errors_in_one_round_and_outcomes_told_apart(page, world):  # 
     page.get_by_label("Platelets (x10^9/L)").fill("50000")  # unit slip (service rule)
     page.get_by_label("ANC (x10^9/L)").fill("1200")  # unit slip (service rule)
     page.get_by_label("Active acute GVHD grade").fill("9")  # above 4 (the form's own check)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
 
     summary = page.locator("[data-error-summary]")
     expect(summary).to_be_visible()
@@ -51,7 +51,7 @@ def test_screening_errors_in_one_round_and_outcomes_told_apart(page, world):  # 
     page.get_by_label("ANC (x10^9/L)").fill("")
     page.get_by_label("Active acute GVHD grade").fill("0")
     page.get_by_label("History of SOS/VOD").select_option("false")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     heading = page.get_by_role("heading", level=1)
     expect(heading).to_contain_text("Not eligible (screen failure): 1 criterion failed, 1 missing")
 

@@ -190,7 +190,8 @@ def test_api_cycle_list_constant_queries(world, levels, api, django_assert_num_q
         assert client.get(f"/api/v1/patients/{patient.pk}/cycles/").json()["count"] == count
 
 
-QUERIES_API_LIST = 5
+# token with its user, the account's lockout state (axes: username, address), grants, patient, count, page
+QUERIES_API_LIST = 7
 
 
 # --- calendar and worklist -----------------------------------------------------------------

@@ -93,11 +93,11 @@ def test_list_costs_a_fixed_number_of_sql_queries(api, world, ae, django_assert_
     monitor = api(world["monitor"])
     _raise(api, world, ae)
     monitor.get("/api/v1/queries/")
-    with django_assert_num_queries(4):  # token with its user, grants, count, page
+    with django_assert_num_queries(6):  # token with its user, lockout state (username, address), grants, count, page
         monitor.get("/api/v1/queries/")
     for _ in range(20):
         _raise(api, world, ae)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(6):
         assert monitor.get("/api/v1/queries/").json()["count"] == 21
 
 

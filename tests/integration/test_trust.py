@@ -158,15 +158,17 @@ def test_wrong_signature_passwords_lock_the_account_and_are_logged(client, world
     assert fifth.status_code == 400 and fifth["Content-Type"] == "application/json"
     assert "locked" in str(fifth.json()["errors"]["password"])
     # The right password no longer signs, and the account no longer signs in.
+    # (The lockout also refuses the account's API token itself: 403 before any signature check.)
     right = _adjudicate(client, key, patient, ae, PASSWORD)
-    assert right.status_code == 400 and "locked" in str(right.json()["errors"]["password"])
+    assert right.status_code == 403 and "locked" in right.json()["detail"]
     assert not DltAdjudication.objects.exists()
     sign_in = Client().post("/accounts/login/", {"username": "inv", "password": PASSWORD}, REMOTE_ADDR="10.1.1.1")
     assert sign_in.status_code == 429 and "_auth_user_id" not in sign_in.client.session
     failures = AccessFailureLog.objects.filter(username="inv", path_info="/api/v1/dlt-adjudications/")
-    assert failures.count() == 5
+    # Five wrong signature passwords (the fifth locks out) and the refused token request after them.
+    assert failures.count() == 6
     assert AccessFailureLog.objects.filter(username="inv", path_info="/accounts/login/", locked_out=True).exists()
-    assert failures.filter(locked_out=True).count() == 1
+    assert failures.filter(locked_out=True).count() == 2
 
 
 @pytest.mark.django_db
