@@ -842,14 +842,7 @@ def _export_patient(p: Patient) -> dict[str, Any]:
             {"kind": g.kind, "onset": _iso(g.onset), "resolved": _iso(g.resolved)}
             | {
                 name: getattr(g, name) if getattr(g, name) != "" else None
-                for name in (
-                    "acute_grade",
-                    "skin_stage",
-                    "liver_stage",
-                    "gi_stage",
-                    "chronic_severity",
-                    "liver_involved",
-                )
+                for name in safety_services.GVHD_GRADING_FIELDS
             },
         )
         for g in p.gvhd_episodes.all()

@@ -233,17 +233,9 @@ def lab_proposal_dismiss(*, user: Any, panel: LabPanel, meddra_code: str, reason
 
 # ---------------------------------------------------------------- GVHD
 
-GVHD_FIELDS = (
-    "kind",
-    "onset",
-    "resolved",
-    "acute_grade",
-    "skin_stage",
-    "liver_stage",
-    "gi_stage",
-    "chronic_severity",
-    "liver_involved",
-)
+# An episode's grading (MAGIC stages, NIH severity); the bundle carries the same fields.
+GVHD_GRADING_FIELDS = ("acute_grade", "skin_stage", "liver_stage", "gi_stage", "chronic_severity", "liver_involved")
+GVHD_FIELDS = ("kind", "onset", "resolved", *GVHD_GRADING_FIELDS)
 
 
 def _gvhd_validate(ep: GvhdEpisode) -> None:
