@@ -31,6 +31,7 @@ def validate_time_zone(value: str) -> None:
 
 
 code_validator = RegexValidator(r"^[A-Z0-9][A-Z0-9-]*$", "Use capital letters, digits and hyphens (e.g. INO-POST-HCT).")
+country_validator = RegexValidator(r"^[A-Z]{3}\Z", "Use the ISO 3166-1 alpha-3 code in capitals (e.g. USA, DEU).")
 
 
 class Trial(AuditedModel):
@@ -194,6 +195,10 @@ class Site(AuditedModel):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
     code = models.CharField(max_length=20, validators=[code_validator])
     name = models.CharField(max_length=200)
+    # SDTM DM.COUNTRY (Req) of the site's subjects; empty until the trial's admin records it.
+    country = models.CharField(
+        "country (ISO 3166-1 alpha-3)", max_length=3, blank=True, default="", validators=[country_validator]
+    )
 
     class Meta:
         ordering = ["trial", "code"]

@@ -161,6 +161,7 @@ class Subject:
     labs: tuple[LabDraw, ...] = ()
     medications: tuple[Medication, ...] = ()
     diagnosis: str = ""  # Trialdesk's value (b_all, cml_lymphoid_blast), empty when not recorded
+    country: str = ""  # the site's ISO 3166-1 alpha-3 code (DM.COUNTRY), empty when not recorded
 
     @property
     def first_dose(self) -> datetime.date | None:
@@ -323,6 +324,7 @@ def map_dm(study: Study, subjects: Iterable[Subject]) -> list[Record]:
                     "ACTARMCD": actarmcd,
                     "ACTARM": actarm,
                     "ARMNRS": armnrs,
+                    "COUNTRY": s.country or None,
                 },
             )
         )

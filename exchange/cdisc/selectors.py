@@ -132,6 +132,7 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
     return mapping.Subject(
         subject_id=p.subject_id,
         site_code=p.site.code,
+        country=p.site.country,
         birth_year=p.birth_year,
         sex=p.sex,
         race=p.race,

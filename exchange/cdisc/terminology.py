@@ -99,7 +99,7 @@ CODELISTS: dict[str, Codelist] = {
         _cl("AEREL", None, ("NOT RELATED", "UNLIKELY RELATED", "POSSIBLY RELATED", "PROBABLY RELATED", "RELATED")),
         _cl("PARAMCD", None, ("OS", "PFS", "NRM")),
         _cl("STARTSRC", None, ("HCT", "FIRST DOSE")),
-        _cl("COUNTRY", None, ()),  # ISO 3166-1 alpha-3; Trialdesk records no country yet
+        _cl("COUNTRY", None, ()),  # ISO 3166-1 alpha-3 (an external dictionary): the site's country
     )
 }
 
