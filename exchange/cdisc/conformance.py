@@ -1,0 +1,443 @@
+"""SDTMIG 3.4 conformance checks over the CDISC datasets (issue 18). Pure: no Django.
+
+CDISC's own engine (CORE, ``cdisc-rules-engine``) cannot run in the test suite offline
+(docs/exports.md, "Conformance"): its rules and the CDISC Library metadata it checks
+against are not on the package registry. This module runs, over the records that
+:func:`exchange.cdisc.mapping.datasets` returns, the checks CORE would make that matter
+most for these datasets, each naming the CORE rule(s) and SDTMIG conformance rule(s) it
+mirrors (``Finding.core``). The sponsor's package carries the report
+(:func:`conformance_report`); the seed trial's package has no error
+(tests/integration/test_cdisc_seed.py).
+
+Severity: ``error`` where CORE reports an error for the same condition (or the dataset
+breaks the standard or the transport format); ``warning`` where the data are allowed but
+worth a reviewer's look (a term added to an extensible codelist).
+
+A missing value is ``None`` or ``""`` (what XPT gives back for an empty text).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from exchange.cdisc import metadata, terminology
+
+Severity = Literal["error", "warning"]
+Records = Mapping[str, Sequence[Mapping[str, object]]]
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # Trialdesk's rule id (RULES below)
+    severity: Severity
+    dataset: str
+    variable: str | None
+    row: int | None  # 1-based record number in the dataset; None for the dataset as a whole
+    message: str
+    core: tuple[str, ...] = ()  # the CORE rule ids (and SDTMIG conformance rule ids) mirrored
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    core: tuple[str, ...]
+    description: str
+
+
+# The rules, as data: docs/exports.md lists them with the CORE rules they mirror.
+RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule("TD-V5-NAME", "error", ("CORE-000182", "CORE-000293", "CG0310", "CG0205"),
+             "Dataset and variable names: upper case letters, digits and underscores, at most 8, not starting "
+             "with a digit (XPT v5)."),
+        Rule("TD-V5-LABEL", "error", ("CORE-000019", "CG0311"),
+             "Dataset and variable labels at most 40 characters (XPT v5)."),
+        Rule("TD-V5-VALUE", "error", (),
+             "A text value within its variable's length (at most 200) and ASCII (XPT v5, FDA technical "
+             "conformance guide)."),
+        Rule("TD-REQ-PRESENT", "error", ("CORE-000355", "CG0014"),
+             "Every Required variable is in the dataset."),
+        Rule("TD-EXP-PRESENT", "error", ("CORE-000334", "CG0016"),
+             "Every Expected variable is in the dataset."),
+        Rule("TD-REQ-NULL", "error", ("CORE-000356", "CG0014"),
+             "A Required SDTM variable is never null (ADaM's Req means present)."),
+        Rule("TD-DOMAIN", "error", ("CORE-000180", "CORE-000598", "CG0308", "CG0413"),
+             "DOMAIN (RDOMAIN in SUPP--) is the two-letter domain the dataset is named for."),
+        Rule("TD-SUPP-PARENT", "error", ("CORE-000457", "CORE-000206", "CG0373", "CG0371"),
+             "A SUPP-- record points at a parent record present in its domain (RDOMAIN, IDVAR, IDVARVAL)."),
+        Rule("TD-SUPP-UNIQUE", "error", ("CORE-000203", "CG0411"),
+             "IDVAR, IDVARVAL and QNAM are unique per subject in a SUPP-- dataset."),
+        Rule("TD-DM-ONE", "error", ("CORE-000351", "CORE-000186", "CG0151", "CG0150"),
+             "One DM record per subject: USUBJID and SUBJID unique in DM."),
+        Rule("TD-DM-USUBJID", "error", ("CORE-000201", "CG0029"),
+             "Every USUBJID of every dataset is in DM."),
+        Rule("TD-SEQ-UNIQUE", "error", (),
+             "--SEQ is a positive whole number, unique within USUBJID (SDTMIG 3.4 section 4.1.5)."),
+        Rule("TD-DTC-ISO8601", "error", (),
+             "--DTC values are ISO 8601 dates or date-times, complete or right-truncated, and real dates."),
+        Rule("TD-DY-PARTIAL", "error", ("CORE-000354", "CORE-000138", "CORE-000139", "CG0007", "CG0221", "CG0223"),
+             "--DY is null when its --DTC or DM.RFSTDTC is not a complete date."),
+        Rule("TD-DY-VALUE", "error", ("CORE-000529", "CG0006"),
+             "--DY is the study day of its --DTC counted from DM.RFSTDTC, with no day 0."),
+        Rule("TD-CT", "error", (),
+             "A value of a variable with a codelist is a term of that codelist (value-level lists where defined)."),
+        Rule("TD-CT-EXTENDED", "warning", (),
+             "A value outside an extensible codelist's CDISC terms: a sponsor extension to review."),
+        Rule("TD-DTHFL", "error", ("CORE-000006", "CORE-000007", "CORE-000252", "CORE-000254", "CG0131", "CG0435",
+                                   "CG0136", "CG0134"),
+             "DTHFL is Y or null; Y when DTHDTC is given, a DS death or a fatal AE is recorded."),
+        Rule("TD-DS-DEATH", "error", ("CORE-000034", "CG0069"),
+             "The date of a DS record with DSDECOD DEATH equals DM.DTHDTC."),
+        Rule("TD-AESER", "error", ("CORE-000022", "CORE-000266", "CG0041", "CG0042"),
+             "AESER is Y when a seriousness criterion is Y, and N when none is."),
+        Rule("TD-ARMNRS", "error", ("CORE-000045", "CORE-000046", "CORE-000119", "CORE-000120", "CORE-000121",
+                                    "CG0517", "CG0519", "CG0521", "CG0522", "CG0520"),
+             "ARMNRS is given exactly when ARMCD/ACTARMCD is null; ARM and ARMCD (ACTARM, ACTARMCD) null together."),
+        Rule("TD-RFSTDTC-ORDER", "error", ("CORE-000711",),
+             "RFSTDTC is not after RFENDTC."),
+    )
+}  # fmt: skip
+
+_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,7}\Z")
+# ISO 8601 as SDTMIG 3.4 section 4.4 uses it: right-truncated date, optional time.
+_DTC = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.\d+)?)?)?)?)?)?\Z")
+_SEQ_DATASETS = ("DM", "SUPP", "AD")  # no --SEQ: DM, the SUPP-- datasets, ADaM
+
+
+def _missing(value: object) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
+
+
+def _finding(rule: str, dataset: str, variable: str | None, row: int | None, message: str) -> Finding:
+    r = RULES[rule]
+    return Finding(rule, r.severity, dataset, variable, row, message, r.core)
+
+
+def iso8601_problem(value: str) -> str | None:
+    """Why ``value`` is not an ISO 8601 date/date-time as SDTM writes it, or None."""
+    m = _DTC.match(value)
+    if m is None:
+        return f"{value!r} is not ISO 8601 (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh[:mm[:ss]])"
+    year, month, day, hour, minute, second = (int(g) if g else None for g in m.groups())
+    if month is not None and not 1 <= month <= 12:
+        return f"{value!r}: month {month} is not 1-12"
+    if day is not None:
+        try:
+            datetime.date(year or 0, month or 0, day)
+        except ValueError:
+            return f"{value!r} is not a real date"
+    if (hour or 0) > 23 or (minute or 0) > 59 or (second or 0) > 59:
+        return f"{value!r}: time out of range"
+    return None
+
+
+def _complete_date(value: object) -> datetime.date | None:
+    if not isinstance(value, str) or len(value) < 10 or iso8601_problem(value) is not None:
+        return None
+    return datetime.date.fromisoformat(value[:10])
+
+
+def _study_day(day: datetime.date, start: datetime.date) -> int:
+    n = (day - start).days
+    return n + 1 if n >= 0 else n
+
+
+def _is_sdtm(spec: metadata.DatasetSpec) -> bool:
+    return spec.standard.startswith("SDTM")
+
+
+# --- metadata and values -------------------------------------------------------------------
+
+
+def _check_metadata(spec: metadata.DatasetSpec) -> Iterator[Finding]:
+    if not _NAME.match(spec.name):
+        yield _finding("TD-V5-NAME", spec.name, None, None, f"dataset name {spec.name!r} breaks the XPT v5 rule")
+    if len(spec.label) > 40:
+        yield _finding("TD-V5-LABEL", spec.name, None, None, f"dataset label is {len(spec.label)} characters")
+    for v in spec.variables:
+        if not _NAME.match(v.name):
+            yield _finding("TD-V5-NAME", spec.name, v.name, None, f"variable name {v.name!r} breaks the XPT v5 rule")
+        if len(v.label) > 40:
+            yield _finding("TD-V5-LABEL", spec.name, v.name, None, f"label is {len(v.label)} characters (at most 40)")
+
+
+def _check_columns(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
+    present = set(records[0]) if records else set(spec.names)
+    for v in spec.variables:
+        if v.name in present:
+            continue
+        if v.core == "Req":
+            yield _finding("TD-REQ-PRESENT", spec.name, v.name, None, f"Required variable {v.name} is missing")
+        elif v.core == "Exp" and _is_sdtm(spec):
+            yield _finding("TD-EXP-PRESENT", spec.name, v.name, None, f"Expected variable {v.name} is missing")
+
+
+def _check_values(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
+    dated = [v.name for v in spec.variables if v.name.endswith("DTC") and v.type == "Char"]
+    for row, record in enumerate(records, start=1):
+        for v in spec.variables:
+            if v.name not in record:
+                continue
+            value = record[v.name]
+            if _missing(value):
+                if v.core == "Req" and _is_sdtm(spec):  # ADaM's Req: present, may be null (ADaMIG 1.3 s3)
+                    yield _finding("TD-REQ-NULL", spec.name, v.name, row, f"Required variable {v.name} is null")
+                continue
+            if v.type == "Char" and isinstance(value, str):
+                if len(value) > min(v.length, 200) or not value.isascii():
+                    yield _finding(
+                        "TD-V5-VALUE", spec.name, v.name, row,
+                        f"{len(value)} characters (length {v.length})" if value.isascii() else "non-ASCII text",
+                    )  # fmt: skip
+                yield from _check_term(spec, v, row, record, value)
+        for name in dated:
+            value = record.get(name)
+            if isinstance(value, str) and value:
+                problem = iso8601_problem(value)
+                if problem is not None:
+                    yield _finding("TD-DTC-ISO8601", spec.name, name, row, problem)
+
+
+def _check_term(
+    spec: metadata.DatasetSpec, v: metadata.Variable, row: int, record: Mapping[str, object], value: str
+) -> Iterator[Finding]:
+    name = terminology.codelist_for(spec.name, v.name, v.codelist, record)
+    if name is None or terminology.in_codelist(name, value):
+        return
+    codelist = terminology.CODELISTS[name]
+    label = f"{name} ({codelist.c_code})" if codelist.c_code else f"{name} (sponsor-defined)"
+    if codelist.extensible:
+        yield _finding("TD-CT-EXTENDED", spec.name, v.name, row, f"{value!r} is not a term of {label}")
+    else:
+        yield _finding("TD-CT", spec.name, v.name, row, f"{value!r} is not a term of the non-extensible {label}")
+
+
+# --- identifiers, sequence, study days ----------------------------------------------------
+
+
+def _check_domain(
+    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], data: Records
+) -> Iterator[Finding]:
+    if not _is_sdtm(spec):
+        return
+    supp = spec.name.startswith("SUPP")
+    variable, expected = ("RDOMAIN", spec.name[4:]) if supp else ("DOMAIN", spec.name)
+    for row, record in enumerate(records, start=1):
+        if variable in record and record[variable] != expected:
+            yield _finding("TD-DOMAIN", spec.name, variable, row, f"{record[variable]!r}, not {expected!r}")
+    if supp and records and expected not in data:
+        yield _finding("TD-SUPP-PARENT", spec.name, "RDOMAIN", None, f"no {expected} dataset for {spec.name}")
+
+
+def _check_supp(
+    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], data: Records
+) -> Iterator[Finding]:
+    parent = data.get(spec.name[4:], ())
+    keys: dict[str, set[str]] = {}  # IDVAR -> "USUBJID|value" present in the parent
+    seen: set[tuple[object, ...]] = set()
+    for row, record in enumerate(records, start=1):
+        idvar, idval = record.get("IDVAR"), record.get("IDVARVAL")
+        if isinstance(idvar, str) and idvar:
+            if idvar not in keys:
+                keys[idvar] = {f"{r.get('USUBJID')}|{_text(r.get(idvar))}" for r in parent}
+            if f"{record.get('USUBJID')}|{idval}" not in keys[idvar]:
+                yield _finding(
+                    "TD-SUPP-PARENT", spec.name, "IDVARVAL", row,
+                    f"no {spec.name[4:]} record of {record.get('USUBJID')} with {idvar} = {idval}",
+                )  # fmt: skip
+        key = (record.get("USUBJID"), idvar, idval, record.get("QNAM"))
+        if key in seen:
+            yield _finding("TD-SUPP-UNIQUE", spec.name, "QNAM", row, f"{record.get('QNAM')} repeated for {key[:3]}")
+        seen.add(key)
+
+
+def _text(value: object) -> str:
+    """A parent variable's value as IDVARVAL holds it (a whole number without '.0')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def _check_dm(records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
+    for variable in ("USUBJID", "SUBJID"):
+        seen: set[object] = set()
+        for row, record in enumerate(records, start=1):
+            value = record.get(variable)
+            if value in seen:
+                yield _finding("TD-DM-ONE", "DM", variable, row, f"{value} has more than one DM record")
+            seen.add(value)
+    for row, r in enumerate(records, start=1):
+        death = r.get("DTHDTC")
+        if not _missing(r.get("DTHFL")) and r.get("DTHFL") != "Y":
+            yield _finding("TD-DTHFL", "DM", "DTHFL", row, f"DTHFL is {r.get('DTHFL')!r}: Y or null")
+        if not _missing(death) and r.get("DTHFL") != "Y":
+            yield _finding("TD-DTHFL", "DM", "DTHFL", row, f"DTHDTC {death} without DTHFL = Y")
+        for code, label in (("ARMCD", "ARM"), ("ACTARMCD", "ACTARM")):
+            if _missing(r.get(code)) != _missing(r.get(label)):
+                yield _finding("TD-ARMNRS", "DM", code, row, f"{code} and {label} must be null together")
+        arm_null = _missing(r.get("ARMCD")) or _missing(r.get("ACTARMCD"))
+        if arm_null == _missing(r.get("ARMNRS")):
+            rule = "ARMNRS is null but an arm is null" if arm_null else "ARMNRS is given but both arms are"
+            yield _finding("TD-ARMNRS", "DM", "ARMNRS", row, rule)
+        start, end = _complete_date(r.get("RFSTDTC")), _complete_date(r.get("RFENDTC"))
+        if start is not None and end is not None and start > end:
+            yield _finding("TD-RFSTDTC-ORDER", "DM", "RFENDTC", row, f"RFSTDTC {start} after RFENDTC {end}")
+
+
+def _check_subjects(
+    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], dm: set[object]
+) -> Iterator[Finding]:
+    if spec.name == "DM":
+        return
+    for row, record in enumerate(records, start=1):
+        if "USUBJID" in record and record["USUBJID"] not in dm:
+            yield _finding("TD-DM-USUBJID", spec.name, "USUBJID", row, f"{record['USUBJID']} is not in DM")
+
+
+def _check_seq(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
+    if spec.name.startswith(_SEQ_DATASETS) or not _is_sdtm(spec):
+        return
+    name = f"{spec.name}SEQ"
+    seen: set[tuple[object, object]] = set()
+    for row, record in enumerate(records, start=1):
+        value = record.get(name)
+        if _missing(value):
+            continue  # TD-REQ-NULL says so
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1 or not float(value).is_integer():
+            yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value!r} is not a positive whole number")
+            continue
+        key = (record.get("USUBJID"), float(value))
+        if key in seen:
+            yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value:g} repeated for {key[0]}")
+        seen.add(key)
+
+
+def _check_study_days(
+    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], reference: Mapping[object, object]
+) -> Iterator[Finding]:
+    if not _is_sdtm(spec) or spec.name == "DM":
+        return
+    pairs = [
+        (v.name, f"{v.name[:-2]}DTC")
+        for v in spec.variables
+        if v.name.endswith("DY") and f"{v.name[:-2]}DTC" in spec.names
+    ]
+    for row, record in enumerate(records, start=1):
+        start = _complete_date(reference.get(record.get("USUBJID")))
+        for dy, dtc in pairs:
+            value = record.get(dy)
+            if _missing(value):
+                continue
+            day = _complete_date(record.get(dtc))
+            if day is None or start is None:
+                yield _finding(
+                    "TD-DY-PARTIAL", spec.name, dy, row,
+                    f"{dy} is {value} but {dtc} or DM.RFSTDTC is not a complete date",
+                )  # fmt: skip
+            elif value != _study_day(day, start):
+                yield _finding(
+                    "TD-DY-VALUE", spec.name, dy, row,
+                    f"{dy} is {value}; {dtc} {day} from RFSTDTC {start} is day {_study_day(day, start)}",
+                )  # fmt: skip
+
+
+# --- across datasets ------------------------------------------------------------------------
+
+
+def _check_deaths(data: Records) -> Iterator[Finding]:
+    dm = {r.get("USUBJID"): (row, r) for row, r in enumerate(data.get("DM", ()), start=1)}
+    dead: dict[object, str] = {}  # USUBJID -> what says the subject died
+    for row, r in enumerate(data.get("DS", ()), start=1):
+        if r.get("DSDECOD") != "DEATH":
+            continue
+        dead.setdefault(r.get("USUBJID"), "a DS record with DSDECOD DEATH")
+        subject = dm.get(r.get("USUBJID"))
+        if subject is not None and r.get("DSSTDTC") != subject[1].get("DTHDTC"):
+            yield _finding(
+                "TD-DS-DEATH", "DS", "DSSTDTC", row,
+                f"DSSTDTC {r.get('DSSTDTC')} but DM.DTHDTC {subject[1].get('DTHDTC')}",
+            )  # fmt: skip
+    for r in data.get("AE", ()):
+        if r.get("AEOUT") == "FATAL" or r.get("AESDTH") == "Y":
+            dead.setdefault(r.get("USUBJID"), "a fatal AE")
+    for usubjid, why in dead.items():
+        subject = dm.get(usubjid)
+        if subject is not None and subject[1].get("DTHFL") != "Y":
+            yield _finding("TD-DTHFL", "DM", "DTHFL", subject[0], f"{usubjid} has {why} but DTHFL is not Y")
+
+
+_SAE_CRITERIA = ("AESCAN", "AESCONG", "AESDISAB", "AESDTH", "AESHOSP", "AESLIFE", "AESOD", "AESMIE")
+
+
+def _check_aeser(records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
+    for row, r in enumerate(records, start=1):
+        criteria = [c for c in _SAE_CRITERIA if r.get(c) == "Y"]
+        if criteria and r.get("AESER") != "Y":
+            yield _finding("TD-AESER", "AE", "AESER", row, f"{', '.join(criteria)} = Y but AESER is not Y")
+        elif not criteria and not _missing(r.get("AESER")) and r.get("AESER") != "N":
+            yield _finding("TD-AESER", "AE", "AESER", row, "AESER is Y but no seriousness criterion is Y")
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def conformance_report(
+    datasets: Records, specs: Mapping[str, metadata.DatasetSpec] = metadata.DATASETS
+) -> list[Finding]:
+    """Every finding over ``datasets`` (name -> records, as :func:`mapping.datasets` gives
+    them), errors first, then by dataset, row and variable. Datasets without a spec are
+    left out; a dataset named in ``specs`` but absent is not a finding (a trial may lack it)."""
+    findings: list[Finding] = []
+    dm_records = datasets.get("DM", ())
+    usubjids = {r.get("USUBJID") for r in dm_records}
+    rfstdtc = {r.get("USUBJID"): r.get("RFSTDTC") for r in dm_records}
+    for name, records in datasets.items():
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        findings += _check_metadata(spec)
+        findings += _check_columns(spec, records)
+        findings += _check_values(spec, records)
+        findings += _check_domain(spec, records, datasets)
+        findings += _check_seq(spec, records)
+        findings += _check_study_days(spec, records, rfstdtc)
+        if "DM" in datasets:
+            findings += _check_subjects(spec, records, usubjids)
+        if name.startswith("SUPP"):
+            findings += _check_supp(spec, records, datasets)
+    findings += _check_dm(dm_records)
+    findings += _check_deaths(datasets)
+    findings += _check_aeser(datasets.get("AE", ()))
+    order = list(datasets)
+    return sorted(
+        findings,
+        key=lambda f: (
+            f.severity != "error",
+            order.index(f.dataset) if f.dataset in order else len(order),
+            f.row or 0,
+            f.variable or "",
+            f.rule,
+        ),
+    )
+
+
+def errors(findings: Sequence[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error"]
+
+
+def report_text(findings: Sequence[Finding]) -> str:
+    """One line per finding, for a package's conformance report (plain text)."""
+    if not findings:
+        return "No findings.\n"
+    lines = []
+    for f in findings:
+        where = f.dataset + (f".{f.variable}" if f.variable else "") + (f" (record {f.row})" if f.row else "")
+        core = f" [{', '.join(f.core)}]" if f.core else ""
+        lines.append(f"{f.severity.upper()} {f.rule} {where}: {f.message}{core}")
+    return "\n".join(lines) + "\n"
