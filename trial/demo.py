@@ -54,7 +54,7 @@ def load_demo() -> tuple[Trial, dict[str, str]]:
         trial.full_clean()
         trial.save()
         for code, name in SITES:
-            _audited(Site(trial=trial, code=code, name=name)).save()
+            _audited(Site(trial=trial, code=code, name=name, country="USA")).save()
         for level, dose in DOSE_LEVELS:
             _audited(DoseLevel(trial=trial, level=level, dose_mg_m2=Decimal(dose))).save()
         for version, effective, max_cycles in PROTOCOL_VERSIONS:

@@ -89,9 +89,12 @@ RULES: dict[str, Rule] = {
              "A value of a variable with a codelist is a term of that codelist (value-level lists where defined)."),
         Rule("TD-CT-EXTENDED", "warning", (),
              "A value outside an extensible codelist's CDISC terms: a sponsor extension to review."),
-        Rule("TD-DTHFL", "error", ("CORE-000006", "CORE-000007", "CORE-000252", "CORE-000254", "CG0131", "CG0435",
-                                   "CG0136", "CG0134"),
+        Rule("TD-DTHFL", "error", ("CORE-000006", "CORE-000007", "CORE-000252", "CORE-000253", "CORE-000254",
+                                   "CG0131", "CG0435", "CG0136", "CG0135", "CG0134"),
              "DTHFL is Y or null; Y when DTHDTC is given, a DS death or a fatal AE is recorded."),
+        Rule("TD-DEATH-AE", "warning", ("CORE-001078", "FB0609"),
+             "A subject with DTHFL = Y has an AE with AEOUT = FATAL and AESDTH = Y (FDA business rule: a death "
+             "from the disease under study is not an adverse event, hence a warning)."),
         Rule("TD-DS-DEATH", "error", ("CORE-000034", "CG0069"),
              "The date of a DS record with DSDECOD DEATH equals DM.DTHDTC."),
         Rule("TD-AESER", "error", ("CORE-000022", "CORE-000266", "CG0041", "CG0042"),
@@ -370,6 +373,14 @@ def _check_deaths(data: Records) -> Iterator[Finding]:
         subject = dm.get(usubjid)
         if subject is not None and subject[1].get("DTHFL") != "Y":
             yield _finding("TD-DTHFL", "DM", "DTHFL", subject[0], f"{usubjid} has {why} but DTHFL is not Y")
+    fatal_ae = {r.get("USUBJID") for r in data.get("AE", ()) if r.get("AEOUT") == "FATAL" and r.get("AESDTH") == "Y"}
+    if "AE" in data:
+        for usubjid, (row, r) in dm.items():
+            if r.get("DTHFL") == "Y" and usubjid not in fatal_ae:
+                yield _finding(
+                    "TD-DEATH-AE", "DM", "DTHFL", row,
+                    f"{usubjid} died ({r.get('DTHDTC')}) with no AE of AEOUT FATAL and AESDTH Y",
+                )  # fmt: skip
 
 
 _SAE_CRITERIA = ("AESCAN", "AESCONG", "AESDISAB", "AESDTH", "AESHOSP", "AESLIFE", "AESOD", "AESMIE")

@@ -161,6 +161,8 @@ def test_the_trial_level_results_are_recomputed_once_after_the_import(django_cap
     [
         (lambda b: b.update(patient=[]), "patient: unknown key"),
         (lambda b: b["trial"].update(sites=None), "trial.sites: a value is required"),
+        (lambda b: b["trial"]["sites"][0].update(country=3), "trial.sites[0].country: expected"),
+        (lambda b: b["trial"]["sites"][1].update(country="us"), "trial.sites[1].country: Use the ISO 3166-1 alpha-3"),
         (lambda b: b["trial"]["dose_levels"][0].pop("dose_mg_m2"), "trial.dose_levels[0].dose_mg_m2: required key"),
         (lambda b: b["patients"][1].update(sex="f"), "patients[1].sex: 'f' is not one of female, male"),
         (lambda b: b["patients"][2]["cycles"][0].update(day1="2017-13-01"), "patients[2].cycles[0].day1: '2017-13-01'"),
@@ -214,6 +216,15 @@ def test_a_malformed_bundle_names_the_path(change, expected_path) -> None:  # ty
     with pytest.raises(BundleInvalid) as refused:
         bundle_import(bundle)
     assert any(expected_path in problem for problem in refused.value.problems), refused.value.problems
+
+
+def test_a_bundle_without_site_countries_still_imports() -> None:
+    """Bundles written before sites had a country (DM.COUNTRY) import with none recorded."""
+    bundle = generate_trial(4, seed=1)
+    for site in bundle["trial"]["sites"]:
+        del site["country"]
+    trial = bundle_import(bundle)
+    assert set(trial.sites.values_list("country", flat=True)) == {""}
 
 
 def test_several_shape_problems_are_all_listed_and_nothing_is_written() -> None:
