@@ -19,6 +19,7 @@ A missing value is ``None`` or ``""`` (what XPT gives back for an empty text).
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ def _finding(rule: str, dataset: str, variable: str | None, row: int | None, mes
     return Finding(rule, r.severity, dataset, variable, row, message, r.core)
 
 
+@functools.lru_cache(maxsize=65536)  # dates repeat across records: each is parsed once
 def iso8601_problem(value: str) -> str | None:
     """Why ``value`` is not an ISO 8601 date/date-time as SDTM writes it, or None."""
     m = _DTC.match(value)
@@ -141,9 +143,14 @@ def iso8601_problem(value: str) -> str | None:
 
 
 def _complete_date(value: object) -> datetime.date | None:
-    if not isinstance(value, str) or len(value) < 10 or iso8601_problem(value) is not None:
+    if not isinstance(value, str) or len(value) < 10:
         return None
-    return datetime.date.fromisoformat(value[:10])
+    return _date_of(value)
+
+
+@functools.lru_cache(maxsize=65536)
+def _date_of(value: str) -> datetime.date | None:
+    return None if iso8601_problem(value) is not None else datetime.date.fromisoformat(value[:10])
 
 
 def _study_day(day: datetime.date, start: datetime.date) -> int:
@@ -183,22 +190,29 @@ def _check_columns(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, ob
 
 def _check_values(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
     dated = [v.name for v in spec.variables if v.name.endswith("DTC") and v.type == "Char"]
+    # Per variable, once: is it Req (ADaM's Req means present, may be null: ADaMIG 1.3 s3), its
+    # length, and whether its values are coded (the terms, or None when value-level/any term).
+    columns = []
+    for v in spec.variables:
+        value_level = (spec.name, v.name) in terminology.VALUE_LEVEL
+        terms = frozenset(terminology.CODELISTS[v.codelist].terms) if v.codelist and not value_level else None
+        coded = value_level or bool(terms)
+        columns.append((v, v.core == "Req" and _is_sdtm(spec), v.type == "Char", min(v.length, 200), coded, terms))
     for row, record in enumerate(records, start=1):
-        for v in spec.variables:
-            if v.name not in record:
-                continue
-            value = record[v.name]
-            if _missing(value):
-                if v.core == "Req" and _is_sdtm(spec):  # ADaM's Req: present, may be null (ADaMIG 1.3 s3)
+        for v, required, char, length, coded, terms in columns:
+            value = record.get(v.name)
+            if value is None or value == "" or (isinstance(value, float) and value != value):
+                if required and v.name in record:
                     yield _finding("TD-REQ-NULL", spec.name, v.name, row, f"Required variable {v.name} is null")
                 continue
-            if v.type == "Char" and isinstance(value, str):
-                if len(value) > min(v.length, 200) or not value.isascii():
+            if char and isinstance(value, str):
+                if len(value) > length or not value.isascii():
                     yield _finding(
                         "TD-V5-VALUE", spec.name, v.name, row,
                         f"{len(value)} characters (length {v.length})" if value.isascii() else "non-ASCII text",
                     )  # fmt: skip
-                yield from _check_term(spec, v, row, record, value)
+                if coded and (terms is None or value not in terms):
+                    yield from _check_term(spec, v, row, record, value)
         for name in dated:
             value = record.get(name)
             if isinstance(value, str) and value:
