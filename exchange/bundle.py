@@ -160,7 +160,15 @@ TRIAL_KEYS: dict[str, F] = {
             "max_cycles": F("int", True, nullable=False),
         },
     ),
-    "sites": F("list", True, fields={"code": F("str", True, nullable=False), "name": F("str", True, nullable=False)}),
+    "sites": F(
+        "list",
+        True,
+        fields={
+            "code": F("str", True, nullable=False),
+            "name": F("str", True, nullable=False),
+            "country": F("str", nullable=False),  # ISO 3166-1 alpha-3; absent in older bundles
+        },
+    ),
 }
 TRIAL_SETTINGS = [k for k, f in TRIAL_KEYS.items() if f.kind not in ("list",) and k not in ("code", "title")]
 # Trial settings stored as floats (FloatField): a bundle's numbers arrive as Decimals.
@@ -987,7 +995,7 @@ def bundle_export(trial: Trial) -> dict[str, Any]:
                 {"version": v.version, "effective": _iso(v.effective), "max_cycles": v.max_cycles}
                 for v in trial.protocol_versions.order_by("id")
             ],
-            "sites": [{"code": s.code, "name": s.name} for s in trial.sites.order_by("id")],
+            "sites": [{"code": s.code, "name": s.name, "country": s.country} for s in trial.sites.order_by("id")],
         },
         "escalation_signoffs": [
             {

@@ -198,7 +198,7 @@ def generate_trial(
                 {"version": "1", "effective": "2017-07-01", "max_cycles": 4},
                 {"version": "2", "effective": _iso(V2_EFFECTIVE), "max_cycles": 12},
             ],
-            "sites": [{"code": c, "name": n} for c, n in SITES],
+            "sites": [{"code": c, "name": n, "country": "USA"} for c, n in SITES],
         },
         "escalation_signoffs": [],
         "patients": [],

@@ -532,9 +532,9 @@ def bundle() -> dict[str, Any]:
                 {"version": "2", "effective": iso(V2_EFFECTIVE), "max_cycles": 12},
             ],
             "sites": [
-                {"code": "UHC", "name": "University Hospitals Cleveland"},
-                {"code": "CCF", "name": "Cleveland Clinic"},
-                {"code": "MSK", "name": "Memorial Sloan Kettering"},
+                {"code": "UHC", "name": "University Hospitals Cleveland", "country": "USA"},
+                {"code": "CCF", "name": "Cleveland Clinic", "country": "USA"},
+                {"code": "MSK", "name": "Memorial Sloan Kettering", "country": "USA"},
             ],
         },
         "patients": patients,

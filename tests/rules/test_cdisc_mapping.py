@@ -9,7 +9,13 @@ from exchange.cdisc import mapping, metadata, terminology
 from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, Study, Subject
 
 D = datetime.date
-STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN")
+DESIGN = mapping.TrialDesign(
+    title="Low-dose inotuzumab ozogamicin after allogeneic HCT",
+    dose_levels=((1, Decimal("0.300")), (2, Decimal("0.400")), (3, Decimal("0.500")), (4, Decimal("0.600"))),
+    planned_subjects=30,
+    countries=("USA",),
+)
+STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN", design=DESIGN)
 
 
 # ------------------------------------------------------------------ dates
@@ -163,6 +169,7 @@ def _subject(**kw):  # type: ignore[no-untyped-def]
         ),
         "death_date": D(2024, 9, 1),
         "death_cause": "infection",
+        "country": "USA",
     }
     return Subject(**(base | kw))
 
@@ -175,7 +182,7 @@ def test_dm_worked_example():  # type: ignore[no-untyped-def]
         "RFICDTC": "2024-02-20", "RFPENDTC": "2024-09-01", "DTHDTC": "2024-09-01", "DTHFL": "Y",
         "SITEID": "UHC", "BRTHDTC": "1975", "AGE": 49, "AGEU": "YEARS", "SEX": "F",
         "RACE": "BLACK OR AFRICAN AMERICAN", "ARMCD": "L2", "ARM": "Dose level 2: 0.6 mg/m2", "ACTARMCD": "L2",
-        "ACTARM": "Dose level 2: 0.6 mg/m2", "ARMNRS": None, "ACTARMUD": None, "COUNTRY": None,
+        "ACTARM": "Dose level 2: 0.6 mg/m2", "ARMNRS": None, "ACTARMUD": None, "COUNTRY": "USA",
     }  # fmt: skip
 
 
@@ -321,6 +328,10 @@ def test_records_carry_exactly_the_dataset_variables(name):  # type: ignore[no-u
         labs=(mapping.LabDraw(5, D(2024, 3, 10), 1, platelets=Decimal("140"), alt=Decimal("45")),),
         medications=(mapping.Medication(6, "dasatinib", D(2024, 2, 1)),),
         diagnosis="b_all",
+        assessments=(
+            mapping.ResponseAssessment(7, "mrd", D(2024, 3, 1), "flow", "positive", Decimal("0.0012")),
+            mapping.ResponseAssessment(8, "bone_marrow", D(2024, 6, 9), response="cr", blasts_pct=Decimal("1.5")),
+        ),
     )
     rows = mapping.MAPPERS[name](STUDY, [subject])
     assert rows, name
@@ -331,5 +342,5 @@ def test_records_carry_exactly_the_dataset_variables(name):  # type: ignore[no-u
             codelist = terminology.codelist_for(name, v.name, v.codelist, row)
             if codelist is not None and v.type == "Char":
                 assert terminology.in_codelist(codelist, row[v.name]), (v.name, row[v.name])  # type: ignore[arg-type]
-            if v.core == "Req" and v.name != "COUNTRY":  # COUNTRY: not recorded yet (docs/exports.md)
+            if v.core == "Req":
                 assert row[v.name] is not None, v.name
