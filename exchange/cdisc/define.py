@@ -291,7 +291,7 @@ def _terms_used(data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]]) -> dic
     used: dict[str, set[str]] = {}
     for spec, records in data.values():
         for v in spec.variables:
-            if v.codelist is None:
+            if v.codelist is None and (spec.name, v.name) not in terminology.VALUE_LEVEL:
                 continue
             for r in records:
                 value = r[v.name]
@@ -302,7 +302,8 @@ def _terms_used(data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]]) -> dic
                         used[name].add(value)
                     elif isinstance(value, int):
                         used[name].add(str(value))
-            used.setdefault(v.codelist, set())
+            if v.codelist is not None:
+                used.setdefault(v.codelist, set())
     for dataset, variable in terminology.VALUE_LEVEL:
         if dataset in data:
             for name in terminology.VALUE_LEVEL[(dataset, variable)][1].values():

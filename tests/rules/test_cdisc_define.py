@@ -208,3 +208,14 @@ def test_validates_against_the_define_21_schema(package):  # type: ignore[no-unt
     schema = etree.XMLSchema(etree.parse(str(path)))
     doc = _doc(package)
     assert schema.validate(doc), "\n".join(str(e) for e in schema.error_log)
+
+
+def test_value_level_codelists_hold_the_terms_used_by_test(package):  # type: ignore[no-untyped-def]
+    """RSSTRESC is controlled per RSTESTCD: each value list's codelist holds what that test reported."""
+    _, data = package
+    lists = {c.get("Name"): c for c in _doc(package).findall(".//odm:CodeList", NS)}
+    for test, codelist in terminology.VALUE_LEVEL[("RS", "RSSTRESC")][1].items():
+        used = {r["RSSTRESC"] for r in data["RS"] if r["RSTESTCD"] == test}
+        coded = {e.get("CodedValue") for e in lists[codelist].findall("odm:EnumeratedItem", NS)}
+        assert coded == (used or set(terminology.CODELISTS[codelist].terms)), codelist
+    assert {r["RSSTRESC"] for r in data["RS"] if r["RSTESTCD"] == "MRD"} == {"NEGATIVE"}
