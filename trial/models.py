@@ -212,7 +212,13 @@ class Site(AuditedModel):
 
     class Meta:
         ordering = ["trial", "code"]
-        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="site_code_unique_per_trial")]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "code"], name="site_code_unique_per_trial"),
+            # The form of an ISO 3166-1 alpha-3 code (the list itself is country_validator's).
+            models.CheckConstraint(
+                condition=Q(country="") | Q(country__regex=r"^[A-Z]{3}$"), name="site_country_alpha3"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"

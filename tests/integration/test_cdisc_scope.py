@@ -5,13 +5,15 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import Http404
 
 from cleaning.services import casebook_record_void
 from exchange.cdisc import mapping
 from exchange.cdisc.selectors import casebook_subjects_for
 from tests.factories import AdverseEventFactory, AssessmentFactory, DoseLevelFactory, PatientFactory
-from trial.models import TrialLock
+from trial.models import Site, TrialLock
 
 
 @pytest.fixture
@@ -93,3 +95,20 @@ def test_design_and_response_datasets_read_the_trial_and_its_casebooks(world, ca
     assert [r["COUNTRY"] for r in mapping.map_dm(study, subjects)] == ["FRA", None]  # site B: not recorded
     rs = mapping.map_rs(study, subjects)
     assert [(r["RSSPID"], r["RSSTRESC"]) for r in rs] == [(f"ASSESSMENT-{kept.pk}", "POSITIVE")]
+
+
+@pytest.mark.parametrize(("country", "refused"), [("USA", False), ("", False), ("XYZ", True), ("usa", True)])
+def test_a_site_country_is_an_iso_3166_alpha3_code(world, country, refused):  # type: ignore[no-untyped-def]
+    """The form check names the field and the rule; the database refuses what is not even
+    three capital letters (a bulk update skips the form)."""
+    site = world["site_a"]
+    site.country = country
+    if refused:
+        with pytest.raises(ValidationError) as err:
+            site.full_clean()
+        assert "is not an ISO 3166-1 alpha-3 country code" in str(err.value.message_dict["country"])
+    else:
+        site.full_clean()
+    if country == "usa":
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Site.objects.filter(pk=site.pk).update(country=country)
