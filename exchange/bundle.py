@@ -163,8 +163,11 @@ TRIAL_KEYS: dict[str, F] = {
     "sites": F(
         "list",
         True,
-        # country: ISO 3166-1 alpha-3 (SDTM DM.COUNTRY); optional, bundles before it have none.
-        fields={"code": F("str", True, nullable=False), "name": F("str", True, nullable=False), "country": F("str")},
+        fields={
+            "code": F("str", True, nullable=False),
+            "name": F("str", True, nullable=False),
+            "country": F("str", nullable=False),  # ISO 3166-1 alpha-3; absent in older bundles
+        },
     ),
 }
 TRIAL_SETTINGS = [k for k, f in TRIAL_KEYS.items() if f.kind not in ("list",) and k not in ("code", "title")]

@@ -20,9 +20,9 @@ SEED_TRIAL = {
     "title": "Low-dose inotuzumab ozogamicin after allogeneic HCT for ALL: phase 1 (NCT03104491)",
 }
 SITES = [
-    ("UHC", "University Hospitals Cleveland"),
-    ("CCF", "Cleveland Clinic"),
-    ("MSK", "Memorial Sloan Kettering"),
+    ("UHC", "University Hospitals Cleveland", "USA"),
+    ("CCF", "Cleveland Clinic", "USA"),
+    ("MSK", "Memorial Sloan Kettering", "USA"),
 ]
 DOSE_LEVELS = [(1, "0.3"), (2, "0.4"), (3, "0.5"), (4, "0.6")]
 # v2 raised the maximum from 4 to 12 cycles after 15 patients had enrolled.
@@ -53,8 +53,8 @@ def load_demo() -> tuple[Trial, dict[str, str]]:
         trial = _audited(Trial(**SEED_TRIAL))
         trial.full_clean()
         trial.save()
-        for code, name in SITES:
-            _audited(Site(trial=trial, code=code, name=name, country="USA")).save()
+        for code, name, country in SITES:
+            _audited(Site(trial=trial, code=code, name=name, country=country)).save()
         for level, dose in DOSE_LEVELS:
             _audited(DoseLevel(trial=trial, level=level, dose_mg_m2=Decimal(dose))).save()
         for version, effective, max_cycles in PROTOCOL_VERSIONS:

@@ -18,6 +18,7 @@ from simple_history.models import HistoricalRecords
 
 from core.models import AuditedModel
 from trial.configuration import DesignSpec, design_problems
+from trial.countries import ISO_3166_ALPHA3
 
 
 def validate_time_zone(value: str) -> None:
@@ -31,7 +32,12 @@ def validate_time_zone(value: str) -> None:
 
 
 code_validator = RegexValidator(r"^[A-Z0-9][A-Z0-9-]*$", "Use capital letters, digits and hyphens (e.g. INO-POST-HCT).")
-country_validator = RegexValidator(r"^[A-Z]{3}\Z", "Use the ISO 3166-1 alpha-3 code in capitals (e.g. USA, DEU).")
+
+
+def country_validator(value: str) -> None:
+    """An ISO 3166-1 alpha-3 country code (three capital letters of the standard's list)."""
+    if value and value not in ISO_3166_ALPHA3:
+        raise ValidationError(f"{value!r} is not an ISO 3166-1 alpha-3 country code (e.g. USA, FRA, DEU).")
 
 
 class Trial(AuditedModel):
@@ -195,14 +201,24 @@ class Site(AuditedModel):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
     code = models.CharField(max_length=20, validators=[code_validator])
     name = models.CharField(max_length=200)
-    # SDTM DM.COUNTRY (Req) of the site's subjects; empty until the trial's admin records it.
+    # SDTM DM.COUNTRY (exchange/cdisc): the country where the site is, ISO 3166-1 alpha-3.
     country = models.CharField(
-        "country (ISO 3166-1 alpha-3)", max_length=3, blank=True, default="", validators=[country_validator]
+        max_length=3,
+        blank=True,
+        default="",
+        validators=[country_validator],
+        help_text="ISO 3166-1 alpha-3 code of the site's country (e.g. USA, FRA, DEU).",
     )
 
     class Meta:
         ordering = ["trial", "code"]
-        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="site_code_unique_per_trial")]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "code"], name="site_code_unique_per_trial"),
+            # The form of an ISO 3166-1 alpha-3 code (the list itself is country_validator's).
+            models.CheckConstraint(
+                condition=Q(country="") | Q(country__regex=r"^[A-Z]{3}$"), name="site_country_alpha3"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"

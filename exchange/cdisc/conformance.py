@@ -79,7 +79,8 @@ RULES: dict[str, Rule] = {
         Rule("TD-DM-USUBJID", "error", ("CORE-000201", "CG0029"),
              "Every USUBJID of every dataset is in DM."),
         Rule("TD-SEQ-UNIQUE", "error", (),
-             "--SEQ is a positive whole number, unique within USUBJID (SDTMIG 3.4 section 4.1.5)."),
+             "--SEQ is a positive whole number, unique within USUBJID (SDTMIG 3.4 section 4.1.5); TSSEQ within "
+             "TSPARMCD (section 7.6.1)."),
         Rule("TD-DTC-ISO8601", "error", (),
              "--DTC values are ISO 8601 dates or date-times, complete or right-truncated, and real dates."),
         Rule("TD-DY-PARTIAL", "error", ("CORE-000354", "CORE-000138", "CORE-000139", "CG0007", "CG0221", "CG0223"),
@@ -329,7 +330,8 @@ def _check_seq(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 1 or not float(value).is_integer():
             yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value!r} is not a positive whole number")
             continue
-        key = (record.get("USUBJID"), float(value))
+        # Subject data: unique per subject; the trial summary (no subjects): per parameter.
+        key = (record.get("USUBJID", record.get("TSPARMCD")), float(value))
         if key in seen:
             yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value:g} repeated for {key[0]}")
         seen.add(key)

@@ -27,8 +27,7 @@ ODM = "http://www.cdisc.org/ns/odm/v1.3"
 DEF = "http://www.cdisc.org/ns/def/v2.1"
 XLINK = "http://www.w3.org/1999/xlink"
 NSMAP = {None: ODM, "def": DEF, "xlink": XLINK}
-# The CDISC CT release the codelist C-codes were taken from (they have not changed since).
-CT_VERSION = "2025-03-28"
+CT_VERSION = terminology.CT_VERSION
 
 STANDARDS = {
     "SDTMIG 3.4": ("STD.SDTMIG.3-4", "SDTMIG", "3.4"),
@@ -64,14 +63,67 @@ METHODS: tuple[Method, ...] = (
         "--DY = date - RFSTDTC + 1 on or after RFSTDTC (the first dose), date - RFSTDTC before it (no day 0); "
         "empty when either date is partial or missing.",
         ("AE.AESTDY", "AE.AEENDY", "EX.EXSTDY", "EX.EXENDY", "DS.DSSTDY", "LB.LBDY", "CM.CMSTDY", "CM.CMENDY")
-        + ("MH.MHSTDY",),
+        + ("MH.MHSTDY", "RS.RSDY"),
     ),
     Method(
         "MT.SEQ",
         "Sequence number",
         "1, 2, ... per subject in date order (AESEQ: the AE's record id, unique and stable); the source record "
         "is kept in --SPID.",
-        ("AE.AESEQ", "EX.EXSEQ", "DS.DSSEQ", "LB.LBSEQ", "CM.CMSEQ", "MH.MHSEQ"),
+        ("AE.AESEQ", "EX.EXSEQ", "DS.DSSEQ", "LB.LBSEQ", "CM.CMSEQ", "MH.MHSEQ", "RS.RSSEQ"),
+    ),
+    Method(
+        "MT.TS.TSSEQ",
+        "Trial summary sequence",
+        "1, 2, ... within each TSPARMCD (DOSE: one per dose level, in level order, TSGRPID the arm code).",
+        ("TS.TSSEQ",),
+    ),
+    Method(
+        "MT.RS.STRES",
+        "Standardized response",
+        "RSSTRESC = RSORRES in upper case (CRi -> CRI); RSSTRESN the number of a numeric result (MRD level as a "
+        "fraction, marrow blasts in %).",
+        ("RS.RSSTRESC", "RS.RSSTRESN"),
+    ),
+    Method(
+        "MT.RS.VISIT",
+        "Assessment visit",
+        "The planned assessment visit of TV (PROTOCOL s7, dosing/schedule.py) whose window holds the assessment "
+        "date, the nearest due date first; empty when none does (unscheduled).",
+        ("RS.VISITNUM", "RS.VISIT"),
+    ),
+    Method(
+        "MT.ADAE.TRTA",
+        "Actual treatment at onset",
+        "The dose level of the latest dose given on or before the AE start (the level's mg/m2, as TRT01A); TRTAN "
+        "the level number; empty before the first dose.",
+        ("ADAE.TRTA", "ADAE.TRTAN"),
+    ),
+    Method(
+        "MT.ADAE.ADT",
+        "Analysis dates",
+        "ASTDT = AESTDTC, AENDT = AEENDTC as dates (complete dates only); ASTDY/AENDY = date - TRTSDT + 1 on or "
+        "after TRTSDT, date - TRTSDT before it (no day 0).",
+        ("ADAE.ASTDT", "ADAE.AENDT", "ADAE.ASTDY", "ADAE.AENDY"),
+    ),
+    Method(
+        "MT.ADAE.TRTEMFL",
+        "Treatment-emergent flag",
+        "Y when ASTDT is on or after TRTSDT (the protocol sets no end to the AE reporting period), else empty.",
+        ("ADAE.TRTEMFL",),
+    ),
+    Method(
+        "MT.ADAE.ATOXGR",
+        "Analysis toxicity grade",
+        "ATOXGR = AETOXGR (CTCAE v5.0 grade as recorded); ATOXGRN its number.",
+        ("ADAE.ATOXGR", "ADAE.ATOXGRN"),
+    ),
+    Method(
+        "MT.ADAE.DLT",
+        "DLT flag",
+        "The DLT decision that counts on the AE (latest signed, not superseded; SUPPAE.AEDLT/AEDLTRUL): DLTFL Y/N, "
+        "DLTRULE the rule; empty when not adjudicated.",
+        ("ADAE.DLTFL", "ADAE.DLTRULE"),
     ),
     Method("MT.USUBJID", "Unique subject identifier", "STUDYID, '-', SUBJID.", ("DM.USUBJID",)),
     Method(
@@ -173,12 +225,22 @@ ASSIGNED = frozenset(
     {"STUDYID", "DOMAIN", "RDOMAIN", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QORIG", "QEVAL", "PARAMCD", "PARAM"}
     | {"AGEU", "EXTRT", "EXDOSFRM", "EXDOSU", "EXROUTE", "EXDOSFRQ", "DSCAT", "ARMCD", "ARM", "ARMNRS", "AEDECOD"}
     | {"AELLT", "AELLTCD", "AEBODSYS", "AESOC", "DSDECOD", "COUNTRY"}
+    | {"RSTESTCD", "RSTEST", "RSCAT", "RSEVAL", "RSSTRESU"}
 )
+# ADaM predecessors searched in order, per dataset (the first that has the variable).
+PREDECESSORS: dict[str, tuple[str, ...]] = {"ADAE": ("ADSL", "AE")}
+
+
+# The trial design datasets: their variables come from the protocol (def:Origin "Protocol"), so
+# a "*.VAR" method (EPOCH's) does not reach them.
+TRIAL_DESIGN = frozenset({"TS", "TA", "TE", "TV", "TI"})
 
 
 def method_of(dataset: str, variable: str) -> Method | None:
     for m in METHODS:
-        if f"{dataset}.{variable}" in m.variables or f"*.{variable}" in m.variables:
+        if f"{dataset}.{variable}" in m.variables:
+            return m
+        if f"*.{variable}" in m.variables and dataset not in TRIAL_DESIGN:
             return m
     return None
 
@@ -187,10 +249,12 @@ def origin(spec: DatasetSpec, v: Variable, predecessors: Mapping[str, DatasetSpe
     """(def:Origin Type, Source or predecessor text) of ``v``."""
     if method_of(spec.name, v.name) is not None:
         return "Derived", "Sponsor"
+    if spec.klass == "TRIAL DESIGN":
+        return "Protocol", "Sponsor"
     if v.name in ASSIGNED:
         return "Assigned", "Sponsor"
     if spec.standard.startswith("ADaM"):
-        for source in ("DM", "ADSL"):
+        for source in PREDECESSORS.get(spec.name, ("DM", "ADSL")):
             pred = predecessors.get(source)
             if pred is not None and pred.name != spec.name and v.name in pred.names:
                 return "Predecessor", f"{source}.{v.name}"
@@ -227,7 +291,7 @@ def _terms_used(data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]]) -> dic
     used: dict[str, set[str]] = {}
     for spec, records in data.values():
         for v in spec.variables:
-            if v.codelist is None:
+            if v.codelist is None and (spec.name, v.name) not in terminology.VALUE_LEVEL:
                 continue
             for r in records:
                 value = r[v.name]
@@ -238,7 +302,8 @@ def _terms_used(data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]]) -> dic
                         used[name].add(value)
                     elif isinstance(value, int):
                         used[name].add(str(value))
-            used.setdefault(v.codelist, set())
+            if v.codelist is not None:
+                used.setdefault(v.codelist, set())
     for dataset, variable in terminology.VALUE_LEVEL:
         if dataset in data:
             for name in terminology.VALUE_LEVEL[(dataset, variable)][1].values():
@@ -323,8 +388,8 @@ def define_xml(
         attrs = {
             "OID": f"IG.{name}",
             "Name": name,
-            "Repeating": "No" if spec.structure == "One record per subject" else "Yes",
-            "IsReferenceData": "No",
+            "Repeating": "No" if spec.structure == "One record per subject" or spec.name == "TE" else "Yes",
+            "IsReferenceData": "Yes" if spec.klass == "TRIAL DESIGN" else "No",
             "SASDatasetName": name,
             "Purpose": "Analysis" if adam else "Tabulation",
             d + "Structure": spec.structure,

@@ -29,24 +29,49 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from dosing import schedule
 from exchange.cdisc import metadata
 from exchange.cdisc.terminology import (
     AE_ACTION,
     AE_OUTCOME,
     AE_RELATION,
     CM_AGENT,
+    CT_VERSION,
     DEATH_CAUSE,
     DIAGNOSIS,
     EOT_REASON,
     RACE,
+    RS_METHOD,
+    RS_RESPONSE,
+    RS_RESULT,
     SEX,
+    TS_PARAMETERS,
+    TS_VALUE_CODES,
 )
+from patients import eligibility
 from safety import lab_grading
 from trial import endpoints
 
 Value = str | int | float | datetime.date | None
 Record = dict[str, Value]
 Origin = Literal["hct", "first_dose"]
+
+
+@dataclass(frozen=True)
+class TrialDesign:
+    """The trial configuration the trial design domains (TS, TA, TE, TV, TI) describe;
+    defaults are the seed trial's protocol (docs/protocol.md)."""
+
+    title: str = ""
+    dose_levels: tuple[tuple[int, Decimal], ...] = ()  # (level, mg/m2), by level
+    design: str = "3+3"
+    planned_subjects: int | None = None
+    countries: tuple[str, ...] = ()  # ISO 3166-1 alpha-3 of the trial's sites
+    sponsor: str = ""  # empty: Trialdesk records no sponsor (TS SPONSOR is then null-flavoured)
+    lock_date: datetime.date | None = None  # the trial lock (data cut-off), if locked
+    schedule: schedule.ScheduleParams = schedule.SEED_SCHEDULE
+    eligibility: eligibility.EligibilityParams = eligibility.SEED_ELIGIBILITY
+    protocol_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,7 @@ class Study:
     # Reference limits in SI units by limit name ("platelets_lln", "alt_uln"...): LabPanel
     # stores none, so the selector passes the ones the lab grading proposals use.
     lab_limits: tuple[tuple[str, Decimal], ...] = ()
+    design: TrialDesign = TrialDesign()
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,21 @@ class Medication:
     other_agent: str = ""
 
 
+@dataclass(frozen=True)
+class ResponseAssessment:
+    """An MRD or bone-marrow assessment (PROTOCOL s7), Trialdesk's values (docs/api.md)."""
+
+    record_id: int
+    kind: str  # mrd | bone_marrow
+    date: datetime.date
+    method: str = ""  # flow | pcr | ngs
+    result: str = ""  # positive | negative | indeterminate
+    level: Decimal | None = None  # MRD level (fraction)
+    blasts_pct: Decimal | None = None
+    response: str = ""  # cr | cri | relapse
+    extramedullary: bool | None = None
+
+
 DispositionSource = Literal["consent", "screening_failure", "enrolment", "end_of_treatment", "withdrawal", "death"]
 
 
@@ -161,7 +202,8 @@ class Subject:
     labs: tuple[LabDraw, ...] = ()
     medications: tuple[Medication, ...] = ()
     diagnosis: str = ""  # Trialdesk's value (b_all, cml_lymphoid_blast), empty when not recorded
-    country: str = ""  # the site's ISO 3166-1 alpha-3 code (DM.COUNTRY), empty when not recorded
+    country: str = ""  # the site's ISO 3166-1 alpha-3 code, empty when not recorded
+    assessments: tuple[ResponseAssessment, ...] = ()
 
     @property
     def first_dose(self) -> datetime.date | None:
@@ -855,7 +897,471 @@ def map_mh(study: Study, subjects: Iterable[Subject]) -> list[Record]:
     return out
 
 
+# --- trial design (SDTMIG 3.4 section 7) --------------------------------------------------
+
+_TS_PARM = dict(TS_PARAMETERS)
+_ANCHOR_TEXT = {"hct": "HCT", "c1d1": "C1D1", "eot": "end of treatment", "last_dose": "the last dose"}
+_STATUS_TEXT = {"cr1": "CR1", "cr2": "CR2", "cr3_plus": "CR3 or later"}
+_CONDITIONING_TEXT = {"mac": "myeloablative", "ric": "reduced-intensity", "nma": "non-myeloablative"}
+_FREQUENCY = {7: "QW", 14: "Q2W", 21: "Q3W", 28: "Q4W"}
+_DIAGNOSIS_TEXT = {
+    "b_all": "B-cell acute lymphoblastic leukemia",
+    "cml_lymphoid_blast": "chronic myeloid leukemia in lymphoid blast crisis",
+}
+# The treatment Element of each dose level, and the arm's Elements in order (SDTMIG 3.4 TA, TE).
+_SCREENING, _FOLLOW_UP = "SCRN", "FU"
+
+
+def _mg_m2(dose: Decimal) -> str:
+    return f"{dose.normalize():f}"
+
+
+def _treatment_element(level: int) -> str:
+    return f"TL{level}"
+
+
+def _max_cycles(design: TrialDesign) -> int:
+    return max((n for _, n in design.schedule.max_cycles_by_version), default=1)
+
+
+def _design_name(design: TrialDesign) -> str:
+    return {"3+3": "3+3", "boin": "BOIN", "i3+3": "i3+3", "mtpi2": "mTPI-2", "crm": "CRM"}.get(
+        design.design, design.design.upper()
+    )
+
+
+def map_ts(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """Trial Summary: one record per parameter value, in :data:`TS_PARAMETERS` order; TSSEQ
+    counts the values of one parameter (DOSE: one per dose level, TSGRPID the arm code).
+    TSVALCD / TSVCDREF where CDISC CT (or ISO 8601, ISO 3166) applies; SPONSOR without a
+    recorded sponsor is null-flavoured (TSVALNF ``UNK``), DCUTDTC/DCUTDESC only once locked."""
+    design = study.design
+    subjects = list(subjects)
+    ct, iso8601, iso3166 = "CDISC CT", "ISO 8601", "ISO 3166"
+    # (TSPARMCD, TSVAL, TSGRPID, TSVCDREF, TSVALNF)
+    values: list[tuple[str, str | None, str | None, str | None, str | None]] = []
+
+    def add(code: str, value: str | None, ref: str | None = None, group: str | None = None) -> None:
+        values.append((code, value, group, ref, None))
+
+    add("TITLE", design.title or study.code)
+    add("TPHASE", "PHASE I TRIAL", ct)
+    add("STYPE", "INTERVENTIONAL", ct)
+    add("TTYPE", "SAFETY", ct)
+    diagnoses = [DIAGNOSIS[d] for d in sorted(design.eligibility.diagnoses) if d in DIAGNOSIS]
+    for name in diagnoses:
+        add("INDIC", name)
+    if diagnoses:
+        add("TDIGRP", "ALLOGENEIC HCT RECIPIENTS WITH " + " OR ".join(diagnoses))
+    add("TRT", study.drug)
+    for level, dose in design.dose_levels:
+        add("DOSE", _mg_m2(dose), group=f"L{level}")
+    if design.dose_levels:
+        add("DOSU", "mg/m2", ct)
+    cycle = design.schedule.cycle_length_days
+    add("DOSFRQ", _FREQUENCY.get(cycle, f"EVERY {cycle} DAYS"), ct if cycle in _FREQUENCY else None)
+    add("ROUTE", "INTRAVENOUS", ct)
+    add("ADDON", "N", ct)
+    add("AGEMIN", f"P{design.eligibility.min_age}Y", iso8601)
+    add("AGEMAX", f"P{design.eligibility.max_age}Y", iso8601)
+    add("SEXPOP", "BOTH", ct)
+    if design.planned_subjects is not None:
+        add("PLANSUB", str(design.planned_subjects))
+    add("ACTSUB", str(sum(1 for s in subjects if s.enrolled_on is not None)))
+    add("NARMS", str(len(design.dose_levels)))
+    add("RANDOM", "N", ct)
+    add("TBLIND", "OPEN LABEL", ct)
+    add("TCNTRL", "NONE", ct)
+    for country in sorted(set(design.countries)):
+        add("FCNTRY", country, iso3166)
+    consents = [d.date for s in subjects for d in s.dispositions if d.source == "consent"]
+    if consents:
+        add("SSTDTC", dtc(min(consents)), iso8601)
+    if design.sponsor:
+        add("SPONSOR", design.sponsor.upper())
+    else:
+        values.append(("SPONSOR", None, None, None, "UNK"))
+    if design.lock_date is not None:
+        add("DCUTDTC", dtc(design.lock_date), iso8601)
+        add("DCUTDESC", "DATABASE LOCK")
+
+    out = []
+    seq: dict[str, int] = {}
+    for code, value, group, ref, null_flavor in values:
+        seq[code] = seq.get(code, 0) + 1
+        coded = TS_VALUE_CODES.get(value) if ref == ct and value is not None else None
+        out.append(
+            _ordered(
+                metadata.TS,
+                {
+                    "STUDYID": study.code,
+                    "DOMAIN": "TS",
+                    "TSSEQ": seq[code],
+                    "TSGRPID": group,
+                    "TSPARMCD": code,
+                    "TSPARM": _TS_PARM[code],
+                    "TSVAL": value[:200] if value is not None else None,
+                    "TSVAL1": value[200:400] or None if value is not None else None,
+                    "TSVALNF": null_flavor,
+                    "TSVALCD": coded,
+                    "TSVCDREF": ref,
+                    "TSVCDVER": CT_VERSION if ref == ct else None,
+                },
+            )
+        )
+    return out
+
+
+def map_ta(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """Trial Arms: one arm per dose level (ARMCD ``L<n>``, the code DM.ARMCD uses), each
+    screening -> treatment cycles of that level (repeated) -> follow-up."""
+    design = study.design
+    cycle = design.schedule.cycle_length_days
+    out = []
+    for level, dose in design.dose_levels:
+        armcd, arm = _arm(level, dose)
+        elements = (
+            (_SCREENING, "Screening", "SCREENING",
+             f"Assigned to dose level {level} at enrolment ({_design_name(design)})", None),
+            (_treatment_element(level), f"Dose level {level} cycle", "TREATMENT", None,
+             f"Repeat the cycle every {cycle} days up to the protocol version's maximum ({_max_cycles(design)} cycles) "
+             "unless treatment ends; then go to follow-up"),
+            (_FOLLOW_UP, "Follow-up", "FOLLOW-UP", None, None),
+        )  # fmt: skip
+        for order, (etcd, element, epoch_, branch, transition) in enumerate(elements, start=1):
+            out.append(
+                _ordered(
+                    metadata.TA,
+                    {
+                        "STUDYID": study.code,
+                        "DOMAIN": "TA",
+                        "ARMCD": armcd,
+                        "ARM": arm,
+                        "TAETORD": order,
+                        "ETCD": etcd,
+                        "ELEMENT": element,
+                        "TABRANCH": branch,
+                        "TATRANS": transition,
+                        "EPOCH": epoch_,
+                    },
+                )
+            )
+    return out
+
+
+def map_te(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """Trial Elements: screening, one treatment cycle per dose level, follow-up."""
+    design = study.design
+    sched, elig = design.schedule, design.eligibility
+    cycle = sched.cycle_length_days
+    rows: list[tuple[str, str, str, str | None, str | None]] = [
+        (
+            _SCREENING,
+            "Screening",
+            "Informed consent",
+            f"Enrolment at a dose level (day +{elig.enrolment_day_min} to +{elig.enrolment_day_max} after HCT)",
+            None,
+        )
+    ]
+    for level, dose in design.dose_levels:
+        rows.append(
+            (
+                _treatment_element(level),
+                f"Dose level {level} cycle",
+                f"Day 1 of a cycle: {study.drug} {_mg_m2(dose)} mg/m2 intravenously",
+                f"{cycle} days after the start of the Element, or end of treatment",
+                f"P{cycle}D",
+            )
+        )
+    rows.append(
+        (
+            _FOLLOW_UP,
+            "Follow-up",
+            "End of treatment",
+            f"{sched.follow_up_days} days after the last dose, death or withdrawal of consent",
+            None,
+        )
+    )
+    return [
+        _ordered(
+            metadata.TE,
+            {
+                "STUDYID": study.code,
+                "DOMAIN": "TE",
+                "ETCD": etcd,
+                "ELEMENT": element,
+                "TESTRL": start,
+                "TEENRL": end,
+                "TEDUR": duration,
+            },
+        )  # fmt: skip
+        for etcd, element, start, end, duration in rows
+    ]
+
+
+ASSESSMENT_VISIT_BASE = 100  # TV: assessment visit k of the calendar is VISITNUM 100 + k
+
+
+def _assessment_visits(design: TrialDesign) -> list[tuple[int, schedule.ExpectedAssessment]]:
+    return [(ASSESSMENT_VISIT_BASE + k, e) for k, e in enumerate(design.schedule.assessments, start=1)]
+
+
+def map_tv(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """Trial Visits from dosing/schedule.py: day 1 of each cycle (VISITNUM = the cycle, as
+    in EX and LB), then each expected assessment of the visit calendar (PROTOCOL s7,
+    VISITNUM 101, 102, ...). VISITDY only where the day is fixed from the first dose."""
+    design = study.design
+    sched = design.schedule
+    cycle = sched.cycle_length_days
+    out = []
+
+    def add(number: int, name: str, day: int | None, start: str, end: str | None) -> None:
+        out.append(
+            _ordered(
+                metadata.TV,
+                {
+                    "STUDYID": study.code,
+                    "DOMAIN": "TV",
+                    "VISITNUM": number,
+                    "VISIT": name[:40],
+                    "VISITDY": day,
+                    "ARMCD": None,
+                    "TVSTRL": start,
+                    "TVENRL": end,
+                },
+            )  # fmt: skip
+        )
+
+    for n in range(1, _max_cycles(design) + 1):
+        if n == 1:
+            start = f"Day +{sched.c1d1_day_min} to +{sched.c1d1_day_max} after HCT, on or after enrolment"
+        else:
+            start = (
+                f"{cycle} days after day 1 of cycle {n - 1}; a delay of up to {sched.delay_allowance_days} days "
+                "is allowed"
+            )
+        add(n, f"CYCLE {n} DAY 1", (n - 1) * cycle + 1, start, None)
+    for number, e in _assessment_visits(design):
+        anchor = _ANCHOR_TEXT[e.anchor]
+        due = f"{e.offset_days} days after {anchor}" if e.offset_days else f"at {anchor}"
+        start = f"{e.label}: due {due}, window {e.window.before_days} days before to {e.window.after_days} days after"
+        day = e.offset_days + 1 if e.anchor == "c1d1" else None
+        add(number, e.label.upper(), day, start, None)
+    return out
+
+
+def map_ti(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """Trial Inclusion/Exclusion Criteria: the eight criteria of PROTOCOL s2 as
+    patients/eligibility.py applies them, with the trial's own thresholds."""
+    p = study.design.eligibility
+    diagnoses = " or ".join(
+        ("CD22-positive " if d in p.cd22_required_for else "") + _DIAGNOSIS_TEXT.get(d, d) for d in sorted(p.diagnoses)
+    )
+    statuses = " or ".join(_STATUS_TEXT.get(x, x.upper()) for x in sorted(p.high_risk_disease_statuses))
+    conditioning = " or ".join(_CONDITIONING_TEXT.get(x, x) for x in sorted(p.high_risk_conditioning))
+    criteria = (
+        ("INCL01", "INCLUSION", f"Age {p.min_age} to {p.max_age} years at informed consent"),
+        ("INCL02", "INCLUSION", f"Diagnosis of {diagnoses}"),
+        ("INCL03", "INCLUSION", "In complete remission at day +30 after allogeneic HCT"),
+        ("INCL04", "INCLUSION", f"High risk of relapse: MRD positive before or after HCT, or transplanted in "
+                                f"{statuses}, or {conditioning} conditioning"),
+        ("INCL05", "INCLUSION", f"Enrolment between day +{p.enrolment_day_min} and day +{p.enrolment_day_max} "
+                                "after HCT"),
+        ("INCL06", "INCLUSION", f"Graft function: platelets > {p.platelets_above:g} x10^9/L and ANC > "
+                                f"{p.anc_above:g} x10^9/L on labs drawn within {p.lab_max_age_days} days before "
+                                "enrolment"),
+        ("EXCL01", "EXCLUSION", f"Active acute GVHD grade {p.agvhd_excluding_grade} or higher, or active liver GVHD "
+                                "of any grade"),
+        ("EXCL02", "EXCLUSION", "History of sinusoidal obstruction syndrome (SOS/VOD)"),
+    )  # fmt: skip
+    return [
+        _ordered(
+            metadata.TI,
+            {
+                "STUDYID": study.code,
+                "DOMAIN": "TI",
+                "IETESTCD": code,
+                "IETEST": text,
+                "IECAT": category,
+                "IESCAT": None,
+                "TIRL": None,
+                "TIVERS": None,
+            },
+        )  # fmt: skip
+        for code, category, text in criteria
+    ]
+
+
+# --- disease response --------------------------------------------------------------------
+
+
+def _visit_of(a: ResponseAssessment, s: Subject, design: TrialDesign) -> tuple[int | None, str | None]:
+    """The planned assessment visit (TV) whose window holds the assessment's date, the
+    nearest due date first; (None, None) when none does (unscheduled)."""
+    if s.hct_date is None:
+        return None, None
+    facts = schedule.FollowUpFacts(
+        hct_date=s.hct_date,
+        cycles=tuple(schedule.PastCycle(d.cycle, d.day1) for d in s.doses),
+        end_of_treatment=s.end_of_treatment,
+        death=None,
+        withdrawal=None,
+        assessments=(),
+    )
+    numbers = {e.key: (n, e.label.upper()[:40]) for n, e in _assessment_visits(design)}
+    planned = [
+        p
+        for p in schedule.visit_calendar(facts, a.date, design.schedule)
+        if p.kind == a.kind and p.window_start <= a.date <= p.window_end and p.key in numbers
+    ]
+    if not planned:
+        return None, None
+    best = min(planned, key=lambda p: (abs((a.date - p.due).days), p.due))
+    return numbers[best.key]
+
+
+def map_rs(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """Disease response from the MRD and bone-marrow assessments (PROTOCOL s7, s8), one
+    record per test an assessment reports: ``MRD`` (status), ``MRDLVL`` (level, a
+    fraction), ``OVRLRESP`` (marrow response CR / CRi / relapse, investigator),
+    ``BLASTS`` (marrow blasts %), ``EXTRAMED`` (extramedullary disease present / absent).
+    VISITNUM/VISIT the planned assessment visit whose window holds the date (TV)."""
+    out = []
+    for s in subjects:
+        rfst = dtc(s.first_dose)
+        seq = 0
+        for a in sorted(s.assessments, key=lambda a: (a.date, a.record_id)):
+            visitnum, visit = _visit_of(a, s, study.design)
+            category = "MINIMAL RESIDUAL DISEASE" if a.kind == "mrd" else "BONE MARROW RESPONSE"
+            method = RS_METHOD.get(a.method)
+            # (RSTESTCD, RSTEST, RSORRES, RSSTRESC, RSSTRESN, RSSTRESU, RSMETHOD, RSEVAL)
+            tests: list[tuple[str, str, str, str, float | None, str | None, str | None, str | None]] = []
+            if a.result in RS_RESULT:
+                tests.append(("MRD", "Minimal Residual Disease", RS_RESULT[a.result], RS_RESULT[a.result], None,
+                              None, method, None))  # fmt: skip
+            if a.level is not None:
+                text = _decimal_text(a.level)
+                tests.append(("MRDLVL", "Minimal Residual Disease Level", text, text, float(a.level), None, method,
+                              None))  # fmt: skip
+            if a.response in RS_RESPONSE:
+                original, standard = RS_RESPONSE[a.response]
+                tests.append(("OVRLRESP", "Overall Response", original, standard, None, None, None, "INVESTIGATOR"))
+            if a.blasts_pct is not None:
+                text = _decimal_text(a.blasts_pct)
+                tests.append(("BLASTS", "Bone Marrow Blasts", text, text, float(a.blasts_pct), "%", None, None))
+            if a.extramedullary is not None:
+                found = "PRESENT" if a.extramedullary else "ABSENT"
+                tests.append(("EXTRAMED", "Extramedullary Disease", found, found, None, None, None, None))
+            day = dtc(a.date)
+            for code, name, original, standard, number, unit, method_, evaluator in tests:
+                seq += 1
+                out.append(
+                    _ordered(
+                        metadata.RS,
+                        {
+                            "STUDYID": study.code,
+                            "DOMAIN": "RS",
+                            "USUBJID": _usubjid(study, s),
+                            "RSSEQ": seq,
+                            "RSSPID": f"ASSESSMENT-{a.record_id}",
+                            "RSTESTCD": code,
+                            "RSTEST": name,
+                            "RSCAT": category,
+                            "RSORRES": original,
+                            "RSSTRESC": standard,
+                            "RSSTRESN": number,
+                            "RSSTRESU": unit,
+                            "RSMETHOD": method_,
+                            "RSEVAL": evaluator,
+                            "VISITNUM": visitnum,
+                            "VISIT": visit,
+                            "EPOCH": epoch(a.date, s),
+                            "RSDTC": day,
+                            "RSDY": study_day(day, rfst),
+                        },
+                    )
+                )
+    return out
+
+
+# --- ADAE --------------------------------------------------------------------------------
+
+
+def _dose_at(s: Subject, day: datetime.date) -> Dose | None:
+    """The latest dose given on or before ``day`` (None before the first dose)."""
+    given = [d for d in _doses(s) if d.day1 <= day]
+    return given[-1] if given else None
+
+
+def map_adae(study: Study, subjects: Iterable[Subject]) -> list[Record]:
+    """One record per AE of AE (same AESEQ). Subject variables from ADSL (SAFFL, TRT01A,
+    TRTSDT...). TRTA/TRTAN the dose level of the latest dose on or before onset (the
+    level's mg/m2, as TRT01A); empty before the first dose. ASTDT/AENDT the AE dates,
+    ASTDY/AENDY from TRTSDT (no day 0). TRTEMFL Y when ASTDT is on or after TRTSDT (the
+    protocol sets no end to the AE reporting period). ATOXGR/ATOXGRN the CTCAE v5.0 grade.
+    DLTFL the DLT decision that counts (SUPPAE.AEDLT), DLTRULE its rule."""
+    doses_by_level = dict(study.design.dose_levels)
+    out = []
+    for s in subjects:
+        [adsl] = map_adsl(study, [s])
+        first = s.first_dose
+        for seq, a in enumerate(sorted(s.adverse_events, key=lambda a: (a.onset, a.record_id)), start=1):
+            dose = _dose_at(s, a.onset)
+            trta = None
+            if dose is not None:
+                level_dose = doses_by_level.get(dose.level)
+                trta = f"{_mg_m2(level_dose)} mg/m2" if level_dose is not None else f"Dose level {dose.level}"
+            start, end = dtc(a.onset), dtc(a.resolved)
+            out.append(
+                _ordered(
+                    metadata.ADAE,
+                    {
+                        "STUDYID": study.code,
+                        "USUBJID": _usubjid(study, s),
+                        "SUBJID": s.subject_id,
+                        "SITEID": s.site_code,
+                        "AESEQ": seq,
+                        "AGE": adsl["AGE"],
+                        "SEX": adsl["SEX"],
+                        "RACE": adsl["RACE"],
+                        "SAFFL": adsl["SAFFL"],
+                        "TRT01A": adsl["TRT01A"],
+                        "TRTA": trta,
+                        "TRTAN": dose.level if dose is not None else None,
+                        "TRTSDT": adsl["TRTSDT"],
+                        "TRTEDT": adsl["TRTEDT"],
+                        "AETERM": f"{a.term} - {a.specify}" if a.specify else a.term,
+                        "AEDECOD": a.term,
+                        "AEBODSYS": a.soc,
+                        "AESOC": a.soc,
+                        "AESER": _yn(a.serious),
+                        "AEREL": AE_RELATION.get(a.attribution),
+                        "AEACN": AE_ACTION.get(a.action),
+                        "AEOUT": AE_OUTCOME.get(a.outcome),
+                        "AETOXGR": str(a.grade),
+                        "ATOXGR": str(a.grade),
+                        "ATOXGRN": a.grade,
+                        "AESTDTC": start,
+                        "AEENDTC": end,
+                        "ASTDT": a.onset,
+                        "AENDT": a.resolved,
+                        "ASTDY": study_day(start, dtc(first)),
+                        "AENDY": study_day(end, dtc(first)),
+                        "TRTEMFL": "Y" if first is not None and a.onset >= first else None,
+                        "DLTFL": _yn(a.dlt) if a.dlt is not None else None,
+                        "DLTRULE": a.dlt_rule.upper() or None,
+                    },
+                )
+            )
+    return out
+
+
 MAPPERS = {
+    "TS": map_ts,
+    "TA": map_ta,
+    "TE": map_te,
+    "TV": map_tv,
+    "TI": map_ti,
     "DM": map_dm,
     "AE": map_ae,
     "SUPPAE": map_suppae,
@@ -865,7 +1371,9 @@ MAPPERS = {
     "LB": map_lb,
     "CM": map_cm,
     "MH": map_mh,
+    "RS": map_rs,
     "ADSL": map_adsl,
+    "ADAE": map_adae,
     "ADTTE": map_adtte,
 }
 

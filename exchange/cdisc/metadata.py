@@ -1,7 +1,7 @@
-"""The variables of each dataset as data: SDTMIG 3.4 (DM, AE, EX, DS, LB, CM, MH, SUPPQUAL) and
-ADaMIG 1.3 (ADSL, ADTTE), in dataset order, with label, type, maximum length, core and
-codelist. Pure: no Django. The writers read it (labels, types, lengths); the mapping
-functions produce exactly these variables.
+"""The variables of each dataset as data: SDTMIG 3.4 (the trial design domains TS, TA, TE,
+TV, TI; DM, AE, EX, DS, LB, CM, MH, RS, SUPPQUAL) and ADaMIG 1.3 (ADSL, ADAE, ADTTE), in
+dataset order, with label, type, maximum length, core and codelist. Pure: no Django.
+The writers read it (labels, types, lengths); the mapping functions produce exactly these variables.
 
 ``length`` is the maximum the standard or Trialdesk allows (XPT v5: 200 characters at
 most); the XPT writer stores each character variable at the longest value actually
@@ -65,7 +65,14 @@ def _c(name: str, label: str, length: int, core: Core, codelist: str | None = No
 
 
 def _n(name: str, label: str, core: Core, key: int | None = None, date: bool = False) -> Variable:
-    integer = name.endswith(("SEQ", "DY", "PN", "AN")) or name in {"VISITNUM", "AGE", "CNSR", "AVAL", "AELLTCD"}
+    integer = name.endswith(("SEQ", "DY", "PN", "AN", "GRN")) or name in {
+        "VISITNUM",
+        "AGE",
+        "CNSR",
+        "AVAL",
+        "AELLTCD",
+        "TAETORD",
+    }
     return Variable(name, label, "Num", 8, core, date=date, key=key, integer=integer and not date)
 
 
@@ -263,6 +270,130 @@ MH = DatasetSpec(
 )
 
 
+# --- trial design (SDTMIG 3.4 section 7) ---------------------------------------------------
+
+TS = DatasetSpec(
+    "TS",
+    "Trial Summary",
+    "One record per trial summary parameter value",
+    "TRIAL DESIGN",
+    "SDTMIG 3.4",
+    (
+        _c("STUDYID", "Study Identifier", 40, "Req", key=1),
+        _c("DOMAIN", "Domain Abbreviation", 2, "Req"),
+        _n("TSSEQ", "Sequence Number", "Req", key=3),
+        _c("TSGRPID", "Group ID", 20, "Perm"),
+        _c("TSPARMCD", "Trial Summary Parameter Short Name", 8, "Req", "TSPARMCD", key=2),
+        _c("TSPARM", "Trial Summary Parameter", 40, "Req", "TSPARM"),
+        _c("TSVAL", "Parameter Value", 200, "Exp"),
+        _c("TSVAL1", "Parameter Value 1", 200, "Perm"),
+        _c("TSVALNF", "Parameter Null Flavor", 8, "Perm", "NULLFLAV"),
+        _c("TSVALCD", "Parameter Value Code", 40, "Exp"),
+        _c("TSVCDREF", "Name of the Reference Terminology", 40, "Exp", "DICTNAM"),
+        _c("TSVCDVER", "Version of the Reference Terminology", 20, "Exp"),
+    ),
+)
+
+TA = DatasetSpec(
+    "TA",
+    "Trial Arms",
+    "One record per planned Element per Arm",
+    "TRIAL DESIGN",
+    "SDTMIG 3.4",
+    (
+        _c("STUDYID", "Study Identifier", 40, "Req", key=1),
+        _c("DOMAIN", "Domain Abbreviation", 2, "Req"),
+        _c("ARMCD", "Planned Arm Code", 20, "Req", key=2),
+        _c("ARM", "Description of Planned Arm", 200, "Req"),
+        _n("TAETORD", "Planned Order of Element within Arm", "Req", key=3),
+        _c("ETCD", "Element Code", 8, "Req"),
+        _c("ELEMENT", "Description of Element", 40, "Perm"),
+        _c("TABRANCH", "Branch", 200, "Exp"),
+        _c("TATRANS", "Transition Rule", 200, "Exp"),
+        _c("EPOCH", "Epoch", 20, "Req", "EPOCH"),
+    ),
+)
+
+TE = DatasetSpec(
+    "TE",
+    "Trial Elements",
+    "One record per planned Element",
+    "TRIAL DESIGN",
+    "SDTMIG 3.4",
+    (
+        _c("STUDYID", "Study Identifier", 40, "Req", key=1),
+        _c("DOMAIN", "Domain Abbreviation", 2, "Req"),
+        _c("ETCD", "Element Code", 8, "Req", key=2),
+        _c("ELEMENT", "Description of Element", 40, "Req"),
+        _c("TESTRL", "Rule for Start of Element", 200, "Req"),
+        _c("TEENRL", "Rule for End of Element", 200, "Perm"),
+        _c("TEDUR", "Planned Duration of Element", 20, "Perm"),
+    ),
+)
+
+TV = DatasetSpec(
+    "TV",
+    "Trial Visits",
+    "One record per planned Visit per Arm",
+    "TRIAL DESIGN",
+    "SDTMIG 3.4",
+    (
+        _c("STUDYID", "Study Identifier", 40, "Req", key=1),
+        _c("DOMAIN", "Domain Abbreviation", 2, "Req"),
+        _n("VISITNUM", "Visit Number", "Req", key=2),
+        _c("VISIT", "Visit Name", 40, "Perm"),
+        _n("VISITDY", "Planned Study Day of Visit", "Perm"),
+        _c("ARMCD", "Planned Arm Code", 20, "Exp"),
+        _c("TVSTRL", "Visit Start Rule", 200, "Req"),
+        _c("TVENRL", "Visit End Rule", 200, "Perm"),
+    ),
+)
+
+TI = DatasetSpec(
+    "TI",
+    "Trial Inclusion/Exclusion Criteria",
+    "One record per I/E criterion",
+    "TRIAL DESIGN",
+    "SDTMIG 3.4",
+    (
+        _c("STUDYID", "Study Identifier", 40, "Req", key=1),
+        _c("DOMAIN", "Domain Abbreviation", 2, "Req"),
+        _c("IETESTCD", "Incl/Excl Criterion Short Name", 8, "Req", key=2),
+        _c("IETEST", "Inclusion/Exclusion Criterion", 200, "Req"),
+        _c("IECAT", "Inclusion/Exclusion Category", 9, "Req", "IECAT"),
+        _c("IESCAT", "Inclusion/Exclusion Subcategory", 40, "Perm"),
+        _c("TIRL", "Inclusion/Exclusion Criterion Rule", 200, "Perm"),
+        _c("TIVERS", "Protocol Criteria Versions", 20, "Perm"),
+    ),
+)
+
+RS = DatasetSpec(
+    "RS",
+    "Disease Response and Clin Classification",
+    "One record per response assessment per time point per visit per subject",
+    "FINDINGS",
+    "SDTMIG 3.4",
+    (
+        *_identifiers("RS"),
+        _c("RSSPID", "Sponsor-Defined Identifier", 30, "Perm"),
+        _c("RSTESTCD", "Assessment Short Name", 8, "Req", "RSTESTCD", key=4),
+        _c("RSTEST", "Assessment Name", 40, "Req", "RSTEST"),
+        _c("RSCAT", "Category for Assessment", 40, "Exp", "RSCAT"),
+        _c("RSORRES", "Result or Finding in Original Units", 40, "Exp"),
+        _c("RSSTRESC", "Character Result/Finding in Std Format", 40, "Exp"),
+        _n("RSSTRESN", "Numeric Result/Finding in Standard Units", "Perm"),
+        _c("RSSTRESU", "Standard Units", 10, "Perm", "UNIT"),
+        _c("RSMETHOD", "Method of Test or Examination", 40, "Perm", "METHOD"),
+        _c("RSEVAL", "Evaluator", 20, "Perm", "EVAL"),
+        _n("VISITNUM", "Visit Number", "Exp"),
+        _c("VISIT", "Visit Name", 40, "Perm"),
+        _c("EPOCH", "Epoch", 20, "Perm", "EPOCH"),
+        _c("RSDTC", "Date/Time of Assessment", 19, "Exp", key=5),
+        _n("RSDY", "Study Day of Assessment", "Perm"),
+    ),
+)
+
+
 def supp_spec(domain: str, label: str) -> DatasetSpec:
     """SUPP-- for ``domain`` (SDTMIG 3.4 section 8.4)."""
     return DatasetSpec(
@@ -322,6 +453,50 @@ ADSL = DatasetSpec(
     ),
 )
 
+ADAE = DatasetSpec(
+    "ADAE",
+    "Adverse Events Analysis Dataset",
+    "One record per adverse event per subject",
+    "OCCURRENCE DATA STRUCTURE",
+    "ADaMIG 1.3",
+    (
+        _c("STUDYID", "Study Identifier", 40, "Req", key=1),
+        _c("USUBJID", "Unique Subject Identifier", 60, "Req", key=2),
+        _c("SUBJID", "Subject Identifier for the Study", 20, "Perm"),
+        _c("SITEID", "Study Site Identifier", 20, "Perm"),
+        _n("AESEQ", "Sequence Number", "Req", key=3),
+        _n("AGE", "Age", "Perm"),
+        _c("SEX", "Sex", 1, "Perm", "SEX"),
+        _c("RACE", "Race", 60, "Perm", "RACE"),
+        _c("SAFFL", "Safety Population Flag", 1, "Cond", "NY"),
+        _c("TRT01A", "Actual Treatment for Period 01", 40, "Perm"),
+        _c("TRTA", "Actual Treatment", 40, "Cond"),
+        _n("TRTAN", "Actual Treatment (N)", "Perm"),
+        _n("TRTSDT", "Date of First Exposure to Treatment", "Perm", date=True),
+        _n("TRTEDT", "Date of Last Exposure to Treatment", "Perm", date=True),
+        _c("AETERM", "Reported Term for the Adverse Event", 200, "Req"),
+        _c("AEDECOD", "Dictionary-Derived Term", 200, "Req"),
+        _c("AEBODSYS", "Body System or Organ Class", 200, "Req"),
+        _c("AESOC", "Primary System Organ Class", 200, "Perm"),
+        _c("AESER", "Serious Event", 1, "Perm", "NY"),
+        _c("AEREL", "Causality", 20, "Perm", "AEREL"),
+        _c("AEACN", "Action Taken with Study Treatment", 30, "Perm", "ACN"),
+        _c("AEOUT", "Outcome of Adverse Event", 40, "Perm", "OUT"),
+        _c("AETOXGR", "Standard Toxicity Grade", 1, "Perm", "TOXGRV5"),
+        _c("ATOXGR", "Analysis Toxicity Grade", 1, "Cond", "TOXGRV5"),
+        _n("ATOXGRN", "Analysis Toxicity Grade (N)", "Cond"),
+        _c("AESTDTC", "Start Date/Time of Adverse Event", 19, "Perm"),
+        _c("AEENDTC", "End Date/Time of Adverse Event", 19, "Perm"),
+        _n("ASTDT", "Analysis Start Date", "Cond", date=True),
+        _n("AENDT", "Analysis End Date", "Cond", date=True),
+        _n("ASTDY", "Analysis Start Relative Day", "Cond"),
+        _n("AENDY", "Analysis End Relative Day", "Cond"),
+        _c("TRTEMFL", "Treatment Emergent Analysis Flag", 1, "Cond", "NY"),
+        _c("DLTFL", "Dose-Limiting Toxicity Flag", 1, "Perm", "NY"),
+        _c("DLTRULE", "DLT Adjudication Rule", 60, "Perm"),
+    ),
+)
+
 ADTTE = DatasetSpec(
     "ADTTE",
     "Time-to-Event Analysis Dataset",
@@ -348,7 +523,9 @@ ADTTE = DatasetSpec(
     ),
 )
 
-DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (DM, AE, EX, DS, LB, CM, MH, SUPPAE, SUPPEX, ADSL, ADTTE)}
+DATASETS: dict[str, DatasetSpec] = {
+    d.name: d for d in (TS, TA, TE, TV, TI, DM, AE, EX, DS, LB, CM, MH, RS, SUPPAE, SUPPEX, ADSL, ADAE, ADTTE)
+}
 
 
 def check(spec: DatasetSpec) -> tuple[str, ...]:

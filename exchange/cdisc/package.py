@@ -1,6 +1,7 @@
 """Every CDISC dataset of one trial written to a folder: ``<name>.xpt`` (SAS transport
-v5) and ``<name>.json`` (Dataset-JSON v1.1) for DM, AE, SUPPAE, EX, SUPPEX, DS, ADSL
-and ADTTE, and ``define.xml`` (Define-XML 2.1) describing them all. Every dataset is
+v5) and ``<name>.json`` (Dataset-JSON v1.1) for each dataset of
+:data:`exchange.cdisc.metadata.DATASETS` (TS, TA, TE, TV, TI, DM, AE, EX, DS, LB, CM, MH,
+RS, SUPPAE, SUPPEX, ADSL, ADAE, ADTTE), and ``define.xml`` (Define-XML 2.1) describing them all. Every dataset is
 checked before the first file is written, and the files are written to a temporary
 folder and moved in at the end: an error leaves nothing half-written."""
 

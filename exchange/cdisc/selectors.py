@@ -10,21 +10,42 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch
 from django.utils import timezone
 
 from dosing.models import ConcomitantMedication, Cycle, LabPanel
+from dosing.params import trial_schedule_params
 from exchange.cdisc import mapping
 from exchange.exports import STUDY_DRUG, export_trial
-from patients.models import Consent, Patient, PatientEvent, Screening
+from patients.models import Assessment, Consent, Patient, PatientEvent, Screening
 from patients.selectors import transplant_of
+from patients.services import eligibility_params
 from safety.models import AdverseEvent, DltAdjudication
 from safety.selectors import REFERENCE_LIMITS, is_active_adjudication, patient_dlt_outcomes
 from trial import access
-from trial.models import Trial
+from trial.models import Trial, TrialLock
 
 _EVALUABLE = {"dlt", "no_dlt"}
+
+
+def design_of(trial: Trial) -> mapping.TrialDesign:
+    """The trial configuration the trial design domains describe (four small queries)."""
+    lock = TrialLock.objects.filter(trial=trial, state=TrialLock.State.LOCKED).first()
+    return mapping.TrialDesign(
+        title=trial.title,
+        dose_levels=tuple((d.level, d.dose_mg_m2) for d in trial.dose_levels.order_by("level")),
+        design=trial.design,
+        planned_subjects=trial.max_sample_size,
+        countries=tuple(c for c in trial.sites.values_list("country", flat=True) if c),
+        lock_date=lock.changed_at.astimezone(ZoneInfo(trial.zone_name)).date()
+        if lock is not None and lock.changed_at is not None
+        else None,
+        schedule=trial_schedule_params(trial),
+        eligibility=eligibility_params(trial),
+        protocol_versions=tuple(v.version for v in trial.protocol_versions.all()),
+    )
 
 
 def study_of(trial: Trial) -> mapping.Study:
@@ -33,6 +54,7 @@ def study_of(trial: Trial) -> mapping.Study:
         drug=STUDY_DRUG,
         survival_origin=trial.survival_origin,  # type: ignore[arg-type]
         lab_limits=tuple(REFERENCE_LIMITS.items()),
+        design=design_of(trial),
     )
 
 
@@ -132,7 +154,6 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
     return mapping.Subject(
         subject_id=p.subject_id,
         site_code=p.site.code,
-        country=p.site.country,
         birth_year=p.birth_year,
         sex=p.sex,
         race=p.race,
@@ -153,6 +174,21 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
             mapping.Medication(m.pk, m.agent, m.start, m.stop, m.other_agent) for m in p.medications.all()
         ),
         diagnosis=p.diagnosis,
+        country=p.site.country,
+        assessments=tuple(
+            mapping.ResponseAssessment(
+                record_id=a.pk,
+                kind=a.kind,
+                date=a.date,
+                method=a.method,
+                result=a.result,
+                level=a.level,
+                blasts_pct=a.blasts_pct,
+                response=a.response,
+                extramedullary=a.extramedullary,
+            )
+            for a in p.assessments.all()
+        ),
     )
 
 
@@ -181,6 +217,7 @@ def casebook_subjects(
             Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("term").order_by("onset", "id")),
             Prefetch("lab_panels", queryset=LabPanel.objects.order_by("date", "id")),
             Prefetch("medications", queryset=ConcomitantMedication.objects.order_by("start", "id")),
+            Prefetch("assessments", queryset=Assessment.objects.order_by("date", "id")),
         )
         .order_by("subject_id")
     )

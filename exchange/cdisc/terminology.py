@@ -10,6 +10,54 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# The CDISC CT release the codelist C-codes were taken from (they have not changed since);
+# define.xml names it, TS.TSVCDVER gives it for the values coded in CDISC CT.
+CT_VERSION = "2025-03-28"
+
+# Trial Summary parameters Trialdesk writes (SDTMIG 3.4 TS; CDISC CT TSPARMCD / TSPARM), in
+# the order TS lists them.
+TS_PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("TITLE", "Trial Title"),
+    ("TPHASE", "Trial Phase Classification"),
+    ("STYPE", "Study Type"),
+    ("TTYPE", "Trial Type"),
+    ("INDIC", "Trial Disease/Condition Indication"),
+    ("TDIGRP", "Diagnosis Group"),
+    ("TRT", "Investigational Therapy or Treatment"),
+    ("DOSE", "Dose per Administration"),
+    ("DOSU", "Dose Units"),
+    ("DOSFRQ", "Dosing Frequency"),
+    ("ROUTE", "Route of Administration"),
+    ("ADDON", "Added on to Existing Treatments"),
+    ("AGEMIN", "Planned Minimum Age of Subjects"),
+    ("AGEMAX", "Planned Maximum Age of Subjects"),
+    ("SEXPOP", "Sex of Participants"),
+    ("PLANSUB", "Planned Number of Subjects"),
+    ("ACTSUB", "Actual Number of Subjects"),
+    ("NARMS", "Planned Number of Arms"),
+    ("RANDOM", "Trial is Randomized"),
+    ("TBLIND", "Trial Blinding Schema"),
+    ("TCNTRL", "Control Type"),
+    ("FCNTRY", "Planned Country of Investigational Sites"),
+    ("SSTDTC", "Study Start Date"),
+    ("SPONSOR", "Clinical Study Sponsor"),
+    ("DCUTDTC", "Data Cutoff Date"),
+    ("DCUTDESC", "Data Cutoff Description"),
+)
+
+# NCI C-codes of the Trial Summary values Trialdesk writes (TSVALCD, TSVCDREF "CDISC CT").
+TS_VALUE_CODES: dict[str, str] = {
+    "PHASE I TRIAL": "C15600",
+    "INTERVENTIONAL": "C98388",
+    "SAFETY": "C49667",
+    "INTRAVENOUS": "C38276",
+    "Y": "C49488",
+    "N": "C49487",
+    "BOTH": "C49636",
+    "OPEN LABEL": "C49659",
+    "NONE": "C41132",
+}
+
 
 @dataclass(frozen=True)
 class Codelist:
@@ -70,7 +118,7 @@ CODELISTS: dict[str, Codelist] = {
         _cl("PROTMLST", "C114118", ("INFORMED CONSENT OBTAINED", "ENROLLED"), extensible=True),
         _cl("DSCAT", "C74558", ("DISPOSITION EVENT", "PROTOCOL MILESTONE")),
         _cl("ROUTE", "C66729", ("INTRAVENOUS",), extensible=True),
-        _cl("UNIT", "C71620", ("mg", "mg/m2", "m2", "10^9/L", "g/L", "umol/L", "U/L"), extensible=True),
+        _cl("UNIT", "C71620", ("mg", "mg/m2", "m2", "10^9/L", "g/L", "umol/L", "U/L", "%"), extensible=True),
         _cl("FRM", "C66726", ("INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION",), extensible=True),
         _cl("FREQ", "C71113", ("ONCE",), extensible=True),
         _cl("STENRF", "C66728", ("BEFORE", "DURING", "AFTER", "DURING/AFTER", "ONGOING", "U")),
@@ -99,7 +147,40 @@ CODELISTS: dict[str, Codelist] = {
         _cl("AEREL", None, ("NOT RELATED", "UNLIKELY RELATED", "POSSIBLY RELATED", "PROBABLY RELATED", "RELATED")),
         _cl("PARAMCD", None, ("OS", "PFS", "NRM")),
         _cl("STARTSRC", None, ("HCT", "FIRST DOSE")),
-        _cl("COUNTRY", None, ()),  # ISO 3166-1 alpha-3 (an external dictionary): the site's country
+        _cl("COUNTRY", None, ()),  # ISO 3166-1 alpha-3 (Site.country): an external dictionary in define.xml
+        # Trial design (SDTMIG 3.4 section 7).
+        _cl("TSPARMCD", "C66738", tuple(code for code, _ in TS_PARAMETERS), extensible=True),
+        _cl("TSPARM", "C67152", tuple(name for _, name in TS_PARAMETERS), extensible=True),
+        # ISO 21090 null flavors (the CDISC list's C-code is not recorded here: listed as sponsor's).
+        _cl("NULLFLAV", None, ("NI", "UNK", "NA", "NASK")),
+        _cl("DICTNAM", "C66788", ("CDISC CT", "ISO 8601", "ISO 3166"), extensible=True),
+        _cl("IECAT", "C66797", ("INCLUSION", "EXCLUSION")),
+        # Disease response (RS): the protocol's own assessments (PROTOCOL s7, s8); sponsor-defined
+        # where CDISC has no term for an MRD status or this trial's marrow response.
+        _cl("RSTESTCD", None, ("MRD", "MRDLVL", "OVRLRESP", "BLASTS", "EXTRAMED")),
+        _cl(
+            "RSTEST",
+            None,
+            (
+                "Minimal Residual Disease",
+                "Minimal Residual Disease Level",
+                "Overall Response",
+                "Bone Marrow Blasts",
+                "Extramedullary Disease",
+            ),
+        ),  # fmt: skip
+        _cl("RSCAT", None, ("MINIMAL RESIDUAL DISEASE", "BONE MARROW RESPONSE")),
+        # RSSTRESC by RSTESTCD (VALUE_LEVEL): MRD status, marrow response, extramedullary disease.
+        _cl("RSMRD", None, ("POSITIVE", "NEGATIVE", "INDETERMINATE")),
+        _cl("RSRESP", None, ("CR", "CRI", "RELAPSE")),
+        _cl("RSEMD", None, ("PRESENT", "ABSENT")),
+        _cl(
+            "METHOD",
+            "C85492",
+            ("FLOW CYTOMETRY", "POLYMERASE CHAIN REACTION", "NEXT GENERATION SEQUENCING"),
+            extensible=True,
+        ),  # fmt: skip
+        _cl("EVAL", "C78735", ("INVESTIGATOR",), extensible=True),
     )
 }
 
@@ -149,6 +230,10 @@ DIAGNOSIS = {
     "b_all": "CD22-POSITIVE B-CELL ACUTE LYMPHOBLASTIC LEUKEMIA",
     "cml_lymphoid_blast": "CHRONIC MYELOID LEUKEMIA IN LYMPHOID BLAST CRISIS",
 }
+# Assessment (PROTOCOL s7) values -> RS (docs/api.md: kind, method, result, response).
+RS_METHOD = {"flow": "FLOW CYTOMETRY", "pcr": "POLYMERASE CHAIN REACTION", "ngs": "NEXT GENERATION SEQUENCING"}
+RS_RESULT = {"positive": "POSITIVE", "negative": "NEGATIVE", "indeterminate": "INDETERMINATE"}
+RS_RESPONSE = {"cr": ("CR", "CR"), "cri": ("CRi", "CRI"), "relapse": ("RELAPSE", "RELAPSE")}
 DEATH_CAUSE = {
     "relapse": "RELAPSE",
     "gvhd": "GVHD",
@@ -162,6 +247,8 @@ DEATH_CAUSE = {
 # PROTMLST for protocol milestones (SDTMIG 3.4 DS assumptions).
 VALUE_LEVEL: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
     ("DS", "DSDECOD"): ("DSCAT", {"DISPOSITION EVENT": "NCOMPLT", "PROTOCOL MILESTONE": "PROTMLST"}),
+    # RS: the coded results; MRDLVL and BLASTS are numbers (RSSTRESN), uncontrolled.
+    ("RS", "RSSTRESC"): ("RSTESTCD", {"MRD": "RSMRD", "OVRLRESP": "RSRESP", "EXTRAMED": "RSEMD"}),
 }
 
 

@@ -162,7 +162,12 @@ def test_the_trial_level_results_are_recomputed_once_after_the_import(django_cap
         (lambda b: b.update(patient=[]), "patient: unknown key"),
         (lambda b: b["trial"].update(sites=None), "trial.sites: a value is required"),
         (lambda b: b["trial"]["sites"][0].update(country=3), "trial.sites[0].country: expected"),
-        (lambda b: b["trial"]["sites"][1].update(country="us"), "trial.sites[1].country: Use the ISO 3166-1 alpha-3"),
+        (
+            lambda b: b["trial"]["sites"][1].update(country="us"),
+            "trial.sites[1].country: 'us' is not an ISO 3166-1 alpha-3",
+        ),
+        (lambda b: b["trial"]["sites"][1].update(country="XYZ"), "sites[1].country: 'XYZ' is not an ISO 3166-1"),
+        (lambda b: b["trial"]["sites"][1].update(country=None), "trial.sites[1].country: a value is required"),
         (lambda b: b["trial"]["dose_levels"][0].pop("dose_mg_m2"), "trial.dose_levels[0].dose_mg_m2: required key"),
         (lambda b: b["patients"][1].update(sex="f"), "patients[1].sex: 'f' is not one of female, male"),
         (lambda b: b["patients"][2]["cycles"][0].update(day1="2017-13-01"), "patients[2].cycles[0].day1: '2017-13-01'"),

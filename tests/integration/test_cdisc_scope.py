@@ -2,14 +2,18 @@
 (issue 18; docs/exports.md)."""
 
 import datetime
+from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import Http404
 
 from cleaning.services import casebook_record_void
 from exchange.cdisc import mapping
 from exchange.cdisc.selectors import casebook_subjects_for
-from tests.factories import AdverseEventFactory, PatientFactory
+from tests.factories import AdverseEventFactory, AssessmentFactory, DoseLevelFactory, PatientFactory
+from trial.models import Site, TrialLock
 
 
 @pytest.fixture
@@ -59,3 +63,52 @@ def test_query_count_does_not_grow_with_the_casebooks(world, casebooks):  # type
         _, subjects = casebook_subjects_for(world["sponsor"], "TRIAL-T")
     assert len(subjects) == 5
     assert len(after) == len(before)
+
+
+def test_design_and_response_datasets_read_the_trial_and_its_casebooks(world, casebooks):  # type: ignore[no-untyped-def]
+    """TS/TA from the trial's own configuration (dose levels, site countries, the lock),
+    DM.COUNTRY from the site, RS from the current assessments (a voided one is left out)."""
+    trial, site = world["trial"], world["site_a"]
+    site.country = "FRA"
+    site._change_reason = "country recorded"
+    site.save()
+    for level, dose in ((1, "0.25"), (2, "0.5")):
+        DoseLevelFactory(trial=trial, level=level, dose_mg_m2=Decimal(dose))
+    kept = AssessmentFactory(patient=casebooks["a"], result="positive")
+    voided = AssessmentFactory(patient=casebooks["a"], date=datetime.date(2024, 4, 12))
+    casebook_record_void(user=world["coordinator_a"], target=voided, reason="Entered on the wrong patient")
+
+    TrialLock.objects.create(  # last: a locked trial refuses casebook writes
+        trial=trial,
+        state=TrialLock.State.LOCKED,
+        changed_at=datetime.datetime(2026, 11, 30, 23, 30, tzinfo=datetime.UTC),
+    )
+    study, subjects = casebook_subjects_for(world["sponsor"], "TRIAL-T")
+    ts = {(r["TSPARMCD"], r["TSSEQ"]): r["TSVAL"] for r in mapping.map_ts(study, subjects)}
+    assert ts[("TITLE", 1)] == "Trial T" and ts[("FCNTRY", 1)] == "FRA" and ("FCNTRY", 2) not in ts
+    assert (ts[("DOSE", 1)], ts[("DOSE", 2)], ts[("NARMS", 1)]) == ("0.25", "0.5", "2")
+    assert (ts[("DCUTDTC", 1)], ts[("DCUTDESC", 1)]) == ("2026-11-30", "DATABASE LOCK")
+    assert [r["ARM"] for r in mapping.map_ta(study, subjects) if r["TAETORD"] == 1] == [
+        "Dose level 1: 0.25 mg/m2",
+        "Dose level 2: 0.5 mg/m2",
+    ]
+    assert [r["COUNTRY"] for r in mapping.map_dm(study, subjects)] == ["FRA", None]  # site B: not recorded
+    rs = mapping.map_rs(study, subjects)
+    assert [(r["RSSPID"], r["RSSTRESC"]) for r in rs] == [(f"ASSESSMENT-{kept.pk}", "POSITIVE")]
+
+
+@pytest.mark.parametrize(("country", "refused"), [("USA", False), ("", False), ("XYZ", True), ("usa", True)])
+def test_a_site_country_is_an_iso_3166_alpha3_code(world, country, refused):  # type: ignore[no-untyped-def]
+    """The form check names the field and the rule; the database refuses what is not even
+    three capital letters (a bulk update skips the form)."""
+    site = world["site_a"]
+    site.country = country
+    if refused:
+        with pytest.raises(ValidationError) as err:
+            site.full_clean()
+        assert "is not an ISO 3166-1 alpha-3 country code" in str(err.value.message_dict["country"])
+    else:
+        site.full_clean()
+    if country == "usa":
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Site.objects.filter(pk=site.pk).update(country=country)

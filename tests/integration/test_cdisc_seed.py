@@ -18,10 +18,10 @@ from exchange.bundle import bundle_import
 from exchange.cdisc import define, mapping, metadata
 from exchange.cdisc.package import package_write
 from exchange.cdisc.selectors import casebook_subjects
-from patients.models import Patient, PatientEvent, Transplant
+from patients.models import Assessment, Patient, PatientEvent, Transplant
 from safety.models import AdverseEvent, CtcaeTerm
 from safety.services import ctcae_dictionary_load
-from trial.models import TrialComputation
+from trial.models import DoseLevel, TrialComputation
 from trial.services import computation_run
 from trial.survival import cumulative_incidence, incidence_at, kaplan_meier, survival_at
 
@@ -203,6 +203,75 @@ def test_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
     assert not flagged.duplicated(["USUBJID", "LBTESTCD"]).any() and (flagged["LBDY"] <= 1).all()
 
 
+def test_design_response_and_adae_datasets_equal_the_database(pkg):  # type: ignore[no-untyped-def]
+    """TS, TA, TE, TV, TI from the trial configuration, RS from the assessments, ADAE from
+    the AEs, DM.COUNTRY from the sites: the files against the tables."""
+    trial, outdir = pkg["trial"], pkg["outdir"]
+    patients = list(Patient.objects.filter(trial=trial).select_related("site").order_by("subject_id"))
+    dm, _ = _xpt(outdir, "DM")
+    assert list(dm["COUNTRY"]) == [p.site.country for p in patients] and set(dm["COUNTRY"]) == {"USA"}
+
+    ts = _json(outdir, "TS")
+    col = {c["name"]: i for i, c in enumerate(ts["columns"])}
+    values = {}
+    for r in ts["rows"]:
+        values.setdefault(r[col["TSPARMCD"]], []).append(r[col["TSVAL"]])
+    levels = list(DoseLevel.objects.filter(trial=trial).order_by("level"))
+    assert values["DOSE"] == [f"{d.dose_mg_m2.normalize():f}" for d in levels] == ["0.3", "0.4", "0.5", "0.6"]
+    assert values["TITLE"] == [trial.title] and values["TPHASE"] == ["PHASE I TRIAL"]
+    assert values["NARMS"] == ["4"] and values["PLANSUB"] == [str(trial.max_sample_size)]
+    assert values["ACTSUB"] == [str(sum(p.enrolled_on is not None for p in patients))]
+    assert values["AGEMIN"] == [f"P{trial.age_min}Y"] and values["FCNTRY"] == ["USA"]
+    assert values["SSTDTC"] == [min(c.date for p in patients for c in p.consents.all()).isoformat()]
+
+    ta, _ = _xpt(outdir, "TA")
+    assert set(ta["ARMCD"]) == {f"L{d.level}" for d in levels}
+    assert set(dm["ARMCD"]) - {""} <= set(ta["ARMCD"])  # every planned arm of DM is a TA arm
+    assert set(zip(dm["ARMCD"], dm["ARM"], strict=True)) - {("", "")} <= set(zip(ta["ARMCD"], ta["ARM"], strict=True))
+    te, _ = _xpt(outdir, "TE")
+    assert set(ta["ETCD"]) == set(te["ETCD"])
+    tv, _ = _xpt(outdir, "TV")
+    ex, _ = _xpt(outdir, "EX")
+    assert set(ex["VISITNUM"]) <= set(tv["VISITNUM"])  # every dose's visit is planned
+    assert len(_json(outdir, "TI")["rows"]) == 8
+
+    rs, _ = _xpt(outdir, "RS")
+    assessments = Assessment.objects.filter(patient__trial=trial).select_related("patient")
+    results = sorted((f"ASSESSMENT-{a.pk}", a.date.isoformat(), a.result.upper()) for a in assessments if a.result)
+    mrd = rs[rs["RSTESTCD"] == "MRD"]
+    assert sorted(zip(mrd["RSSPID"], mrd["RSDTC"], mrd["RSSTRESC"], strict=True)) == results and results
+    responses = sorted((f"ASSESSMENT-{a.pk}", a.response.upper()) for a in assessments if a.response)
+    overall = rs[rs["RSTESTCD"] == "OVRLRESP"]
+    assert sorted(zip(overall["RSSPID"], overall["RSSTRESC"], strict=True)) == responses
+    assert set(rs["RSSPID"]) == {
+        f"ASSESSMENT-{a.pk}"
+        for a in assessments
+        if a.result or a.response or a.level is not None or a.blasts_pct is not None or a.extramedullary is not None
+    }
+
+    adae, _ = _xpt(outdir, "ADAE")
+    ae, _ = _xpt(outdir, "AE")
+    adsl, _ = _xpt(outdir, "ADSL")
+    assert list(zip(adae["USUBJID"], adae["AESEQ"], adae["AESTDTC"], strict=True)) == list(
+        zip(ae["USUBJID"], ae["AESEQ"], ae["AESTDTC"], strict=True)
+    )
+    assert list(adae["ATOXGRN"]) == [float(g) for g in ae["AETOXGR"]]
+    saffl = dict(zip(adsl["USUBJID"], adsl["SAFFL"], strict=True))
+    assert all(saffl[u] == f for u, f in zip(adae["USUBJID"], adae["SAFFL"], strict=True))
+    emergent = adae[adae["TRTEMFL"] == "Y"]
+    assert (emergent["ASTDT"] >= emergent["TRTSDT"]).all() and (emergent["ASTDY"] >= 1).all()
+    assert emergent["TRTA"].ne("").all() and len(emergent) > 0
+    supp = _json(outdir, "SUPPAE")
+    col = {c["name"]: i for i, c in enumerate(supp["columns"])}
+    dlt = {
+        (r[col["USUBJID"]], float(r[col["IDVARVAL"]])): r[col["QVAL"]]
+        for r in supp["rows"]
+        if r[col["QNAM"]] == "AEDLT"
+    }
+    flagged = {(u, s): f for u, s, f in zip(adae["USUBJID"], adae["AESEQ"], adae["DLTFL"], strict=True) if f}
+    assert flagged == dlt and "Y" in dlt.values()
+
+
 def test_adtte_alone_reproduces_the_survival_api(pkg):  # type: ignore[no-untyped-def]
     """Kaplan-Meier (OS, PFS) and Aalen-Johansen (NRM) on the ADTTE file reproduce the
     1-year figures of the survival API exactly, estimate and confidence interval."""
@@ -245,8 +314,8 @@ def test_export_sdtm_command_writes_the_files(pkg, tmp_path):  # type: ignore[no
 
 
 def test_seed_values_are_filled_and_controlled(pkg):  # type: ignore[no-untyped-def]
-    """On the real seed data: every SDTM Req variable has a value (DM.COUNTRY: the site's
-    country) and every coded value is a term of its codelist."""
+    """On the real seed data: every SDTM Req variable has a value (DM.COUNTRY too: the
+    seed's sites are in the USA) and every coded value is a term of its codelist."""
     from exchange.cdisc import terminology
 
     for name, records in pkg["records"].items():

@@ -115,6 +115,8 @@ FAILED = "STUDY-1-UHC-002"
         (_set("LB", "USUBJID", "STUDY-1-UHC-999", LBTESTCD="ALT"), "TD-DM-USUBJID", "LB", "USUBJID"),
         (_set("AE", "AESEQ", 1, AESEQ=2), "TD-SEQ-UNIQUE", "AE", "AESEQ"),
         (_set("DS", "DSSEQ", 0.5, DSSEQ=1), "TD-SEQ-UNIQUE", "DS", "DSSEQ"),
+        # TS has no subjects: TSSEQ is unique within a parameter (every parameter starts at 1)
+        (_duplicate("TS", TSPARMCD="TITLE"), "TD-SEQ-UNIQUE", "TS", "TSSEQ"),
         (_set("AE", "AEENDTC", "2024-3-20", AESEQ=1), "TD-DTC-ISO8601", "AE", "AEENDTC"),
         (_set("CM", "CMSTDTC", "2024-02-30", CMSEQ=1), "TD-DTC-ISO8601", "CM", "CMSTDTC"),
         (_set("AE", "AESTDY", 2, AESEQ=1), "TD-DY-VALUE", "AE", "AESTDY"),  # 12 March from 10 March: day 3

@@ -15,11 +15,11 @@ from lxml import etree
 from exchange.cdisc import define, mapping, metadata, terminology, writers
 from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, LabDraw, Medication, Study, Subject
 from tests.rules.test_cdisc_lb import LIMITS
-from tests.rules.test_cdisc_mapping import _ae, _subject
+from tests.rules.test_cdisc_mapping import DESIGN, _ae, _subject
 
 D = datetime.date
 NS = {"odm": define.ODM, "def": define.DEF, "xlink": define.XLINK}
-STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN", lab_limits=LIMITS)
+STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN", lab_limits=LIMITS, design=DESIGN)
 CREATED = datetime.datetime(2026, 12, 7, 4, 30, tzinfo=datetime.UTC)
 
 
@@ -36,6 +36,10 @@ def _subjects() -> list[Subject]:
         labs=labs,
         medications=(Medication(5, "ponatinib", D(2024, 2, 1)),),
         diagnosis="b_all",
+        assessments=(
+            mapping.ResponseAssessment(6, "mrd", D(2024, 3, 1), "ngs", "negative"),
+            mapping.ResponseAssessment(8, "bone_marrow", D(2024, 6, 9), response="cri", extramedullary=False),
+        ),
     )
     second = _subject(
         subject_id="UHC-002",
@@ -116,7 +120,7 @@ def test_every_dataset_and_variable_once_as_in_the_xpt(package):  # type: ignore
             assert meta.readstat_variable_types[v.name] == xpt_type, (name, v.name)
     assert len(leaves) == len(groups)
     n_variables = sum(len(metadata.DATASETS[n].variables) for n in data)
-    value_level = len(terminology.VALUE_LEVEL[("DS", "DSDECOD")][1])
+    value_level = sum(len(lists) for (dataset, _), (_, lists) in terminology.VALUE_LEVEL.items() if dataset in data)
     assert len(items) == n_variables + value_level  # the item OIDs are unique (dict) and none is extra
 
 
@@ -204,3 +208,14 @@ def test_validates_against_the_define_21_schema(package):  # type: ignore[no-unt
     schema = etree.XMLSchema(etree.parse(str(path)))
     doc = _doc(package)
     assert schema.validate(doc), "\n".join(str(e) for e in schema.error_log)
+
+
+def test_value_level_codelists_hold_the_terms_used_by_test(package):  # type: ignore[no-untyped-def]
+    """RSSTRESC is controlled per RSTESTCD: each value list's codelist holds what that test reported."""
+    _, data = package
+    lists = {c.get("Name"): c for c in _doc(package).findall(".//odm:CodeList", NS)}
+    for test, codelist in terminology.VALUE_LEVEL[("RS", "RSSTRESC")][1].items():
+        used = {r["RSSTRESC"] for r in data["RS"] if r["RSTESTCD"] == test}
+        coded = {e.get("CodedValue") for e in lists[codelist].findall("odm:EnumeratedItem", NS)}
+        assert coded == (used or set(terminology.CODELISTS[codelist].terms)), codelist
+    assert {r["RSSTRESC"] for r in data["RS"] if r["RSTESTCD"] == "MRD"} == {"NEGATIVE"}

@@ -9,7 +9,13 @@ from exchange.cdisc import mapping, metadata, terminology
 from exchange.cdisc.mapping import AdverseEvent, Disposition, Dose, Study, Subject
 
 D = datetime.date
-STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN")
+DESIGN = mapping.TrialDesign(
+    title="Low-dose inotuzumab ozogamicin after allogeneic HCT",
+    dose_levels=((1, Decimal("0.300")), (2, Decimal("0.400")), (3, Decimal("0.500")), (4, Decimal("0.600"))),
+    planned_subjects=30,
+    countries=("USA",),
+)
+STUDY = Study(code="STUDY-1", drug="INOTUZUMAB OZOGAMICIN", design=DESIGN)
 
 
 # ------------------------------------------------------------------ dates
@@ -323,6 +329,10 @@ def test_records_carry_exactly_the_dataset_variables(name):  # type: ignore[no-u
         labs=(mapping.LabDraw(5, D(2024, 3, 10), 1, platelets=Decimal("140"), alt=Decimal("45")),),
         medications=(mapping.Medication(6, "dasatinib", D(2024, 2, 1)),),
         diagnosis="b_all",
+        assessments=(
+            mapping.ResponseAssessment(7, "mrd", D(2024, 3, 1), "flow", "positive", Decimal("0.0012")),
+            mapping.ResponseAssessment(8, "bone_marrow", D(2024, 6, 9), response="cr", blasts_pct=Decimal("1.5")),
+        ),
     )
     rows = mapping.MAPPERS[name](STUDY, [subject])
     assert rows, name
