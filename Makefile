@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
+# Test processes (pytest-xdist): one per CPU of the 2-CPU CI machine; each has its own test
+# database and Redis database (tests/conftest.py). TEST_PROCESSES=0 runs in this process.
+TEST_PROCESSES ?= 2
 
 .PHONY: install demo test lint worker
 
@@ -29,7 +32,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile --durations=25
 
 # With REDIS_URL set, run a worker beside `make demo` (docker compose does both).
 worker: install

@@ -97,6 +97,8 @@ class WorkerProcess:
     def __init__(self, queue: str, log_dir, extra_env: dict[str, str] | None = None, extra_args=()):  # type: ignore[no-untyped-def]
         import socket
 
+        from config.celery import app
+
         self.queue = queue
         self.node = f"{queue}-{os.getpid()}-{id(self)}@{socket.gethostname()}"
         self.log = log_dir / f"worker-{id(self)}.log"
@@ -106,6 +108,8 @@ class WorkerProcess:
             "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
             f"{db['PORT'] or 5432}/{db['NAME']}",
             "CELERY_QUEUE": queue,
+            # the broker this test process uses (its own Redis database under pytest-xdist)
+            **({"REDIS_URL": app.conf.broker_url} if str(app.conf.broker_url).startswith("redis://") else {}),
             "DJANGO_ENV": "test",
             **(extra_env or {}),
         }
@@ -149,6 +153,21 @@ class WorkerProcess:
                 self.process.kill()
 
 
+def _redis_url_of_this_process(url: str) -> str:
+    """With pytest-xdist each test process (gw0, gw1, ...) has its own test database
+    (pytest-django adds the suffix) and here its own Redis database: the next numbers
+    after REDIS_URL's, so that one process's workers, queues and the kombu 'unacked'
+    keys it empties never meet another's."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    xdist = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... or unset
+    if not xdist.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{base + 1 + int(xdist[2:])}"))
+
+
 def _redis_url() -> str:
     import redis
 
@@ -157,6 +176,7 @@ def _redis_url() -> str:
     url = os.environ.get("REDIS_URL")
     if not url:
         missing("Redis (set REDIS_URL)")
+    url = _redis_url_of_this_process(url)
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.exceptions.RedisError:
