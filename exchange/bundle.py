@@ -37,6 +37,8 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from analysis.escalation import Decision, DltStatus, EscalationDesign, PatientOutcome, SignedDecision, Variant
+from analysis.escalation import escalation_state as escalation_rule
 from cleaning import services as cleaning_services
 from cleaning.models import DataQuery, QueryMessage, SourceVerification
 from dosing import services as dosing_services
@@ -51,8 +53,6 @@ from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode
 from trial import services as trial_services
 from trial.access import forget_grants
 from trial.configuration import DoseLevelSpec
-from trial.escalation import Decision, DltStatus, EscalationDesign, PatientOutcome, SignedDecision, Variant
-from trial.escalation import escalation_state as escalation_rule
 from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Trial, TrialLock
 
 FORMAT = "trial-bundle/1"

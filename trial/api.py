@@ -7,10 +7,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis.operating_characteristics import exact_operating_characteristics, simulate_operating_characteristics
 from core.api import InputSerializer
 from trial import access, selectors, services
 from trial.models import DoseLevel, ProtocolVersion, Site, Trial, TrialComputation
-from trial.operating_characteristics import exact_operating_characteristics, simulate_operating_characteristics
 from trial.permissions import API_WRITE_PERMISSIONS
 
 

@@ -12,6 +12,19 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis.endpoints import PatientOutcome as SurvivalOutcome
+from analysis.escalation import (
+    SIGNABLE_DECISIONS,
+    Decision,
+    DltStatus,
+    EscalationDesign,
+    PatientOutcome,
+    SignedDecision,
+    Variant,
+    deciding_levels,
+    escalation_state,
+)
+from analysis.survival_summary import SurvivalSubject, survival_summary
 from core.models import Signature
 from core.recorded_times import future_date_problems
 from core.signatures import signature_apply, signature_link
@@ -23,20 +36,7 @@ from trial.configuration import (
     design_problems,
     dose_level_problems,
 )
-from trial.endpoints import PatientOutcome as SurvivalOutcome
-from trial.escalation import (
-    SIGNABLE_DECISIONS,
-    Decision,
-    DltStatus,
-    EscalationDesign,
-    PatientOutcome,
-    SignedDecision,
-    Variant,
-    deciding_levels,
-    escalation_state,
-)
 from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Site, Trial, TrialComputation
-from trial.survival_summary import SurvivalSubject, survival_summary
 
 logger = logging.getLogger(__name__)
 
@@ -833,7 +833,7 @@ def escalation_signoff_import(
     signer's name and date as recorded, ``imported=True``, no live signature.
 
     The signing date is not in the future (the trial's time zone) and not before the first
-    enrolment of the cohort it was decided on (``trial.escalation.deciding_levels``; the
+    enrolment of the cohort it was decided on (``analysis.escalation.deciding_levels``; the
     first enrolment date of each level, ``first_enrolled``, comes from the bundle, whose
     patients are imported after the sign-offs)."""
     if not access.can(user, "sign", trial):

@@ -3,11 +3,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 
+from analysis.operating_characteristics import exact_operating_characteristics
 from core.forms import add_service_errors
 from trial import access, selectors, services
 from trial.forms import EscalationSignForm, OperatingCharacteristicsForm
 from trial.models import TrialComputation
-from trial.operating_characteristics import exact_operating_characteristics
 
 
 @login_required

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from analysis import endpoints
 from core.audit import record_update
 from core.tokens import token_issue
 from exchange import exports
@@ -27,7 +28,6 @@ from tests.factories import (
     ScreeningFactory,
     TransplantFactory,
 )
-from trial import endpoints
 
 DATASETS = ["dm", "ex", "ae", "ds", "rs", "dv", "adtte"]
 D = datetime.date
