@@ -28,6 +28,7 @@ from django.db import connection, transaction  # noqa: E402
 
 from analysis.endpoints import PatientOutcome as SurvivalOutcome  # noqa: E402
 from analysis.endpoints import endpoint_data  # noqa: E402
+from analysis.services import _survival  # noqa: E402
 from analysis.survival import cumulative_incidence, kaplan_meier  # noqa: E402
 from analysis.survival_summary import SurvivalSubject, survival_summary  # noqa: E402
 from dosing.models import Cycle  # noqa: E402
@@ -35,7 +36,6 @@ from dosing.selectors import first_dose_dates  # noqa: E402
 from patients.models import Patient, PatientEvent, Transplant  # noqa: E402
 from patients.selectors import outcome_rows  # noqa: E402
 from trial.models import DoseLevel, Site, Trial  # noqa: E402
-from trial.services import _survival  # noqa: E402
 
 
 class Rollback(Exception):

@@ -51,7 +51,7 @@ RULE_LABELS: dict[str, str] = {
     "pass": "Pass",
     "fail": "Fail",
     "missing": "Missing data",
-    # survival subgroups (trial.services._survival)
+    # survival subgroups (analysis.services._survival)
     "mrd": "MRD",
     "conditioning": "Conditioning",
     "dose_level": "Dose level",

@@ -31,7 +31,8 @@ from patients.models import Assessment, CasebookLock, Consent, Patient, PatientE
 from patients.outcome_dates import PatientOutcome, outcome_date_problems
 from trial import access
 from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation, TrialLock
-from trial.services import computation_ensure, computation_request, escalation_open_slots
+from trial.selectors import escalation_open_slots
+from trial.services import computation_ensure, computation_request
 
 Errors = dict[str, list[str]]
 
