@@ -155,7 +155,7 @@ def test_disposition_and_response(client, world, treated):  # type: ignore[no-un
     ]
 
 
-def test_adtte_follows_trial_endpoints(client, world, treated):  # type: ignore[no-untyped-def]
+def test_adtte_follows_analysis_endpoints(client, world, treated):  # type: ignore[no-untyped-def]
     rows = {(r["SUBJID"], r["PARAMCD"]): r for r in _csv(client, world["sponsor"], "adtte", treated["trial"])}
     assert len(rows) == 6  # 2 patients x OS, PFS, NRM
     outcome = endpoints.PatientOutcome("SA-001", D(2024, 1, 10), D(2024, 4, 1), D(2024, 10, 1), D(2024, 12, 1), None)
