@@ -51,7 +51,6 @@ def _signers_as_roles(payload):  # type: ignore[no-untyped-def]
 # The trials resource: the configuration (trial.api) and the trial-level results. (No
 # docstring: the schema's descriptions of list/retrieve stay those of trial.api.)
 class TrialViewSet(TrialConfigurationViewSet):
-
     @extend_schema(
         responses={200: dict}, description="The current escalation state of the trial's design (docs/api.md)."
     )
