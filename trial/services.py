@@ -78,7 +78,7 @@ DATE_DEPENDENT = {TrialComputation.Kind.ESCALATION, TrialComputation.Kind.SURVIV
 # The dashboard's lists read what these results read (cycles, AEs, events, transplants,
 # adjudications, enrolment): every write that requests one of them marks the dashboard
 # stale too, in the same transaction, here rather than at each call site; the worker that
-# answers the request then brings the dashboard up to date (``computation_run_followers``),
+# answers the request then brings the dashboard up to date (analysis.services.computation_run_followers),
 # so a write still sends one task per result it asked for. Writes that only the dashboard
 # reads (assessments, lab panels) request it themselves; enrolment-summary writes
 # (registration, demographics) change none of its lists.
