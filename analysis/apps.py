@@ -3,4 +3,5 @@ from django.apps import AppConfig
 
 class AnalysisConfig(AppConfig):
     name = "analysis"
-    verbose_name = "Analysis (escalation, survival, dose-finding designs)"
+    label = "analysis"
+    verbose_name = "Dose-finding designs and trial-level analyses"

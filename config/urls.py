@@ -17,11 +17,11 @@ from core import views_tokens
 
 APPS = [
     trial.urls,
-    analysis.urls,
     patients.urls,
     dosing.urls,
     safety.urls,
     cleaning.urls,
+    analysis.urls,
     exchange.urls,
     dashboard.urls,
 ]
