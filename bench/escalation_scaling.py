@@ -1,7 +1,7 @@
 """How 3+3 recomputation grows with the number of patients (issue 6: no worse than n log n).
 
 Usage: .venv/bin/python bench/escalation_scaling.py
-Times the pure engine (trial.escalation.escalation_state) on 100, 1,000 and 10,000
+Times the pure engine (analysis.escalation.escalation_state) on 100, 1,000 and 10,000
 patients (a realistic history: cohorts of 3 climbing four levels, then a long
 expansion at the MTD) and prints each time as a ratio to the 100-patient time, next
 to the n and n log n ratios measured in the same run.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trial.escalation import DltStatus, EscalationDesign, PatientOutcome, escalation_state  # noqa: E402
+from analysis.escalation import DltStatus, EscalationDesign, PatientOutcome, escalation_state  # noqa: E402
 
 DESIGN = EscalationDesign((0.3, 0.4, 0.5, 0.6))
 

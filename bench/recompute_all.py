@@ -4,7 +4,7 @@ Usage (after bench/generate.py):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/recompute_all.py
 
 Marks both results of every generated trial stale (the outbox counter, as a data change
-does) and runs ``trial.services.computation_run`` for each: the function the Celery task
+does) and runs ``analysis.services.computation_run`` for each: the function the Celery task
 ``trial_recompute`` calls, here in one process, one trial after the other. Prints the
 total, the time per trial by size band, and the growth: the exponent b of time ~ n^b
 fitted over all trials (1 = linear in the trial's patients), with the time ratio of the
@@ -35,9 +35,9 @@ def main() -> None:
     django_setup(args.db)
     from django.db.models import Count, F
 
+    from analysis.services import computation_run
     from safety.models import AdverseEvent
     from trial.models import Trial, TrialComputation
-    from trial.services import computation_run
 
     kinds = [TrialComputation.Kind.ESCALATION, TrialComputation.Kind.SURVIVAL]
     trials = list(Trial.objects.filter(code__startswith="BENCH-T").annotate(n=Count("patients")).order_by("code"))

@@ -3,8 +3,8 @@ numerical routine on prepared arrays, so the cost of loading from the database s
 
 Usage: .venv/bin/python bench/survival_scaling.py [MAX_PATIENTS]   (DATABASE_URL or SQLite)
 Three timings per size, measured in the same run:
-  bare     trial.survival.kaplan_meier + cumulative_incidence on ready-made arrays
-  summary  trial.survival_summary.survival_summary (every curve, CI, subgroup, test)
+  bare     analysis.survival.kaplan_meier + cumulative_incidence on ready-made arrays
+  summary  analysis.survival_summary.survival_summary (every curve, CI, subgroup, test)
   full     the Celery task's service: read the database, build inputs, summary
 Synthetic patients are bulk-inserted inside a transaction that is rolled back.
 """
@@ -26,16 +26,16 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 
+from analysis.endpoints import PatientOutcome as SurvivalOutcome  # noqa: E402
+from analysis.endpoints import endpoint_data  # noqa: E402
+from analysis.services import _survival  # noqa: E402
+from analysis.survival import cumulative_incidence, kaplan_meier  # noqa: E402
+from analysis.survival_summary import SurvivalSubject, survival_summary  # noqa: E402
 from dosing.models import Cycle  # noqa: E402
 from dosing.selectors import first_dose_dates  # noqa: E402
 from patients.models import Patient, PatientEvent, Transplant  # noqa: E402
 from patients.selectors import outcome_rows  # noqa: E402
-from trial.endpoints import PatientOutcome as SurvivalOutcome  # noqa: E402
-from trial.endpoints import endpoint_data  # noqa: E402
 from trial.models import DoseLevel, Site, Trial  # noqa: E402
-from trial.services import _survival  # noqa: E402
-from trial.survival import cumulative_incidence, kaplan_meier  # noqa: E402
-from trial.survival_summary import SurvivalSubject, survival_summary  # noqa: E402
 
 
 class Rollback(Exception):

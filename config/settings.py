@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "dosing",
     "safety",
     "cleaning",
+    "analysis",
     "exchange",
     "dashboard",
 ]
@@ -252,6 +253,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TIMEZONE = "UTC"
 
+# The trial-level results are computed in the analysis app, above the apps whose data they
+# read; the outbox in trial.services (below them all: patients, dosing, safety and cleaning
+# request recomputations there) reaches that code only by these names, so trial imports no
+# analysis module (pyproject.toml's layers contract). config sits above every app.
+TRIAL_COMPUTATION_RUN = "analysis.services.computation_run"  # recompute one result if stale
+TRIAL_RECOMPUTE_TASK = "analysis.tasks.trial_recompute"  # the same, as a Celery task
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -278,7 +286,7 @@ SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 # Periodic safety net (celery beat): results whose recomputation message was lost.
 CELERY_BEAT_SCHEDULE = {
     "relay-stale-trial-computations": {
-        "task": "trial.tasks.trial_relay_stale",
+        "task": "analysis.tasks.trial_relay_stale",
         "schedule": env.int("RELAY_STALE_SECONDS", default=60),
     },
     # Automatic data queries (issue 12): rules that cannot block entry, checked hourly;

@@ -13,11 +13,11 @@ from functools import cache
 
 from django.apps import apps
 
+from analysis.escalation import Decision, DltStatus
 from safety.dlt import DltRule, Evaluability
-from trial.escalation import Decision, DltStatus
 
 RULE_LABELS: dict[str, str] = {
-    # trial.escalation.Decision (docs/api.md vocabulary)
+    # analysis.escalation.Decision (docs/api.md vocabulary)
     Decision.ENROLL: "Enrol at the current level",
     Decision.WAIT: "Wait for DLT evaluation",
     Decision.ESCALATE: "Escalate",
@@ -26,7 +26,7 @@ RULE_LABELS: dict[str, str] = {
     Decision.DE_ESCALATE: "De-escalate",
     Decision.MTD_DECLARED: "MTD declared",
     Decision.STOP_NO_MTD: "Stop: no MTD",
-    # trial.escalation.DltStatus and safety.dlt.Evaluability
+    # analysis.escalation.DltStatus and safety.dlt.Evaluability
     DltStatus.DLT: "DLT",
     DltStatus.NO_DLT: "No DLT",
     DltStatus.PENDING: "Pending (in the DLT window)",
@@ -51,7 +51,7 @@ RULE_LABELS: dict[str, str] = {
     "pass": "Pass",
     "fail": "Fail",
     "missing": "Missing data",
-    # survival subgroups (trial.services._survival)
+    # survival subgroups (analysis.services._survival)
     "mrd": "MRD",
     "conditioning": "Conditioning",
     "dose_level": "Dose level",

@@ -37,6 +37,9 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from analysis import services as analysis_services
+from analysis.escalation import Decision, DltStatus, EscalationDesign, PatientOutcome, SignedDecision, Variant
+from analysis.escalation import escalation_state as escalation_rule
 from cleaning import services as cleaning_services
 from cleaning.models import DataQuery, QueryMessage, SourceVerification
 from dosing import services as dosing_services
@@ -51,8 +54,6 @@ from safety.models import AdverseEvent, CtcaeTerm, DltAdjudication, GvhdEpisode
 from trial import services as trial_services
 from trial.access import forget_grants
 from trial.configuration import DoseLevelSpec
-from trial.escalation import Decision, DltStatus, EscalationDesign, PatientOutcome, SignedDecision, Variant
-from trial.escalation import escalation_state as escalation_rule
 from trial.models import DoseLevel, EscalationSignoff, ProtocolVersion, RoleGrant, Trial, TrialLock
 
 FORMAT = "trial-bundle/1"
@@ -1139,7 +1140,7 @@ class _Importer:
         for i, s in enumerate(signoffs):
             signoff = self.attempt(
                 f"escalation_signoffs[{i}]",
-                lambda s=s: trial_services.escalation_signoff_import(
+                lambda s=s: analysis_services.escalation_signoff_import(
                     user=self.user,
                     trial=trial,
                     decision=s["decision"],
@@ -1326,7 +1327,7 @@ class _Importer:
         rows = sorted(safety_selectors.patient_dlt_outcomes(self.trial, as_of=on), key=lambda r: r["enrolment_order"])
         levels = tuple(float(self.levels[n].dose_mg_m2) for n in sorted(self.levels))
         if self.trial.design != Trial.Design.THREE_PLUS_THREE:
-            state = trial_services.design_state(
+            state = analysis_services.design_state(
                 self.trial, levels, rows, [(d, lv) for at, d, lv in self.signoffs if at <= on]
             )
             open_slots = {r["dose_level"]: r["slots"] for r in state["open_slots"] if r["slots"] > 0}

@@ -2,7 +2,7 @@
 
 Datasets (columns in docs/exports.md): ``dm`` demographics, ``ex`` exposure (one row per
 administered dose), ``ae`` adverse events, ``ds`` disposition, ``rs`` disease response and
-relapse, ``dv`` protocol deviations, ``adtte`` time to event (OS, PFS, NRM per patient, from trial.endpoints).
+relapse, ``dv`` protocol deviations, ``adtte`` time to event (OS, PFS, NRM per patient, from analysis.endpoints).
 
 Why raw SQL: the database produces the rows (every value already formatted: dates as ISO
 text, flags as Y/N, codes as CDISC terms) and a server-side cursor hands them over in
@@ -38,13 +38,14 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from analysis import endpoints
 from dosing.models import Cycle, Deviation
 from dosing.selectors import first_dose_dates
 from exchange.cdisc.terminology import AE_ACTION, AE_OUTCOME, EOT_REASON, RACE, SEX
 from patients.models import Assessment, CasebookLock, Consent, Patient, PatientEvent, Screening, Transplant
 from patients.selectors import outcome_rows
 from safety.models import AdverseEvent, CtcaeTerm
-from trial import access, endpoints
+from trial import access
 from trial.models import DoseLevel, Site, Trial, TrialLock
 
 BATCH_ROWS = 2000
@@ -607,7 +608,7 @@ def _sql_batches(query: _Query) -> Iterator[Sequence[Sequence[Any]]]:
 def _adtte_batches(
     trial: Trial, site_ids: Sequence[int], since: datetime.datetime | None
 ) -> Iterator[Sequence[Sequence[Any]]]:
-    """One row per patient per endpoint from trial.endpoints (PROTOCOL s8). Bounded by the
+    """One row per patient per endpoint from analysis.endpoints (PROTOCOL s8). Bounded by the
     number of enrolled patients, so computed in memory."""
     rows = [r for r in outcome_rows(trial) if r["hct_date"] is not None]
     allowed_sites = set(Site.objects.filter(pk__in=site_ids).values_list("code", flat=True))

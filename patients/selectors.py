@@ -213,7 +213,8 @@ def enrolment_slots(trial: Trial) -> dict[str, Any]:
     ``services.patient_enrol`` assigns it), and whether the 3+3 state is being recomputed.
     Read from the same stored escalation result the enrolment service assigns from."""
     from trial.models import DoseLevel, TrialComputation
-    from trial.services import computation_ensure, escalation_open_slots
+    from trial.selectors import escalation_open_slots
+    from trial.services import computation_ensure
 
     slots = escalation_open_slots(trial)
     computation = computation_ensure(trial, TrialComputation.Kind.ESCALATION)

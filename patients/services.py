@@ -28,10 +28,11 @@ from patients.eligibility import (
     screening_validity,
 )
 from patients.models import Assessment, CasebookLock, Consent, Patient, PatientEvent, Screening, Transplant
+from patients.outcome_dates import PatientOutcome, outcome_date_problems
 from trial import access
-from trial.endpoints import PatientOutcome, outcome_date_problems
 from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation, TrialLock
-from trial.services import computation_ensure, computation_request, escalation_open_slots
+from trial.selectors import escalation_open_slots
+from trial.services import computation_ensure, computation_request
 
 Errors = dict[str, list[str]]
 
@@ -778,7 +779,8 @@ def _event_problems(patient: Patient, values: dict[str, Any], exclude_pk: int | 
     label = f"{PatientEvent.Kind(kind).label.lower()} date"
     for message in not_before(label, on, "HCT date (day 0)", transplant.date):
         _add(errors, "date", message)
-    # The survival rule's own consistency checks (trial.endpoints, PROTOCOL s8).
+    # The survival rule's own consistency checks (patients.outcome_dates, which analysis.endpoints
+    # applies too; PROTOCOL s8).
     everything = [*[(e.kind, e.date) for e in others_list], (kind, on)]
 
     def first(k: str) -> date | None:

@@ -20,10 +20,11 @@ PER_PATTERN = 2  # pages of one URL pattern visited (/patients/1/, /patients/2/,
 def seed_world():  # type: ignore[no-untyped-def]
     """The seed trial imported through the bundle importer, its results computed, and one
     user per role (the coordinator at the first site)."""
+    from analysis.services import computation_run
     from exchange.bundle import bundle_import
     from safety.models import CtcaeTerm
     from safety.services import ctcae_dictionary_load
-    from trial.services import computation_request, computation_run
+    from trial.services import computation_request
 
     if not CtcaeTerm.objects.exists():
         ctcae_dictionary_load()

@@ -36,6 +36,19 @@ def computation_payload(trial: Trial, kind: str) -> dict[str, Any]:
     return {**computation.data, "computed_at": computation.computed_at, "stale": computation.stale}
 
 
+def escalation_open_slots(trial: Trial) -> dict[int, int]:
+    """Open slots per dose level number, as signed into effect (PROTOCOL s6).
+
+    Read from the stored escalation result (computed on this first read if it never was,
+    ``computation_get``); the enrolment service assigns the dose level from here. Empty
+    when nothing is open (or nothing can be computed yet).
+    """
+    computation = computation_get(trial, TrialComputation.Kind.ESCALATION)
+    if computation is None or not computation.data:
+        return {}
+    return {row["dose_level"]: row["slots"] for row in computation.data.get("open_slots", []) if row["slots"] > 0}
+
+
 # Parts of the stored results that list patients by subject ID.
 _PATIENT_ROWS = {"patients", "excluded", "data_problems"}
 

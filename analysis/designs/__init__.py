@@ -6,7 +6,7 @@ boin.py             BOIN (Liu & Yuan 2015; R BOIN get.boundary / select.mtd / ge
 i3plus3.py          i3+3 (Liu et al. 2020)
 keyboard.py         Keyboard (Yan et al. 2017) = mTPI-2 (Guo et al. 2017); R Keyboard get.boundary.kb
 crm.py              one-parameter CRM, empiric or logistic (O'Quigley 1990; R dfcrm crm)
-three_plus_three.py the 3+3 engine of trial/escalation.py behind the same interface (an adapter)
+three_plus_three.py the 3+3 engine of analysis/escalation.py behind the same interface (an adapter)
 pathways.py         dose-transition pathways (Yap et al. 2017; R escalation get_dose_paths)
 simulation.py       operating characteristics by seeded simulation, and exactly by enumeration, for any design
 """

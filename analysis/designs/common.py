@@ -7,11 +7,11 @@ parameters), the per-level outcomes (`LevelOutcome`: evaluable patients, DLTs am
 them, patients still in the DLT window) and the level the last cohort was treated at
 (`current_level`; None before anyone is treated).
 
-Output: `DesignResult`, close to trial.escalation.EscalationState's rule view:
+Output: `DesignResult`, close to analysis.escalation.EscalationState's rule view:
 `decision`, `recommended_dose_level`, `open_slots` ((level, places), ...),
 `eliminated_levels`, `reasons` in words and, once the trial ends, `mtd_dose_level`.
 
-The decision vocabulary is trial.escalation.Decision's (docs/api.md) plus `stay`
+The decision vocabulary is analysis.escalation.Decision's (docs/api.md) plus `stay`
 (the interval designs and the CRM may keep the current level; 3+3 has `expand`).
 """
 

@@ -21,7 +21,7 @@ whose true DLT probability is above the threshold (the design's target by defaul
 
 `exact_characteristics` gives the same quantities (but the overdose fraction) exactly,
 by enumerating every cohort outcome with shared sub-results: the check of the
-simulation (and, for 3+3, of the adapter against trial/operating_characteristics.py).
+simulation (and, for 3+3, of the adapter against analysis/operating_characteristics.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The 3+3 engine (trial/escalation.py, PROTOCOL section 6) behind the designs' interface.
+"""The 3+3 engine (analysis/escalation.py, PROTOCOL section 6) behind the designs' interface.
 
-Pure module: no Django import. An adapter only: the rule is trial.escalation's,
+Pure module: no Django import. An adapter only: the rule is analysis.escalation's,
 unchanged. The per-level counts are turned into patients, level by level, each level's
 DLTs first, then its patients without a DLT, then those still in the window; with
 whole cohorts that order gives the engine's decisions (a level with 6 patients and 1
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analysis.designs.common import DesignDecision, DesignResult, LevelOutcome, check_outcomes
-from trial.escalation import DltStatus, EscalationDesign, PatientOutcome, Variant, escalation_state
+from analysis.escalation import DltStatus, EscalationDesign, PatientOutcome, Variant, escalation_state
 
 
 @dataclass(frozen=True)

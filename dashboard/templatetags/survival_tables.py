@@ -12,7 +12,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from trial.survival_summary import MONTH_DAYS
+from analysis.survival_summary import MONTH_DAYS
 
 register = template.Library()
 

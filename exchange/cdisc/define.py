@@ -201,7 +201,7 @@ METHODS: tuple[Method, ...] = (
         "MT.ADTTE.ADT",
         "Time-to-event dates",
         "STARTDT: HCT date or first dose (STARTSRC), the trial's survival origin for OS and PFS, the first dose for "
-        "NRM; ADT: the event date, else the last date known alive (trial/endpoints.py).",
+        "NRM; ADT: the event date, else the last date known alive (analysis/endpoints.py).",
         ("ADTTE.STARTDT", "ADTTE.ADT", "ADTTE.EVNTDESC", "ADTTE.CNSDTDSC", "ADTTE.STARTSRC"),
     ),
     Method(

@@ -14,7 +14,7 @@ Conventions (docs/exports.md, "CDISC datasets"):
 * ``--SEQ`` 1, 2, ... per subject in date order; the source record stays in ``--SPID``.
 * ``EPOCH`` from the date: before the first dose (or never dosed) ``SCREENING``; from the
   first dose to the end-of-treatment date ``TREATMENT``; after it ``FOLLOW-UP``.
-* ADTTE uses :mod:`trial.endpoints`, the rules of the survival API, on the same dates:
+* ADTTE uses :mod:`analysis.endpoints`, the rules of the survival API, on the same dates:
   ``CNSR`` 0 event, 1 censored at the last date known alive, 2 (NRM) relapse, the
   competing event. A subject whose outcome dates contradict each other is left out of
   every endpoint by the survival API; here the three rows say ``DATE ERROR`` with no
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from analysis import endpoints
 from dosing import schedule
 from exchange.cdisc import metadata
 from exchange.cdisc.terminology import (
@@ -50,7 +51,6 @@ from exchange.cdisc.terminology import (
 )
 from patients import eligibility
 from safety import lab_grading
-from trial import endpoints
 
 Value = str | int | float | datetime.date | None
 Record = dict[str, Value]
@@ -669,7 +669,7 @@ _EVENT = {"os": "DEATH", "pfs": "RELAPSE OR DEATH", "nrm": "DEATH WITHOUT PRIOR 
 
 
 def outcome(s: Subject) -> endpoints.PatientOutcome | None:
-    """The subject's dates as trial.endpoints takes them (None without a transplant date)."""
+    """The subject's dates as analysis.endpoints takes them (None without a transplant date)."""
     if s.hct_date is None:
         return None
     return endpoints.PatientOutcome(
@@ -692,7 +692,7 @@ def _endpoint_time(name: str, o: endpoints.PatientOutcome, origin: Origin) -> en
 
 def map_adtte(study: Study, subjects: Iterable[Subject]) -> list[Record]:
     """One record per enrolled subject with a transplant date per endpoint (OS, PFS,
-    NRM), the population and rules of the survival API (trial.survival_summary)."""
+    NRM), the population and rules of the survival API (analysis.survival_summary)."""
     out = []
     for s in subjects:
         o = outcome(s)

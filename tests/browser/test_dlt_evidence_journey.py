@@ -13,13 +13,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from analysis.services import computation_run
 from safety import services as safety_services
 from tests.factories import PASSWORD
 from tests.integration.test_enrolment_slots import _mtd_signed_at_level_4
 from tests.integration.test_patients_services import consented, levels, registered, screened  # noqa: F401
 from tests.integration.test_safety_services import adjudicate, ae_data, make_patient
 from trial.models import TrialComputation
-from trial.services import computation_request, computation_run
+from trial.services import computation_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
+from analysis.services import computation_run
 from safety.models import CtcaeTerm
 from tests.browser.conftest import ARTIFACTS
 from tests.factories import (
@@ -19,7 +20,7 @@ from tests.factories import (
     PatientFactory,
     TransplantFactory,
 )
-from trial.services import computation_request, computation_run
+from trial.services import computation_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 START = datetime.date(2024, 3, 1)

@@ -22,7 +22,7 @@ from exchange.generate import generate_trial
 from patients.models import Patient
 from safety.models import DltAdjudication
 from trial.models import EscalationSignoff, RoleGrant, Trial
-from trial.services import escalation_open_slots
+from trial.selectors import escalation_open_slots
 
 pytestmark = pytest.mark.django_db
 

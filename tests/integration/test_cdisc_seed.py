@@ -13,6 +13,8 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from lxml import etree
 
+from analysis.services import computation_run
+from analysis.survival import cumulative_incidence, incidence_at, kaplan_meier, survival_at
 from dosing.models import ConcomitantMedication, Cycle, LabPanel
 from exchange.bundle import bundle_import
 from exchange.cdisc import define, mapping, metadata
@@ -22,8 +24,6 @@ from patients.models import Assessment, Patient, PatientEvent, Transplant
 from safety.models import AdverseEvent, CtcaeTerm
 from safety.services import ctcae_dictionary_load
 from trial.models import DoseLevel, TrialComputation
-from trial.services import computation_run
-from trial.survival import cumulative_incidence, incidence_at, kaplan_meier, survival_at
 
 BUNDLE = Path(__file__).resolve().parents[2] / "exchange" / "data" / "ino_post_hct_seed.json"
 AS_OF = datetime.date(2026, 12, 1)

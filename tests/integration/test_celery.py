@@ -10,10 +10,11 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from analysis.services import COMPUTATIONS
 from patients.services import patient_register
 from tests.factories import CycleFactory, DoseLevelFactory, PatientFactory, TransplantFactory
 from trial.models import TrialComputation
-from trial.services import COMPUTATIONS, computation_request
+from trial.services import computation_request
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +39,7 @@ def test_registration_is_recomputed_by_the_worker(real_worker, world):  # type: 
     assert computation.runs >= 1
     assert computation.data["registered"] == 1
     assert {"code": "SA", "registered": 1, "enrolled": 0} in computation.data["sites"]
-    assert "trial.tasks.trial_recompute" in real_worker["log"].read_text()
+    assert "analysis.tasks.trial_recompute" in real_worker["log"].read_text()
 
 
 def test_healthz_sees_the_worker(real_worker, client, settings):  # type: ignore[no-untyped-def]
@@ -76,7 +77,7 @@ def test_worker_killed_mid_queue_still_ends_correct(real_worker, world):  # type
             for kind in kinds:
                 computation_request(trial.pk, kind)  # six tasks, sent on commit
     deadline = time.monotonic() + 20
-    while "trial.tasks.trial_recompute" not in worker.log.read_text() and time.monotonic() < deadline:
+    while "analysis.tasks.trial_recompute" not in worker.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     worker.kill()  # mid-queue: one task taken, the rest waiting
     assert TrialComputation.objects.filter(computed_seq__lt=1).exists(), "the worker finished before it was killed"

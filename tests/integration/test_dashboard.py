@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from analysis.services import computation_run
 from tests.factories import (
     AdverseEventFactory,
     CycleFactory,
@@ -15,7 +16,7 @@ from tests.factories import (
     PatientFactory,
     TransplantFactory,
 )
-from trial.services import computation_request, computation_run
+from trial.services import computation_request
 
 HCT = datetime.date(2023, 1, 10)
 
@@ -113,7 +114,7 @@ def _fresh(trial):  # type: ignore[no-untyped-def]
 
     from django.utils import timezone
 
-    from dashboard.selectors import dashboard_lists
+    from analysis.selectors import dashboard_lists
 
     return json.loads(json.dumps(dashboard_lists(trial, timezone.localdate())))
 
@@ -123,6 +124,7 @@ def test_stored_dashboard_equals_a_fresh_computation_after_each_write(world, dja
     enqueues (the worker's path) leaves them equal to a computation from scratch."""
     from django.utils import timezone
 
+    from analysis.tasks import trial_recompute
     from dashboard import selectors
     from dosing.services import cycle_record, lab_panel_record
     from patients.models import Patient
@@ -131,7 +133,6 @@ def test_stored_dashboard_equals_a_fresh_computation_after_each_write(world, dja
     from safety.services import ae_record
     from tests.factories import ConsentFactory, ProtocolVersionFactory
     from trial.models import TrialComputation
-    from trial.tasks import trial_recompute
 
     trial = world["trial"]
     _populate(world, 6)

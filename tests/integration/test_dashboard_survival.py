@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from analysis.survival_summary import MONTH_DAYS
 from tests.page_walk import seed_world
-from trial.survival_summary import MONTH_DAYS
 
 pytestmark = pytest.mark.django_db
 

@@ -12,6 +12,7 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 
+from analysis import services as analysis_services
 from analysis.designs.boin import Boin
 from analysis.designs.common import LevelOutcome
 from analysis.designs.i3plus3 import I3Plus3
@@ -20,6 +21,7 @@ from core.tokens import token_issue
 from exchange.bundle import BundleInvalid, bundle_export, bundle_import
 from exchange.generate import INVESTIGATOR, LEVELS, SITES, _patient, generate_trial
 from tests.factories import PASSWORD, CycleFactory, DoseLevelFactory, PatientFactory, ProtocolVersionFactory
+from trial import selectors as trial_selectors
 from trial import services
 from trial.models import Trial, TrialComputation
 
@@ -161,13 +163,13 @@ def test_the_escalation_api_equals_the_pure_design(client, staff, design, target
         content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}",
     )  # fmt: skip
     assert response.status_code == 201, response.json()
-    services.computation_run(trial.pk, TrialComputation.Kind.ESCALATION)
+    analysis_services.computation_run(trial.pk, TrialComputation.Kind.ESCALATION)
     after = escalation(client, staff, trial)
     assert after["awaiting_signoff"] is None
     assert after["mtd_dose_level"] == expected.mtd_dose_level
     slots = [{"dose_level": lv, "slots": n} for lv, n in expected.open_slots] if not expected.finished else []
     assert after["open_slots"] == slots
-    assert services.escalation_open_slots(trial) == {row["dose_level"]: row["slots"] for row in slots}
+    assert trial_selectors.escalation_open_slots(trial) == {row["dose_level"]: row["slots"] for row in slots}
 
 
 def test_an_incomplete_cohort_keeps_its_places_open_and_unsigned_cohorts_are_warned(client, staff) -> None:  # type: ignore[no-untyped-def]
@@ -261,7 +263,7 @@ def test_a_design_change_after_the_first_enrolment_needs_a_protocol_version_and_
     assert latest.history_change_reason == "design change under protocol version 2: amendment 2: BOIN"
     assert latest.history_user == admin
     # The escalation state follows the new design.
-    services.computation_run(trial.pk, TrialComputation.Kind.ESCALATION)
+    analysis_services.computation_run(trial.pk, TrialComputation.Kind.ESCALATION)
     assert TrialComputation.objects.get(trial=trial, kind="escalation").data["design"] == "boin"
 
 

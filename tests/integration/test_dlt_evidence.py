@@ -9,13 +9,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from analysis.services import computation_run, escalation_sign
 from core.signatures import signatures_for
 from safety import selectors, services
 from tests.factories import PASSWORD
 from tests.integration.test_escalation_service import _api
 from tests.integration.test_safety_services import AS_OF, adjudicate, ae_data, make_patient
 from trial.models import TrialComputation
-from trial.services import computation_request, computation_run, escalation_sign
+from trial.services import computation_request
 
 ESC = TrialComputation.Kind.ESCALATION
 

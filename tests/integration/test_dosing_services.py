@@ -281,7 +281,7 @@ def test_two_coordinators_recording_the_same_cycle_at_once(world, patient, monke
     """The patient row is locked while the number is chosen: one cycle 1, one refusal."""
     import threading
 
-    from trial import tasks
+    from analysis import tasks
 
     monkeypatch.setattr(tasks.trial_recompute, "delay", lambda *a, **k: None)  # recomputation is not under test
     outcomes: list[str] = []

@@ -13,6 +13,7 @@ import datetime
 import pytest
 from django.urls import reverse
 
+from analysis.services import computation_run
 from exchange.bundle import bundle_import
 from exchange.generate import generate_trial
 from patients import services as patient_services
@@ -20,7 +21,8 @@ from patients.models import Patient
 from tests.integration.test_escalation_service import _api, _treated
 from tests.integration.test_patients_services import D, consented, levels, registered, screened  # noqa: F401
 from trial.models import EscalationSignoff, Trial, TrialComputation
-from trial.services import computation_request, computation_run, escalation_open_slots
+from trial.selectors import escalation_open_slots
+from trial.services import computation_request
 
 ESC = TrialComputation.Kind.ESCALATION
 

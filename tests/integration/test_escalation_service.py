@@ -5,12 +5,14 @@ from decimal import Decimal
 
 import pytest
 
+from analysis.services import computation_run
 from core.models import Signature
 from core.signatures import signatures_for
 from core.tokens import token_issue
 from tests.factories import PASSWORD, CycleFactory, DltAdjudicationFactory, DoseLevelFactory, PatientFactory
 from trial.models import EscalationSignoff, TrialComputation
-from trial.services import computation_request, computation_run, escalation_open_slots
+from trial.selectors import escalation_open_slots
+from trial.services import computation_request
 
 ESC = TrialComputation.Kind.ESCALATION
 

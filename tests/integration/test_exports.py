@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from analysis import endpoints
 from core.audit import record_update
 from core.tokens import token_issue
 from exchange import exports
@@ -27,7 +28,6 @@ from tests.factories import (
     ScreeningFactory,
     TransplantFactory,
 )
-from trial import endpoints
 
 DATASETS = ["dm", "ex", "ae", "ds", "rs", "dv", "adtte"]
 D = datetime.date
@@ -155,7 +155,7 @@ def test_disposition_and_response(client, world, treated):  # type: ignore[no-un
     ]
 
 
-def test_adtte_follows_trial_endpoints(client, world, treated):  # type: ignore[no-untyped-def]
+def test_adtte_follows_analysis_endpoints(client, world, treated):  # type: ignore[no-untyped-def]
     rows = {(r["SUBJID"], r["PARAMCD"]): r for r in _csv(client, world["sponsor"], "adtte", treated["trial"])}
     assert len(rows) == 6  # 2 patients x OS, PFS, NRM
     outcome = endpoints.PatientOutcome("SA-001", D(2024, 1, 10), D(2024, 4, 1), D(2024, 10, 1), D(2024, 12, 1), None)

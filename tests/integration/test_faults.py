@@ -22,13 +22,14 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
+from analysis.services import COMPUTATIONS
 from core.tokens import token_issue
 from safety.models import AdverseEvent
 from tests.conftest import WorkerProcess, missing
 from tests.factories import AdverseEventFactory
 from tests.integration.test_safety_services import NAUSEA, make_patient
 from trial.models import TrialComputation
-from trial.services import COMPUTATIONS, computation_request
+from trial.services import computation_request
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("enrolment", "escalation", "survival")

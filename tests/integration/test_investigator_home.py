@@ -9,12 +9,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from analysis.services import computation_run
 from dashboard.selectors import investigator_waiting
 from safety import services
 from tests.integration.test_escalation_service import _treated
 from tests.integration.test_safety_services import ae_data, make_patient
 from trial.models import TrialComputation
-from trial.services import computation_request, computation_run
+from trial.services import computation_request
 
 
 def _recompute(trial) -> None:  # type: ignore[no-untyped-def]

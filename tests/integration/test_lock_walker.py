@@ -190,9 +190,10 @@ def test_frozen_casebook_refuses_data_but_queries_are_answerable(client, world):
 def test_recomputation_runs_on_a_locked_trial(world):  # type: ignore[no-untyped-def]
     from decimal import Decimal
 
+    from analysis.services import computation_run
     from tests.factories import DoseLevelFactory
     from trial.models import TrialComputation
-    from trial.services import computation_request, computation_run
+    from trial.services import computation_request
 
     for level, dose in ((1, "0.6"), (2, "0.9")):
         DoseLevelFactory(trial=world["trial"], level=level, dose_mg_m2=Decimal(dose))

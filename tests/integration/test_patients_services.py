@@ -612,7 +612,7 @@ def test_concurrent_enrolments_never_share_one_slot(world, levels, monkeypatch):
     """Two coordinators enrol two eligible patients at once for the last open slot."""
     import threading
 
-    from trial import tasks
+    from analysis import tasks
 
     monkeypatch.setattr(tasks.trial_recompute, "delay", lambda *a, **k: None)  # the engine is not under test
     version = ProtocolVersionFactory(trial=world["trial"], version="1", effective=D(2017, 7, 1))

@@ -1,9 +1,10 @@
 """Trial-level recomputation: requested with the data, computed once, relayed if lost."""
 
+from analysis.services import computation_run
 from patients.services import patient_register
 from tests.factories import PatientFactory
 from trial.models import TrialComputation
-from trial.services import computation_relay_stale, computation_request, computation_run
+from trial.services import computation_relay_stale, computation_request
 
 
 def _register(world, n):  # type: ignore[no-untyped-def]

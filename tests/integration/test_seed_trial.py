@@ -15,6 +15,7 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
+from analysis.services import computation_run
 from dosing.selectors import cycles_by_patient, first_dose_dates
 from exchange.bundle import bundle_import
 from patients.models import Patient, PatientEvent
@@ -24,7 +25,6 @@ from safety.selectors import ae_list, ae_summary, trial_dlt_review
 from safety.services import ctcae_dictionary_load
 from tests.factories import UserFactory, grant
 from trial.models import RoleGrant, TrialComputation
-from trial.services import computation_run
 
 BUNDLE = Path(__file__).resolve().parents[2] / "exchange" / "data" / "ino_post_hct_seed.json"
 MONTH = 365.25 / 12

@@ -33,7 +33,7 @@ def own_trial_objects(world):  # type: ignore[no-untyped-def]
     EscalationSignoff.objects.create(
         trial=world["trial"], decision="escalate", dose_level=2, signed_by_name=signer.get_full_name()
     )
-    from trial.services import computation_run
+    from analysis.services import computation_run
 
     computation_run(world["trial"].pk, "escalation")  # its history shows who signed
     names = {signer.get_full_name(), signer.username, "Walker Test"}

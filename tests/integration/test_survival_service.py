@@ -4,11 +4,12 @@ import datetime
 
 import pytest
 
+from analysis.services import computation_run
+from analysis.survival import kaplan_meier, survival_at
 from core.tokens import token_issue
 from tests.factories import CycleFactory, PatientEventFactory, PatientFactory, TransplantFactory
 from trial.models import TrialComputation
-from trial.services import computation_request, computation_run
-from trial.survival import kaplan_meier, survival_at
+from trial.services import computation_request
 
 SURV = TrialComputation.Kind.SURVIVAL
 HCT = datetime.date(2023, 1, 10)

@@ -1,7 +1,7 @@
 """The designs' common interface: the 3+3 adapter, dose-transition pathways and the
 simulation (analysis/designs/three_plus_three.py, pathways.py, simulation.py).
 
-The 3+3 simulation is checked against trial/operating_characteristics.py's exact
+The 3+3 simulation is checked against analysis/operating_characteristics.py's exact
 enumeration: each simulated estimate must lie within 4 of its Monte Carlo standard
 errors of the exact value.
 """
@@ -19,8 +19,8 @@ from analysis.designs.keyboard import Keyboard
 from analysis.designs.pathways import dose_paths
 from analysis.designs.simulation import exact_characteristics, simulate
 from analysis.designs.three_plus_three import ThreePlusThree
-from trial.escalation import Decision, Variant
-from trial.operating_characteristics import exact_operating_characteristics
+from analysis.escalation import Decision, Variant
+from analysis.operating_characteristics import exact_operating_characteristics
 
 LEVELS4 = (10.0, 20.0, 30.0, 40.0)
 
@@ -57,7 +57,7 @@ def test_three_plus_three_adapter_waits() -> None:
 @pytest.mark.parametrize("variant", [Variant.STORER_A, Variant.SIX_AT_MTD])
 @pytest.mark.parametrize("true", [(0.05, 0.15, 0.3, 0.45, 0.6), (0.2, 0.35, 0.5, 0.6, 0.7), (0.0, 0.1, 1.0, 1.0, 1.0)])
 def test_three_plus_three_adapter_enumerates_to_the_exact_values(variant: Variant, true: tuple[float, ...]) -> None:
-    # Every cohort outcome played through the adapter gives trial/operating_characteristics.py's
+    # Every cohort outcome played through the adapter gives analysis/operating_characteristics.py's
     # exact values: the adapter takes the engine's decisions.
     exact = exact_operating_characteristics(list(true), variant)
     ours = exact_characteristics(ThreePlusThree(tuple(float(i) for i in range(1, 6)), variant), true)

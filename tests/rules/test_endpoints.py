@@ -1,4 +1,4 @@
-"""Worked examples for trial.endpoints (PROTOCOL section 8)."""
+"""Worked examples for analysis.endpoints (PROTOCOL section 8)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from trial.endpoints import (
+from analysis.endpoints import (
     CENSORED,
     COMPETING,
     EVENT,
@@ -19,7 +19,7 @@ from trial.endpoints import (
     outcome_date_problems,
     pfs_time,
 )
-from trial.survival import (
+from analysis.survival import (
     cumulative_incidence,
     incidence_at,
     kaplan_meier,

@@ -1,4 +1,4 @@
-"""Worked 3+3 histories replayed through the engine (trial/escalation.py), PROTOCOL section 6.
+"""Worked 3+3 histories replayed through the engine (analysis/escalation.py), PROTOCOL section 6.
 
 A history is written as tokens `level:codes` in enrolment order, one code per
 patient: D = DLT, N = no DLT (window completed), P = pending (in the window),
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trial.escalation import (
+from analysis.escalation import (
     CohortCounts,
     Decision,
     DltStatus,
@@ -25,7 +25,7 @@ from trial.escalation import (
     Variant,
     escalation_state,
 )
-from trial.operating_characteristics import exact_operating_characteristics
+from analysis.operating_characteristics import exact_operating_characteristics
 
 SEED_DOSES = (0.3, 0.4, 0.5, 0.6)
 CODES = {
@@ -655,7 +655,7 @@ def test_whole_trials_agree_with_the_exact_operating_characteristics(variant: Va
 
 
 def test_the_levels_a_signed_decision_was_decided_on() -> None:
-    from trial.escalation import deciding_levels
+    from analysis.escalation import deciding_levels
 
     assert deciding_levels("escalate", 3) == (2,)
     assert deciding_levels(Decision.DE_ESCALATE, 2) == (3,)

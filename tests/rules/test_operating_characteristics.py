@@ -1,4 +1,4 @@
-"""Operating characteristics of the 3+3 engine (trial/operating_characteristics.py).
+"""Operating characteristics of the 3+3 engine (analysis/operating_characteristics.py).
 
 Checked three independent ways: closed forms for one or two levels, a brute
 force over every "world" of cohort outcomes written here from the textbook
@@ -13,8 +13,8 @@ from math import comb
 
 import pytest
 
-from trial.escalation import Variant
-from trial.operating_characteristics import (
+from analysis.escalation import Variant
+from analysis.operating_characteristics import (
     OperatingCharacteristics,
     engine_operating_characteristics,
     exact_operating_characteristics,

@@ -1,4 +1,4 @@
-"""Oracle and property tests for trial.survival (PROTOCOL section 8).
+"""Oracle and property tests for analysis.survival (PROTOCOL section 8).
 
 Every value in docs/survival-reference.md is reproduced here to 1e-4. The
 Klein & Moeschberger BMT data (PSIAIMS/CAMIS, Apache-2.0) is embedded below so the
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trial.survival import (
+from analysis.survival import (
     ConfType,
     CumulativeIncidence,
     KaplanMeier,

@@ -1,12 +1,12 @@
-"""The survival payload (trial/survival_summary.py): what the API and dashboards show."""
+"""The survival payload (analysis/survival_summary.py): what the API and dashboards show."""
 
 from datetime import date, timedelta
 
 import pytest
 
-from trial.endpoints import PatientOutcome
-from trial.survival import kaplan_meier, logrank_test, survival_at
-from trial.survival_summary import SurvivalSubject, survival_summary
+from analysis.endpoints import PatientOutcome
+from analysis.survival import kaplan_meier, logrank_test, survival_at
+from analysis.survival_summary import SurvivalSubject, survival_summary
 
 HCT = date(2020, 1, 1)
 

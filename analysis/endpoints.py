@@ -1,7 +1,7 @@
 """Time-to-event endpoints from a patient's outcome dates (PROTOCOL section 8).
 
 A pure rule module: no Django; a frozen :class:`PatientOutcome` in, a
-``(time_days, status)`` pair out, ready for :mod:`trial.survival`.
+``(time_days, status)`` pair out, ready for :mod:`analysis.survival`.
 
 Endpoints and their rules:
 
@@ -13,7 +13,7 @@ Endpoints and their rules:
 * **NRM** -- origin first dose (PROTOCOL 8); status 1 = death without prior relapse,
   status 2 = relapse (competing risk), 0 = censored. A relapse on the day of death
   counts as relapse then death, so it is the competing event 2 on that day. Analyse
-  with :func:`trial.survival.cumulative_incidence` (cause 1), not 1 - KM.
+  with :func:`analysis.survival.cumulative_incidence` (cause 1), not 1 - KM.
 
 Shared rules:
 
@@ -43,6 +43,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+# The outcome dates and their contradictions are the data entry's rule too (the apps below
+# analysis never import it): defined there, one rule for the form and the analysis.
+from patients.outcome_dates import PatientOutcome, outcome_date_problems
+
 __all__ = [
     "CENSORED",
     "COMPETING",
@@ -69,18 +73,6 @@ COMPETING = 2
 
 
 @dataclass(frozen=True)
-class PatientOutcome:
-    """The dates the endpoints are computed from; ``None`` = not happened / unknown."""
-
-    subject_id: str
-    hct_date: date
-    first_dose_date: date | None
-    relapse_date: date | None
-    death_date: date | None
-    last_known_alive: date | None
-
-
-@dataclass(frozen=True)
 class EndpointTime:
     """Follow-up in days from the origin and the status code (module docstring)."""
 
@@ -90,7 +82,7 @@ class EndpointTime:
 
 @dataclass(frozen=True)
 class EndpointData:
-    """One endpoint for a set of patients, in input order, for trial.survival.
+    """One endpoint for a set of patients, in input order, for analysis.survival.
 
     ``excluded`` lists the subject ids left out (no first dose for a
     first-dose-origin endpoint, or origin after the cutoff).
@@ -102,26 +94,6 @@ class EndpointData:
     times_days: tuple[int, ...]
     statuses: tuple[int, ...]
     excluded: tuple[str, ...]
-
-
-def outcome_date_problems(p: PatientOutcome) -> tuple[str, ...]:
-    """Contradictions between a patient's outcome dates, as messages for a form."""
-    problems: list[str] = []
-    named = {
-        "first dose": p.first_dose_date,
-        "relapse": p.relapse_date,
-        "death": p.death_date,
-        "last known alive": p.last_known_alive,
-    }
-    for name, value in named.items():
-        if value is not None and value < p.hct_date:
-            problems.append(f"{name} date {value} is before the HCT date {p.hct_date}")
-    if p.death_date is not None:
-        if p.relapse_date is not None and p.relapse_date > p.death_date:
-            problems.append(f"relapse {p.relapse_date} is after death {p.death_date}")
-        if p.last_known_alive is not None and p.last_known_alive > p.death_date:
-            problems.append(f"last known alive {p.last_known_alive} is after death {p.death_date}")
-    return tuple(problems)
 
 
 def _origin_date(p: PatientOutcome, origin: Origin, as_of: date | None) -> date | None:

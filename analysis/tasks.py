@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from trial.services import computation_relay_stale, computation_run, computation_run_followers
+from analysis.services import computation_run, computation_run_followers
+from trial.services import computation_relay_stale
 
 
 @shared_task(bind=True, max_retries=5, default_retry_delay=5, acks_late=True)

@@ -1,6 +1,6 @@
 from django import forms
 
-from trial.escalation import Variant
+from analysis.escalation import Variant
 from trial.models import Trial
 
 

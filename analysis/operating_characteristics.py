@@ -15,7 +15,7 @@ variant a level receives at most two cohorts (places 1-3 and 4-6).
   outcomes of every cohort, as a recursion over the section 6 table with shared
   sub-results; milliseconds even for a dozen levels.
 - `engine_operating_characteristics`: the same enumeration, but every step is
-  asked of `trial.escalation.escalation_state` itself (every decision taken as
+  asked of `analysis.escalation.escalation_state` itself (every decision taken as
   signed). It proves that the fast recursion describes the engine the trial
   runs (the tests compare the two to 1e-12); its cost grows about fourfold per
   level, so it is a check, not the everyday tool.
@@ -34,7 +34,7 @@ from math import comb, sqrt
 import numpy as np
 import numpy.typing as npt
 
-from trial.escalation import (
+from analysis.escalation import (
     COHORT_SIZE,
     TOO_TOXIC_DLTS,
     Decision,

@@ -1,8 +1,8 @@
 """The survival summaries of PROTOCOL s8 as the API serves them (docs/api.md).
 
 Pure: patients' dates in, a JSON-ready dict out. The numbers come from
-``trial.survival`` (Kaplan-Meier, Aalen-Johansen, log-rank, Gray) and the
-(time, status) pairs from ``trial.endpoints``; this module only chooses what to
+``analysis.survival`` (Kaplan-Meier, Aalen-Johansen, log-rank, Gray) and the
+(time, status) pairs from ``analysis.endpoints``; this module only chooses what to
 report and how to lay it out, so every figure on a dashboard can be reproduced
 from the curve points it ships.
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from trial.endpoints import COMPETING, EVENT, Origin, PatientOutcome, endpoint_data, nrm_time, os_time, pfs_time
-from trial.survival import (
+from analysis.endpoints import COMPETING, EVENT, Origin, PatientOutcome, endpoint_data, nrm_time, os_time, pfs_time
+from analysis.survival import (
     CumulativeIncidence,
     KaplanMeier,
     cumulative_incidence,
