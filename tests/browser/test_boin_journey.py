@@ -45,14 +45,15 @@ def sign_in(page: Page, username: str) -> None:
 
 
 def reload_until(page: Page, url: str, text: str | re.Pattern[str], timeout: float = 30) -> None:
-    """The worker recomputes after each write (seconds): reload the page until it shows ``text``."""
+    """The worker recomputes after each write (seconds): reload the page until it shows ``text``
+    and is not marked stale."""
     deadline = time.monotonic() + timeout
     while True:
         page.goto(url)
         if page.get_by_text(text).count() and not page.locator(".badge.stale").count():
             return
         if time.monotonic() > deadline:
-            expect(page.get_by_text(text).first).to_be_visible(timeout=1)  # fails, naming what was awaited
+            raise AssertionError(f"{url} did not show {text!r} within {timeout} s:\n{page.inner_text('main')}")
         time.sleep(0.3)
 
 
