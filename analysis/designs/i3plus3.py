@@ -7,6 +7,9 @@ With the equivalence interval EI = [target - eps1, target + eps2] (0.05 each by
 default) and y of n evaluable patients with a DLT at the current level:
   y/n below the EI -> escalate; y/n inside the EI -> stay;
   y/n above the EI -> stay if (y - 1)/n is below the EI, otherwise de-escalate.
+The EI is closed, as the paper defines it, in exact terms: y/n on one of its ends is inside
+(R compares with floating point, where 0.2 - 0.05 > 0.15, so 3/20 at target 0.2 escalates
+there; no case of R FIND's tables for 3 to 12 patients is affected).
 Elimination (DU: P(p > target | Beta(1 + y, 1 + n - y)) > 0.95 with n >= 3), the
 maximum sample size, n.earlystop and the MTD by isotonic regression are shared with
 BOIN (interval.py).
