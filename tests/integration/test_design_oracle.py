@@ -199,14 +199,14 @@ TRIALS = [
     ("boin", 0.3, 3, 30, [0, 0]),  # 0/3 at level 2: escalate
     ("boin", 0.3, 3, 30, [0, 0, 1, 2]),  # 2/3 at level 3: de-escalate
     ("boin", 0.3, 3, 30, [0, 3]),  # 3/3 at level 2: levels 2-4 eliminated
-    ("boin", 0.3, 3, 12, [0, 0, 1, 1]),  # maximum sample size: the final MTD
+    ("boin", 0.3, 3, 12, [0, 0, 2, 0]),  # the final MTD: isotonic regression pools 0/3, 0/6: level 2, not 1
     ("boin", 0.2, 2, 10, [0, 1, 0, 0, 2]),  # cohorts of 2: isotonic pick at the end
     ("boin", 0.3, 3, 30, [2, 1]),  # 3/6 at level 1 (P = 0.66): no elimination, stay
     ("boin", 0.3, 3, 30, [3]),  # level 1 eliminated: stop, no MTD
     ("i3+3", 0.2, 3, 30, [0, 1, 0]),  # 1/3 above the EI, 0/3 below it: stay
     ("i3+3", 0.3, 2, 30, [0, 0, 0]),  # cohorts of 2, 0/2: escalate
     ("i3+3", 0.3, 3, 30, [0, 0, 2]),  # 2/3 at level 3: de-escalate
-    ("i3+3", 0.25, 4, 16, [0, 1, 2, 0]),  # cohorts of 4: the final MTD
+    ("i3+3", 0.25, 3, 12, [0, 0, 2, 0]),  # the final MTD, as above
     ("i3+3", 0.3, 3, 30, [0, 3, 1]),  # level 2 eliminated, level 1 de-escalated to: stay
 ]
 
@@ -243,6 +243,11 @@ def test_the_cases_cover_every_decision_and_the_final_mtd() -> None:
     for design in ("boin", "i3+3"):
         assert {x for d, x in seen if d == design} >= {"escalate", "stay", "de_escalate", "mtd_declared"}
     assert ("boin", "stop_no_mtd") in seen
+    # One final MTD that isotonic regression decides: 0/3 at level 1, 0/6 at level 2, 2/3 at 3.
+    # Raw (y + 0.05)/(n + 0.1): 0.016, 0.008, 0.645, closest to 0.3 is level 1; pooled, levels
+    # 1 and 2 tie at 0.011 below the target, and the higher wins.
+    cohorts, decisions = follow("boin", 0.3, 3, 12, [0, 0, 2, 0])
+    assert [c[:2] for c in cohorts] == [(1, 3), (2, 3), (3, 3), (2, 3)] and decisions[-1]["mtd"] == 2
 
 
 def test_the_pure_designs_agree_with_the_oracle_on_random_trials() -> None:
