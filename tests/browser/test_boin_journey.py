@@ -17,6 +17,7 @@ import re
 import time
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS
@@ -58,7 +59,7 @@ def reload_until(page: Page, url: str, text: str | re.Pattern[str], timeout: flo
 
 
 def test_boin_trial_from_admin_setup_to_a_signed_stay(page, real_worker, live_server) -> None:  # type: ignore[no-untyped-def]
-    today = datetime.date.today()
+    today = timezone.localdate()  # the trial has no time zone of its own: the server's
 
     def day(n: int) -> str:
         return (today + datetime.timedelta(days=n)).isoformat()
