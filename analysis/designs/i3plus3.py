@@ -7,6 +7,9 @@ With the equivalence interval EI = [target - eps1, target + eps2] (0.05 each by
 default) and y of n evaluable patients with a DLT at the current level:
   y/n below the EI -> escalate; y/n inside the EI -> stay;
   y/n above the EI -> stay if (y - 1)/n is below the EI, otherwise de-escalate.
+The EI is closed, as the paper defines it, in exact terms: y/n on one of its ends is inside
+(R compares with floating point, where 0.2 - 0.05 > 0.15, so 3/20 at target 0.2 escalates
+there; no case of R FIND's tables for 3 to 12 patients is affected).
 Elimination (DU: P(p > target | Beta(1 + y, 1 + n - y)) > 0.95 with n >= 3), the
 maximum sample size, n.earlystop and the MTD by isotonic regression are shared with
 BOIN (interval.py).
@@ -19,6 +22,10 @@ from dataclasses import dataclass
 
 from analysis.designs.common import DesignResult, LevelOutcome
 from analysis.designs.interval import IntervalSettings, Zone, interval_decide
+
+# The EI's ends belong to it (the paper's closed interval), whatever floating point makes of
+# target -/+ eps: 0.2 - 0.05 is 0.15000000000000002, which would put 3/20 below the EI.
+_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -51,22 +58,25 @@ class I3Plus3:
     def interval(self) -> tuple[float, float]:
         return (self.settings.target - self.eps1, self.settings.target + self.eps2)
 
-    def zone(self, n: int, y: int) -> Zone:
+    def _where(self, n: int, y: int) -> str:
         low, high = self.interval
         rate = y / n
-        if rate < low:
+        return "below" if rate < low - _TOL else "inside" if rate <= high + _TOL else "above"
+
+    def zone(self, n: int, y: int) -> Zone:
+        where = self._where(n, y)
+        if where == "below":
             return Zone.ESCALATE
-        if rate <= high:
+        if where == "inside":
             return Zone.STAY
-        return Zone.STAY if (y - 1) / n < low else Zone.DE_ESCALATE
+        return Zone.STAY if self._where(n, y - 1) == "below" else Zone.DE_ESCALATE
 
     def _rule(self, n: int, y: int, z: Zone) -> str:
         low, high = self.interval
-        rate = y / n
-        where = "below" if rate < low else "inside" if rate <= high else "above"
+        where = self._where(n, y)
         text = f"DLT rate {y}/{n} is {where} the equivalence interval [{low:g}, {high:g}]"
         if where == "above":
-            text += f" and ({y}-1)/{n} is {'below it' if (y - 1) / n < low else 'not below it'}"
+            text += f" and ({y}-1)/{n} is {'below it' if self._where(n, y - 1) == 'below' else 'not below it'}"
         word = {Zone.ESCALATE: "escalate", Zone.STAY: "stay", Zone.DE_ESCALATE: "de-escalate"}[z]
         return f"{text}: {word}"
 

@@ -177,6 +177,22 @@ def test_i3plus3_walk() -> None:
     assert (r.decision, r.recommended_dose_level) == (DesignDecision.STAY, 2)
 
 
+@pytest.mark.parametrize(
+    ("target", "n", "y", "zone"),
+    [
+        (0.2, 20, 3, Zone.STAY),  # 3/20 = 0.15, the EI's lower end (0.2 - 0.05 is 0.15000000000000002)
+        (0.2, 20, 2, Zone.ESCALATE),
+        (0.2, 20, 5, Zone.STAY),  # 5/20 = 0.25, the upper end
+        (0.3, 20, 7, Zone.STAY),  # 7/20 = 0.35, the upper end
+        (0.2, 20, 6, Zone.DE_ESCALATE),  # 6/20 above, 5/20 inside: not below
+        (0.1, 20, 3, Zone.STAY),  # 3/20 = 0.15, the upper end of [0.05, 0.15]
+    ],
+)
+def test_i3plus3_the_equivalence_interval_is_closed(target: float, n: int, y: int, zone: Zone) -> None:
+    # Liu, Wang & Ji 2020: EI = [target - eps1, target + eps2], both ends inside (stay).
+    assert I3Plus3((1.0,), IntervalSettings(target)).zone(n, y) is zone
+
+
 def test_bad_parameters_name_the_field() -> None:
     with pytest.raises(ValueError, match="eps1"):
         I3Plus3((1.0,), IntervalSettings(0.3), eps1=0.3)
