@@ -28,6 +28,7 @@ from exchange.odm.transactions import ItemChange, TransactionType
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _O = f"{{{ODM_NS}}}"
+_NSMAP: Any = {None: ODM_NS}  # lxml's default namespace key (lxml-stubs types the keys as str)
 
 
 # --- metadata --------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def _yes(flag: bool) -> str:
 
 def study_element(study: Study) -> Any:
     """``Study`` with its global variables and the one ``MetaDataVersion``."""
-    root = etree.Element(_O + "Study", OID=study.oid, nsmap={None: ODM_NS})
+    root = etree.Element(_O + "Study", OID=study.oid, nsmap=_NSMAP)
     gv = etree.SubElement(root, _O + "GlobalVariables")
     _text(gv, "StudyName", study.name)
     _text(gv, "StudyDescription", study.description)
@@ -201,8 +202,8 @@ def study_element(study: Study) -> Any:
         el = etree.SubElement(mdv, _O + "StudyEventDef", attrs)
         if event.description:
             _translated(el, "Description", event.description)
-        for n, form in enumerate(event.forms, start=1):
-            etree.SubElement(el, _O + "FormRef", FormOID=form, OrderNumber=str(n), Mandatory="No")
+        for n, form_oid in enumerate(event.forms, start=1):
+            etree.SubElement(el, _O + "FormRef", FormOID=form_oid, OrderNumber=str(n), Mandatory="No")
     for form in study.forms:
         el = etree.SubElement(mdv, _O + "FormDef", OID=form.oid, Name=form.name, Repeating="Yes")
         if form.description:
@@ -235,7 +236,7 @@ def study_element(study: Study) -> Any:
 
 def admin_element(study: Study) -> Any:
     """``AdminData``: users as pseudonymous OIDs with their role, sites, signature meanings."""
-    root = etree.Element(_O + "AdminData", StudyOID=study.oid, nsmap={None: ODM_NS})
+    root = etree.Element(_O + "AdminData", StudyOID=study.oid, nsmap=_NSMAP)
     for user in study.users:
         el = etree.SubElement(root, _O + "User", OID=user.oid, UserType=user.user_type)
         _text(el, "DisplayName", user.display_name)
@@ -278,7 +279,7 @@ def subject_element(subject: SubjectEntry) -> Any:
 
     Containers are ``Upsert`` (the receiving EDC creates the subject, visit or form if
     it has not got it); the item groups carry the history (module docstring)."""
-    root = etree.Element(_O + "SubjectData", SubjectKey=subject.key, TransactionType="Upsert", nsmap={None: ODM_NS})
+    root = etree.Element(_O + "SubjectData", SubjectKey=subject.key, TransactionType="Upsert", nsmap=_NSMAP)
     etree.SubElement(root, _O + "SiteRef", LocationOID=subject.location)
     for event in subject.events:
         ev = etree.SubElement(root, _O + "StudyEventData", StudyEventOID=event.event)
@@ -344,7 +345,7 @@ def odm_chunks(
         attrs["SourceSystemVersion"] = source_version
     with etree.xmlfile(sink, encoding="utf-8") as xf:
         xf.write_declaration()
-        with xf.element(_O + "ODM", attrs, nsmap={None: ODM_NS}):
+        with xf.element(_O + "ODM", attrs, nsmap=_NSMAP):
             xf.write(study_element(study))
             xf.write(admin_element(study))
             with xf.element(_O + "ClinicalData", StudyOID=study.oid, MetaDataVersionOID=study.mdv_oid):

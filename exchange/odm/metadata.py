@@ -34,13 +34,29 @@ _BOOKKEEPING = {"created_at", "updated_at", "version", "voided_at", "voided_by",
 # (key, name, repeating, ODM type, description), in the protocol's order.
 EVENTS: tuple[tuple[str, str, bool, str, str], ...] = (
     ("SCREENING", "Screening", False, "Scheduled", "Consents, eligibility screenings and the allogeneic HCT."),
-    ("ENROLMENT", "Registration and enrolment", False, "Scheduled", "The subject's record: demographics, "
-     "disease, prior therapy, assigned dose level and enrolment date."),
-    ("CYCLE", "Treatment cycle", True, "Scheduled", "Cycle N (StudyEventRepeatKey = N): the dose, and the lab "
-     "panel the pre-dose check used."),
+    (
+        "ENROLMENT",
+        "Registration and enrolment",
+        False,
+        "Scheduled",
+        "The subject's record: demographics, disease, prior therapy, assigned dose level and enrolment date.",
+    ),
+    (
+        "CYCLE",
+        "Treatment cycle",
+        True,
+        "Scheduled",
+        "Cycle N (StudyEventRepeatKey = N): the dose, and the lab panel the pre-dose check used.",
+    ),
     ("ASSESSMENT", "Disease assessment", True, "Unscheduled", "One per assessment (StudyEventRepeatKey = its id)."),
-    ("EVENTS", "Events log", False, "Common", "Adverse events, GVHD episodes, concomitant medications, "
-     "deviations, DLT decisions, outcome events and lab panels not used by a cycle."),
+    (
+        "EVENTS",
+        "Events log",
+        False,
+        "Common",
+        "Adverse events, GVHD episodes, concomitant medications, "
+        "deviations, DLT decisions, outcome events and lab panels not used by a cycle.",
+    ),
 )
 EVENT_OF = {
     "patients.consent": "SCREENING",
@@ -116,11 +132,17 @@ def _item(model: Any, field: models.Field, casebook: set[str]) -> tuple[ItemDef,
         related = field.related_model._meta  # type: ignore[union-attr]
         target = related.label_lower
         if target == settings.AUTH_USER_MODEL.lower():
-            item = ItemDef(oid, field.name, label, "text", 20, description=description or "A user, as a pseudonymous OID.")
+            item = ItemDef(
+                oid, field.name, label, "text", 20, description=description or "A user, as a pseudonymous OID."
+            )
             return item, Field(oid, field.attname, "user"), None
         if target in casebook:
             note = f"The id of the {related.verbose_name} record (its FormRepeatKey)."
-            return ItemDef(oid, field.name, label, "integer", description=note), Field(oid, field.attname, "record"), None
+            return (
+                ItemDef(oid, field.name, label, "integer", description=note),
+                Field(oid, field.attname, "record"),
+                None,
+            )
         column = LOOKUP_VALUE.get(target)
         what = f"the {related.verbose_name}'s {column}" if column else f"the {related.verbose_name}"
         item = ItemDef(oid, field.name, label, "text", description=f"{what.capitalize()}.")
@@ -129,7 +151,9 @@ def _item(model: Any, field: models.Field, casebook: set[str]) -> tuple[ItemDef,
     if field.choices:
         codes = tuple((str(code), str(text)) for code, text in field.flatchoices)
         cl_type = "integer" if data_type == "integer" else "text"
-        codelist = CodeListDef(f"CL.{prefix}.{oid_part(field.name)}", f"{model._meta.verbose_name}: {label}", cl_type, codes)
+        codelist = CodeListDef(
+            f"CL.{prefix}.{oid_part(field.name)}", f"{model._meta.verbose_name}: {label}", cl_type, codes
+        )
         if length is None and data_type == "text":
             length = max(len(code) for code, _ in codes)
     item = ItemDef(oid, field.name, label, data_type, length, digits, codelist.oid if codelist else None, description)
@@ -155,7 +179,9 @@ def form_specs() -> tuple[FormSpec, ...]:
             fields.append(how)
         name = str(model._meta.verbose_name).capitalize()
         doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
-        form = FormDef(f"F.{prefix}", name, f"IG.{prefix}", tuple(items), doc if not doc.startswith(model.__name__ + "(") else "")
+        form = FormDef(
+            f"F.{prefix}", name, f"IG.{prefix}", tuple(items), doc if not doc.startswith(model.__name__ + "(") else ""
+        )
         specs.append(FormSpec(model, label, path, EVENT_OF.get(label, "EVENTS"), form, tuple(fields)))
     specs.sort(key=lambda s: order[s.event])
     return tuple(specs)

@@ -143,7 +143,8 @@ def odm_study(trial: Trial, site_ids: Sequence[int], signer_ids: set[int]) -> St
         users=_users(trial, patients, signer_ids),
         locations=tuple(LocationDef(_site_oid(s.code), s.name) for s in sites),
         signature_defs=tuple(
-            SignatureDef(f"SD.{oid_part(value)}", str(label), LEGAL_REASON) for value, label in Signature.Meaning.choices
+            SignatureDef(f"SD.{oid_part(value)}", str(label), LEGAL_REASON)
+            for value, label in Signature.Meaning.choices
         ),
         effective_date=trial.created_at.date(),
     )
@@ -299,9 +300,7 @@ def odm_subjects(trial: Trial, site_ids: Sequence[int], signatures: _Signed | No
         sites = dict(Site.objects.filter(trial=trial).values_list("pk", "code"))
         cts = {s.label: ContentType.objects.get_for_model(s.model).pk for s in specs}
         converters = {s.label: _converter(s) for s in specs}
-        streams = [
-            (s, _Rows(_history_rows(s, patients)), _Rows(_unaudited_rows(s, patients))) for s in specs
-        ]
+        streams = [(s, _Rows(_history_rows(s, patients)), _Rows(_unaudited_rows(s, patients))) for s in specs]
         people = patients.order_by("id").values_list("id", "subject_id", "site_id").iterator(chunk_size=CHUNK_ROWS)
         for patient_id, subject_id, site_id in people:
             site = _site_oid(sites[site_id])

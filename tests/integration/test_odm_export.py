@@ -92,7 +92,9 @@ def test_seed_trial_document_is_valid_odm_1_3_2(seed_doc, xsd):  # type: ignore[
     assert xsd.validate(doc), "\n".join(str(e) for e in list(xsd.error_log)[:20])
     assert doc.get("ODMVersion") == "1.3.2" and doc.get("FileType") == "Transactional"
     subjects = [s.get("SubjectKey") for s in doc.findall(".//o:SubjectData", NS)]
-    assert subjects == list(Patient.objects.filter(trial=seed["trial"]).order_by("id").values_list("subject_id", flat=True))
+    assert subjects == list(
+        Patient.objects.filter(trial=seed["trial"]).order_by("id").values_list("subject_id", flat=True)
+    )
     # Metadata generated from the models: every exported record type is a form with its items.
     forms = {f.get("OID") for f in doc.findall(".//o:FormDef", NS)}
     assert forms == {s.form.oid for s in metadata.form_specs()}
