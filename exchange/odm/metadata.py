@@ -89,10 +89,8 @@ class FormSpec:
     event: str  # event key
     form: FormDef
     fields: tuple[Field, ...]
-
-    @property
-    def voidable(self) -> bool:
-        return any(f.name == "voided_at" for f in self.model._meta.concrete_fields)
+    history_table: str  # the SourceID of an audit record names the history row
+    voidable: bool
 
 
 def _data_type(field: models.Field) -> tuple[str, int | None, int | None]:  # type: ignore[type-arg]
@@ -182,7 +180,10 @@ def form_specs() -> tuple[FormSpec, ...]:
         form = FormDef(
             f"F.{prefix}", name, f"IG.{prefix}", tuple(items), doc if not doc.startswith(model.__name__ + "(") else ""
         )
-        specs.append(FormSpec(model, label, path, EVENT_OF.get(label, "EVENTS"), form, tuple(fields)))
+        history_table = model.history.model._meta.db_table
+        voidable = any(f.name == "voided_at" for f in model._meta.concrete_fields)
+        event = EVENT_OF.get(label, "EVENTS")
+        specs.append(FormSpec(model, label, path, event, form, tuple(fields), history_table, voidable))
     specs.sort(key=lambda s: order[s.event])
     return tuple(specs)
 

@@ -252,7 +252,7 @@ def _form_entries(
     for row in history:
         by_record.setdefault(row[1], []).append(row)
     out = []
-    history_table = spec.model.history.model._meta.db_table
+    history_table = spec.history_table
     for record_id, rows in by_record.items():
         versions = [
             Version(convert(r[9:]), voided=spec.voidable and r[7] is not None, deleted=r[4] == "-") for r in rows
@@ -301,6 +301,7 @@ def odm_subjects(trial: Trial, site_ids: Sequence[int], signatures: _Signed | No
         cts = {s.label: ContentType.objects.get_for_model(s.model).pk for s in specs}
         converters = {s.label: _converter(s) for s in specs}
         streams = [(s, _Rows(_history_rows(s, patients)), _Rows(_unaudited_rows(s, patients))) for s in specs]
+        order = {e.oid: n for n, e in enumerate(metadata.event_defs())}
         people = patients.order_by("id").values_list("id", "subject_id", "site_id").iterator(chunk_size=CHUNK_ROWS)
         for patient_id, subject_id, site_id in people:
             site = _site_oid(sites[site_id])
@@ -335,7 +336,6 @@ def odm_subjects(trial: Trial, site_ids: Sequence[int], signatures: _Signed | No
                 else:
                     key = (f"SE.{spec.event}", None)
                 by_event.setdefault(key, []).append(form)
-            order = {e.oid: n for n, e in enumerate(metadata.event_defs())}
             events = tuple(
                 EventEntry(event, repeat, tuple(entries))
                 for (event, repeat), entries in sorted(

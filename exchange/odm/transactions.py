@@ -28,7 +28,7 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 TransactionType = Literal["Insert", "Update", "Remove", "Context"]
 ItemValue = tuple[str, str | None]  # (item OID, ODM text or None)
@@ -43,8 +43,9 @@ class Version:
     deleted: bool = False  # simple-history's "-" (never written: records are not deleted)
 
 
-@dataclass(frozen=True)
-class ItemChange:
+class ItemChange(NamedTuple):
+    """One item of a version (a named tuple: a casebook has hundreds of thousands)."""
+
     item: str
     value: str | None
     transaction: TransactionType
