@@ -104,6 +104,8 @@ def test_seed_trial_document_is_valid_odm_1_3_2(seed_doc, xsd):  # type: ignore[
     assert attribution.find("o:CodeListRef", NS).get("CodeListOID") == "CL.ADVERSEEVENT.ATTRIBUTION"
     anc = doc.find(".//o:ItemDef[@OID='I.LABPANEL.ANC']", NS)
     assert (anc.get("DataType"), anc.get("Length"), anc.get("SignificantDigits")) == ("float", "6", "2")
+    names = {i.get("Name") for i in doc.findall(".//o:ItemDef", NS)}
+    assert not {n for n in names if n.endswith("_by_name") or n in {"voided_by", "void_reason", "subject_id"}}
     sexes = doc.findall(".//o:CodeList[@OID='CL.PATIENT.SEX']/o:CodeListItem", NS)
     assert [c.get("CodedValue") for c in sexes] == [c for c, _ in Patient.Sex.choices]
 
@@ -161,8 +163,9 @@ def _export(user, trial_ref: str):  # type: ignore[no-untyped-def]
 
 def test_an_edit_carries_its_audit_record_and_the_earlier_value(world, edited, xsd):  # type: ignore[no-untyped-def]
     response = _export(world["sponsor"], "TRIAL-T")
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("application/xml")
+    assert response["X-Export-Dataset"] == "odm" and response["X-Export-Trial-Lock"] == "open"
     assert response["Content-Disposition"] == 'attachment; filename="TRIAL-T_odm.xml"'
     doc = etree.fromstring(b"".join(response.streaming_content))
     assert xsd.validate(doc), xsd.error_log
