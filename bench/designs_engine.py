@@ -8,11 +8,11 @@ Usage:
 1. The engine in process (no database), as bench/escalation_scaling.py measures 3+3: the same
    patient history (cohorts of 3 climbing four levels, a long run at the top level, the last
    cohort in its DLT window) of 100, 1,000 and 10,000 patients through
-   ``trial.escalation.escalation_state`` (3+3) and through ``trial.services.design_state`` (what
+   ``analysis.escalation.escalation_state`` (3+3) and through ``analysis.services.design_state`` (what
    the recomputation runs for any other design after reading the rows: per-level counts,
    the design's decision, cohorts, slots) with design BOIN and CRM. Least CPU time of R
    runs each; the ratio to 3+3 at the same size, and each design's growth from 100 to 10,000.
-2. With ``--db``: the whole recomputation (``trial.services.computation_run``, what the Celery
+2. With ``--db``: the whole recomputation (``analysis.services.computation_run``, what the Celery
    task calls: the database reads of patient_dlt_outcomes and the engine) on the largest
    trial of a bench database made by bench/generate.py (``--trials 1 --patients 10000`` makes
    one trial of 10,000 patients), run as 3+3, then BOIN, then CRM (the trial's design
@@ -67,8 +67,8 @@ def design_settings(design: str, n: int) -> SimpleNamespace:
 
 
 def in_process(repeats: int) -> None:
-    from trial.escalation import DltStatus, EscalationDesign, PatientOutcome, escalation_state
-    from trial.services import design_state
+    from analysis.escalation import DltStatus, EscalationDesign, PatientOutcome, escalation_state
+    from analysis.services import design_state
 
     three = EscalationDesign(LEVELS)
     measured: dict[tuple[str, int], float] = {}
@@ -108,7 +108,7 @@ def with_database(db: str, repeats: int) -> None:
     from django.db.models import Count, F
 
     from trial.models import Trial, TrialComputation
-    from trial.services import computation_run
+    from analysis.services import computation_run
 
     trial = Trial.objects.annotate(n=Count("patients")).order_by("-n").first()
     if trial is None:

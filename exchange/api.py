@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange import exports
+from exchange.odm.selectors import odm_stream
 
 
 class CsvRenderer(renderers.BaseRenderer):
@@ -123,6 +124,51 @@ def _view(dataset: exports.Dataset):  # type: ignore[no-untyped-def]
     return type(f"Export{dataset.name.capitalize()}View", (ExportView,), attributes).as_view()
 
 
+class XmlRenderer(CsvRenderer):
+    """Lets ``Accept: application/xml`` through; the body is streamed by the view."""
+
+    media_type = "application/xml"
+    format = "xml"
+
+
+class OdmExportView(ExportView):
+    """The trial's casebooks with their audit trail as one CDISC ODM 1.3.2 document."""
+
+    renderer_classes = [renderers.JSONRenderer, XmlRenderer]
+
+    @extend_schema(
+        operation_id="exports_odm",
+        summary="Export the casebooks as CDISC ODM 1.3.2",
+        description=(
+            "Every casebook of the trial (the sites the user may export) as one CDISC ODM 1.3.2 XML document, "
+            "FileType Transactional: metadata generated from the record types, users as pseudonymous OIDs with "
+            "their roles, every version of every record as an Insert / Update / Remove item group with its "
+            "AuditRecord (who, site, when, reason), voided records as Remove, electronic signatures as Signature "
+            "elements (docs/exports.md, ODM). Sponsors and investigators of the trial only; streamed."
+        ),
+        tags=["exports"],
+        parameters=[
+            OpenApiParameter(
+                "trial", OpenApiTypes.STR, required=True, pattern=r"\S", description="Trial code or id (not blank)."
+            ),
+        ],
+        responses={
+            (200, "application/xml"): OpenApiResponse(OpenApiTypes.STR, description="ODM 1.3.2 XML (UTF-8)."),
+            (400, "application/json"): _ERROR,
+            (401, "application/json"): _ERROR,
+            (403, "application/json"): _ERROR,
+            (404, "application/json"): _ERROR,
+        },
+    )
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _, chunks, headers = odm_stream(request.user, request.query_params.get("trial", "").strip())
+        response = StreamingHttpResponse(chunks, content_type="application/xml; charset=utf-8")
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+
 export_urlpatterns = [
     path(f"exports/{name}/", _view(dataset), name=f"export-{name}") for name, dataset in exports.DATASETS.items()
 ]
+export_urlpatterns.append(path("exports/odm/", OdmExportView.as_view(), name="export-odm"))

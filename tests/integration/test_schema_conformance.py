@@ -188,7 +188,7 @@ def test_schema_document_is_openapi_3_with_the_contract_paths(client, world):  #
         "/api/v1/patient-events/",
         "/api/v1/trials/{id}/escalation/",
         "/api/v1/trials/{id}/survival/",
-        *[f"/api/v1/exports/{name}/" for name in ("dm", "ex", "ae", "ds", "rs", "dv", "adtte")],
+        *[f"/api/v1/exports/{name}/" for name in ("dm", "ex", "ae", "ds", "rs", "dv", "adtte", "odm")],
     ]:
         assert path in document["paths"], path
     # Every operation documents the error statuses with the one error schema (core.schema.document_errors).
