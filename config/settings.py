@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "dosing",
     "safety",
     "cleaning",
+    "analysis",
     "exchange",
     "dashboard",
 ]

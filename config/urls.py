@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+import analysis.urls
 import cleaning.urls
 import dashboard.urls
 import dosing.urls
@@ -14,7 +15,16 @@ import trial.urls
 from core import views as core_views
 from core import views_tokens
 
-APPS = [trial.urls, patients.urls, dosing.urls, safety.urls, cleaning.urls, exchange.urls, dashboard.urls]
+APPS = [
+    trial.urls,
+    patients.urls,
+    dosing.urls,
+    safety.urls,
+    cleaning.urls,
+    analysis.urls,
+    exchange.urls,
+    dashboard.urls,
+]
 
 router = DefaultRouter()
 for app_urls in APPS:
