@@ -79,6 +79,10 @@ class SimulationRunInput(InputSerializer):
     )
 
 
+class CancelInput(InputSerializer):
+    """No body, or ``{}``: the body is still read, so an oversized or too deep one is refused."""
+
+
 class SimulationRunOutput(serializers.ModelSerializer):
     trial = serializers.CharField(source="trial.code", read_only=True, allow_null=True, default=None)
     requested_by = serializers.SerializerMethodField(help_text="'you', the planner's name, or 'a planner'.")
@@ -172,5 +176,6 @@ class SimulationRunViewSet(
     def cancel(self, request, pk=None, **kwargs):  # type: ignore[no-untyped-def]
         """Cancel a queued or running simulation (a cancelled one stays cancelled; a finished one is a 400)."""
         run = self.get_object()
+        validated_input(CancelInput, request.data)
         services.simulation_run_cancel(user=request.user, run=run)
         return self._detail(run)
