@@ -65,7 +65,8 @@ class SimulationRunInput(InputSerializer):
         max_length=MAX_LEVELS,
         help_text="The assumed true DLT probability of each dose level, lowest first.",
     )
-    designs = SimulationDesignInput(many=True, min_length=1, max_length=MAX_DESIGNS)
+    # A ListField (not many=True) so that the schema states minItems/maxItems.
+    designs = serializers.ListField(child=SimulationDesignInput(), min_length=1, max_length=MAX_DESIGNS)
     n_trials = serializers.IntegerField(min_value=MIN_TRIALS, max_value=MAX_TRIALS, default=DEFAULT_TRIALS)
     seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=DEFAULT_SEED)
     overdose_threshold = serializers.FloatField(
