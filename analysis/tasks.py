@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from analysis.services import computation_run, computation_run_followers
+from analysis.services import computation_run, computation_run_followers, simulation_run_execute
 from trial.services import computation_relay_stale
 
 
@@ -19,3 +19,10 @@ def trial_recompute(self, trial_id: int, kind: str) -> str:  # type: ignore[no-u
 @shared_task
 def trial_relay_stale() -> int:
     return computation_relay_stale()
+
+
+@shared_task(acks_late=True)
+def simulation_run_task(run_id: int) -> str:
+    """Simulate a planning run. A redelivered task of a run that is finished, cancelled or
+    running elsewhere does nothing (analysis.services.simulation_run_execute claims the row)."""
+    return simulation_run_execute(run_id)

@@ -107,8 +107,8 @@ def in_process(repeats: int) -> None:
 def with_database(db: str, repeats: int) -> None:
     from django.db.models import Count, F
 
-    from trial.models import Trial, TrialComputation
     from analysis.services import computation_run
+    from trial.models import Trial, TrialComputation
 
     trial = Trial.objects.annotate(n=Count("patients")).order_by("-n").first()
     if trial is None:

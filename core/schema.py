@@ -55,6 +55,21 @@ VERSION_REQUIRED = " Required (or an If-Match header with the ETag): the version
 VERSIONED_POSTS = {"/api/v1/patients/{id}/enrol/"}
 
 
+def _strict_nested(schema, schemas, seen=None) -> None:  # type: ignore[no-untyped-def]
+    """Objects nested in a request body (``designs: [{...}]``) refuse unknown fields too: their
+    input serializers are strict (core.api.StrictInputMixin) at every depth."""
+    seen = set() if seen is None else seen
+    for prop in schema.get("properties", {}).values():
+        ref = prop.get("$ref") or prop.get("items", {}).get("$ref", "")
+        name = ref.rsplit("/", 1)[-1] if ref.startswith("#/components/schemas/") else ""
+        nested = schemas.get(name, {})
+        if name in seen or nested.get("type", "object") != "object" or "properties" not in nested:
+            continue
+        seen.add(name)
+        nested["additionalProperties"] = False
+        _strict_nested(nested, schemas, seen)
+
+
 def _describe_request_bodies(result) -> None:  # type: ignore[no-untyped-def]
     """Request bodies say what the API enforces (core.api.StrictInputMixin,
     core.api_concurrency): a field the endpoint does not take is a 400, so no
@@ -81,6 +96,7 @@ def _describe_request_bodies(result) -> None:  # type: ignore[no-untyped-def]
                 if schema.get("type", "object") != "object" or "properties" not in schema:
                     continue
                 schema["additionalProperties"] = False
+                _strict_nested(schema, schemas)
                 for prop in schema["properties"].values():
                     # DRF trims strings before its not-blank rule: "  " is blank, so a
                     # required text needs a non-space character, not only minLength 1.

@@ -347,3 +347,23 @@ SCOPED_FACTORIES[CasebookLock] = lambda trial, site: AuditedFactory._create(
 SCOPED_FACTORIES[TrialLock] = lambda trial, site: (
     TrialLock.objects.filter(trial=trial).first() or (AuditedFactory._create(TrialLock, trial=trial, state="open"))
 )
+
+
+# analysis: planning simulations (issue 17), scoped through their trial.
+from analysis.models import SimulationRun  # noqa: E402
+
+
+class SimulationRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SimulationRun
+
+    trial = factory.SubFactory(TrialFactory)
+    requested_by = factory.SubFactory(UserFactory)
+    designs = factory.LazyFunction(lambda: [{"design": "3+3", "variant": "storer_a"}])
+    true_dlt_probabilities = factory.LazyFunction(lambda: [0.1, 0.2, 0.35])
+    n_trials = 200
+    seed = 1
+    overdose_threshold = 0.3
+
+
+SCOPED_FACTORIES[SimulationRun] = lambda trial, site: SimulationRunFactory(trial=trial)

@@ -32,6 +32,12 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 }
 # Investigators raise queries too (medical review).
 CAPABILITIES[Role.INVESTIGATOR] = CAPABILITIES[Role.INVESTIGATOR] | {"raise_query"}
+# Planning simulations of designs (issue 17, analysis.services): investigators and trial
+# admins, who choose and configure the design, start and cancel them; sponsors see their
+# trials' runs (a sponsor writes nothing anywhere, issue 8).
+CAPABILITIES[Role.INVESTIGATOR] = CAPABILITIES[Role.INVESTIGATOR] | {"plan", "view_planning"}
+CAPABILITIES[Role.ADMIN] = CAPABILITIES[Role.ADMIN] | {"plan", "view_planning"}
+CAPABILITIES[Role.SPONSOR] = CAPABILITIES[Role.SPONSOR] | {"view_planning"}
 # Capabilities that reach every site of the trial even when the model has a site path.
 _TRIAL_WIDE = {Role.INVESTIGATOR, Role.SPONSOR, Role.ADMIN, Role.DATA_MANAGER, Role.MONITOR}
 

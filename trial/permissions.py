@@ -12,7 +12,9 @@ from core.errors import RecordLocked
 from core.locks import UNSET, lock_info_of, lock_level_of, url_lock_refusal
 from trial.access import CAPABILITIES, active_grants, scope
 
-WRITE_CAPABILITIES = frozenset({"enter_data", "adjudicate", "sign", "configure", "raise_query", "verify", "lock"})
+WRITE_CAPABILITIES = frozenset(
+    {"enter_data", "adjudicate", "sign", "configure", "raise_query", "verify", "lock", "plan"}
+)
 
 
 class WritesNeedAWritingRole(BasePermission):

@@ -34,5 +34,8 @@ def trial_detail(request, trial_id: int):  # type: ignore[no-untyped-def]
             # The trial lock (issue 12): a banner for everyone, the lock screen for data managers.
             "trial_lock": getattr(trial, "lock", None),
             "can_lock": access.can(request.user, "lock", trial),
+            # The planning page (analysis, issue 17): investigators and admins start simulations.
+            "can_plan": access.can(request.user, "plan", trial),
+            "can_view_planning": access.can(request.user, "view_planning", trial),
         },
     )

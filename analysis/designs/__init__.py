@@ -9,4 +9,5 @@ crm.py              one-parameter CRM, empiric or logistic (O'Quigley 1990; R df
 three_plus_three.py the 3+3 engine of analysis/escalation.py behind the same interface (an adapter)
 pathways.py         dose-transition pathways (Yap et al. 2017; R escalation get_dose_paths)
 simulation.py       operating characteristics by seeded simulation, and exactly by enumeration, for any design
+comparison.py       several designs side by side for the planning page (inputs checked by field, progress, 3+3 vs exact)
 """

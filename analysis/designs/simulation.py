@@ -27,7 +27,7 @@ simulation (and, for 3+3, of the adapter against analysis/operating_characterist
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,13 @@ import numpy.typing as npt
 from analysis.designs.common import Design, DesignDecision, LevelOutcome
 
 IntArray = npt.NDArray[np.int64]
+# Called after every round with the share of trials finished (0 to 1); it may raise
+# (SimulationCancelled) to stop the run: simulate keeps no state, so nothing is left over.
+ProgressCallback = Callable[[float], None]
+
+
+class SimulationCancelled(Exception):
+    """Raised by an `on_progress` callback to stop a run (the planning page's Cancel)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class SimulationResult:
     se_mean_patients: float
     se_mean_dlts: float
     design_calls: int  # distinct states the design was asked about
+    se_dlts_per_level: tuple[float, ...] = ()
+    se_overdose_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,17 @@ def simulate(
     seed: int = 17,
     overdose_threshold: float | None = None,
     max_rounds: int = 1_000,
+    on_progress: ProgressCallback | None = None,
+    max_cohorts: int | None = None,
 ) -> SimulationResult:
+    """Operating characteristics of `design` by simulating `n_trials` trials (module doc).
+
+    `on_progress(done_fraction)`, when given, is called after every round (cohort) with
+    the share of the work done, 1.0 after the last round: the share of trials finished,
+    or, when `max_cohorts` (the most cohorts a trial can have) is given and larger, the
+    share of those rounds played (designs that run every trial to the maximum sample
+    size finish all trials in the last round). It does not change the draws or the
+    results; whatever it raises ends the run (SimulationCancelled)."""
     k = design.n_levels
     probs = np.asarray(true_dlt_probabilities, dtype=float)
     if probs.shape != (k,):
@@ -128,7 +147,7 @@ def simulate(
             cache[key] = hit
         return hit
 
-    for _ in range(max_rounds):
+    for played in range(1, max_rounds + 1):
         if active.size == 0:
             break
         states = np.column_stack([n[active], y[active], current[active]])
@@ -150,6 +169,11 @@ def simulate(
         y[trials, levels] += hits.sum(axis=1)
         current[trials] = levels + 1
         active = trials
+        if on_progress is not None:
+            done = 1.0 - active.size / n_trials
+            if max_cohorts and active.size:
+                done = max(done, min(played / max_cohorts, 0.99))
+            on_progress(done)
     else:
         raise RuntimeError(f"{design.name}: trials still running after {max_rounds} cohorts")
 
@@ -158,10 +182,12 @@ def simulate(
     pick = np.stack([(selected == lv).astype(float) for lv in range(1, k + 1)], axis=1)
     none = (selected == 0).astype(float)
     overdose: float | None = None
+    se_overdose: float | None = None
     if threshold is not None:
         over = probs > threshold
         share = np.divide(n[:, over].sum(axis=1), total_n, out=np.zeros(n_trials), where=total_n > 0)
         overdose = float(share.mean())
+        se_overdose = _se(share)
     return SimulationResult(
         design=design.name,
         true_dlt_probabilities=tuple(float(p) for p in probs),
@@ -181,6 +207,8 @@ def simulate(
         se_mean_patients=_se(total_n),
         se_mean_dlts=_se(total_y),
         design_calls=len(cache),
+        se_dlts_per_level=tuple(_se(y[:, i].astype(float)) for i in range(k)),
+        se_overdose_fraction=se_overdose,
     )
 
 

@@ -24,6 +24,7 @@ from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks  # registers the OpenAPI checks
 
+from analysis.services import simulation_run_execute
 from core.tokens import token_issue
 from tests.factories import (
     AdverseEventFactory,
@@ -38,6 +39,7 @@ from tests.factories import (
     PatientEventFactory,
     PatientFactory,
     ScreeningFactory,
+    SimulationRunFactory,
     TransplantFactory,
 )
 from trial.demo import load_demo
@@ -78,6 +80,10 @@ def demo(db):  # type: ignore[no-untyped-def]
         records["patient"] = patient
         records["data_query"] = DataQueryFactory(record=ae)
     investigator = RoleGrant.objects.get(trial=trial, role=RoleGrant.Role.INVESTIGATOR).user
+    # A planning simulation of the trial, run in-process so its result is a real one.
+    run = SimulationRunFactory(trial=trial, requested_by=investigator, n_trials=100)
+    simulation_run_execute(run.pk)
+    records["simulation_run"] = run
     _, key = token_issue(user=investigator, name="schemathesis")
     return trial, records, {"Authorization": f"Token {key}"}
 
@@ -109,6 +115,7 @@ def _real_parameters(path: str, trial, records) -> tuple[dict, dict]:  # type: i
         "queries": records["data_query"].pk,
         "concomitant-medications": records["medication"].pk,
         "gvhd-episodes": records["gvhd_episode"].pk,
+        "simulations": records["simulation_run"].pk,
     }
     segments = path.strip("/").split("/")
     values = {}
