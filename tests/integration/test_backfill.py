@@ -229,7 +229,7 @@ def test_three_plus_three_backfill_dlts_count_for_their_level(client, staff) -> 
     assert slots(state) == [0, 0, 0, 0]
 
 
-def test_enrolment_into_a_backfill_place(world, staff) -> None:  # type: ignore[no-untyped-def]
+def test_enrolment_into_a_backfill_place(client, world, staff) -> None:  # type: ignore[no-untyped-def]
     bundle = backfill_bundle("boin", BOIN_COHORTS, BOIN_SIGNED, [], code="BF-ENROL", target_dlt_rate=0.2,
                              not_enrolled=3)  # fmt: skip
     trial = bundle_import(bundle)
@@ -244,12 +244,19 @@ def test_enrolment_into_a_backfill_place(world, staff) -> None:  # type: ignore[
         patient_services.patient_enrol(user=coordinator, patient=waiting[0], on=on)
     assert "Backfill places are open at L1 (3), L2 (3)" in refused.value.message_dict["dose_level"][0]
 
+    # The enrol page says which backfill places are open and offers the choice.
+    client.force_login(coordinator)
+    page = client.get(f"/patients/{waiting[0].pk}/enrol/").content.decode()
+    assert 'id="backfill-places"' in page and 'name="backfill"' in page
+    assert "level 2 (0.4 mg/m²): 3; level 1 (0.3 mg/m²): 3" in page
+
     # A coordinator takes a backfill place: the highest level with one, no deviation.
     first = patient_services.patient_enrol(user=coordinator, patient=waiting[0], on=on, backfill=True)
     assert (first.dose_level.level, first.enrolled_as_backfill, first.enrolment_deviation) == (2, True, "")
     assert first.history.first().history_change_reason == "enrolment at L2 (backfill)"
     services.computation_run(trial.pk, "escalation")
     assert services.escalation_backfill_slots(trial) == {1: 3, 2: 2}
+    assert 'id="backfill-badge"' in client.get(f"/patients/{first.pk}/").content.decode()
 
     # A chosen level without a backfill place is refused by name; level 1 has one.
     level_3 = trial.dose_levels.get(level=3)
@@ -340,3 +347,31 @@ def test_a_backfill_change_after_the_first_enrolment_needs_a_protocol_version_an
     _, key = token_issue(user=staff, name="t")
     data = client.get(f"/api/v1/trials/{trial.pk}/", HTTP_AUTHORIZATION=f"Token {key}").json()
     assert {k: data[k] for k in BACKFILL} == {**BACKFILL, "backfill_levels": 2}
+
+
+def test_the_admin_sets_and_unticks_backfill_under_the_design_change_rule(staff) -> None:  # type: ignore[no-untyped-def]
+    from django.forms.models import model_to_dict, modelform_factory
+
+    from trial.admin import TrialAdminForm as Base
+
+    form_class = modelform_factory(Trial, form=Base, fields="__all__")  # as the admin builds it
+    trial = made_trial("boin", [(1, 0)], [], backfill_enabled=False)
+    ProtocolVersionFactory(trial=trial, version="2")
+    data = {k: v for k, v in model_to_dict(trial).items() if v is not None and k != "backfill_enabled"}
+    data |= {"crm_skeleton": "[]", "reason_for_change": "amendment 2"}
+    ticked = form_class({**data, "backfill_enabled": "on", "backfill_levels": 1}, instance=trial)
+    assert not ticked.is_valid()
+    assert "needs the protocol version" in ticked.errors["design_protocol_version"][0]
+    assert "backfill_enabled" in ticked.errors["design_protocol_version"][0]
+    ticked = form_class({**data, "backfill_enabled": "on", "design_protocol_version": "2"}, instance=trial)
+    assert ticked.is_valid(), ticked.errors
+    assert ticked.cleaned_data["backfill_enabled"] is True and ticked.design_changed_after_enrolment
+    Trial.objects.filter(pk=trial.pk).update(backfill_enabled=True)
+    saved = Trial.objects.get(pk=trial.pk)
+    # An unticked checkbox is absent from the POST: that is "off", not "left out".
+    unticked = form_class({**data, "design_protocol_version": "2"}, instance=saved)
+    assert unticked.is_valid(), unticked.errors
+    assert unticked.cleaned_data["backfill_enabled"] is False and unticked.design_changed_after_enrolment
+    bad = form_class({**data, "backfill_enabled": "on", "backfill_max_per_level": 0, "design_protocol_version": "2"},
+                     instance=trial)  # fmt: skip
+    assert not bad.is_valid() and "at least 1" in bad.errors["backfill_max_per_level"][0]
