@@ -151,3 +151,16 @@ def test_bad_backfill_settings_are_named(spec, field, words) -> None:  # type: i
 def test_good_backfill_settings_pass() -> None:
     assert design_problems(DesignSpec(backfill_enabled=True, backfill_max_per_level=3, backfill_levels=2), 4) == {}
     assert design_problems(DesignSpec(backfill_enabled=False, backfill_max_per_level=0), 4) == {}
+
+
+def test_pathways_keep_backfill_patients_out_of_the_maximum() -> None:
+    """BOIN, at most 15: cohorts of 3 at levels 1-3 (2 DLTs at level 3: de-escalate) and 3
+    backfill patients at level 2. The next cohort of 3 at level 2 brings the cohorts to 12
+    of 15: the trial goes on (were level 2's backfill patients counted as cohort patients
+    once the cohort joins them, 15 would end it)."""
+    from analysis.designs.pathways import dose_paths
+
+    boin = Boin((1.0, 2.0, 3.0, 4.0), IntervalSettings(0.3, 3, 15))
+    tree = dose_paths(boin, [L(3, 0), L(6, 0, 0, 3), L(3, 2), L(0, 0)], 3, cohorts=1)
+    assert (tree.result.decision, tree.result.recommended_dose_level) == ("de_escalate", 2)
+    assert tree.children[0].result.decision != "mtd_declared"
