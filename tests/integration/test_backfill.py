@@ -272,6 +272,17 @@ def test_enrolment_into_a_backfill_place(client, world, staff) -> None:  # type:
     )
     assert (second.dose_level.level, second.enrolled_as_backfill) == (1, True)
 
+    # The API: {"backfill": true}; a deviation reason with it is refused by name.
+    services.computation_run(trial.pk, "escalation")  # the worker's part after an enrolment
+    _, key = token_issue(user=coordinator, name="t")
+    url, auth = f"/api/v1/patients/{waiting[2].pk}/enrol/", {"HTTP_AUTHORIZATION": f"Token {key}"}
+    body = {"enrolled_on": on.isoformat(), "backfill": True, "version": waiting[2].version}
+    refused_api = client.post(url, {**body, "deviation_reason": "x"}, content_type="application/json", **auth)
+    assert refused_api.status_code == 400 and "deviation_reason" in refused_api.json()["errors"]
+    answer = client.post(url, body, content_type="application/json", **auth)
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["enrolled_as_backfill"], answer.json()["enrolment_deviation"]) == (True, "")
+
 
 def test_backfill_settings_and_patients_round_trip_exactly() -> None:
     """Also: a backfill patient at level 3, where the dose finding stands (0/3 at levels 1
