@@ -53,6 +53,79 @@ from trial.services import ALSO_REQUESTS, computation_request
 logger = logging.getLogger(__name__)
 
 
+# --- backfill (issue 17): the rule is analysis.designs.backfill ----------------------
+
+
+def _backfill_rows(
+    trial: Trial,
+    n_levels: int,
+    rows: list[dict[str, Any]],
+    closed: dict[int, str],
+    *,
+    in_effect: int | None,
+    recommended: int | None,
+    ended: str | None,
+) -> list[dict[str, Any]]:
+    from analysis.designs.backfill import BackfillSettings, backfill_current_level, backfill_slots
+
+    settings = BackfillSettings(trial.backfill_enabled, trial.backfill_max_per_level, trial.backfill_levels)
+    # Non-evaluable backfill patients are replaced (PROTOCOL s5): they hold no place.
+    taken = [
+        sum(1 for r in rows if r["dose_level"] == lv and r.get("backfill") and r["status"] != DltStatus.NON_EVALUABLE)
+        for lv in range(1, n_levels + 1)
+    ]
+    current = backfill_current_level(in_effect, recommended)
+    slots = backfill_slots(settings, n_levels, taken, current, closed, ended)
+    return [{"dose_level": b.dose_level, "slots": b.slots, "backfill": b.enrolled, "reason": b.reason} for b in slots]
+
+
+def design_backfill(
+    trial: Trial,
+    design: Any,
+    result: Any,
+    outcomes: list[Any],
+    rows: list[dict[str, Any]],
+    *,
+    in_effect: int | None,
+    recommended: int | None,
+    ended: str | None,
+) -> list[dict[str, Any]]:
+    """``backfill_slots`` for a design of analysis.designs: its levels closed by their own
+    data (eliminated; an interval design's de-escalation zone; the CRM's estimate above the
+    target)."""
+    from analysis.designs.backfill import closed_levels
+
+    zone = getattr(design, "zone", None)
+    closed = closed_levels(
+        outcomes,
+        result.eliminated_levels,
+        zone=zone,
+        estimates=result.estimates if zone is None else (),
+        target=trial.target_dlt_rate if zone is None else None,
+    )
+    return _backfill_rows(trial, len(outcomes), rows, closed, in_effect=in_effect, recommended=recommended, ended=ended)
+
+
+def three_plus_three_backfill(trial: Trial, state: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``backfill_slots`` for 3+3: a backfill patient is a patient of the level (the engine
+    counts every DLT of the level: >= 2 make it too toxic, PROTOCOL s6), which closes it."""
+    from analysis.designs.backfill import THREE_PLUS_THREE_TOXIC_DLTS, closed_levels
+
+    n_levels = trial.dose_levels.count()
+    outcomes, _, _ = design_level_outcomes(rows, n_levels)
+    closed = closed_levels(outcomes, toxic_dlts=THREE_PLUS_THREE_TOXIC_DLTS)
+    final = str(state.decision) if str(state.decision) in ("mtd_declared", "stop_no_mtd") else None
+    return _backfill_rows(
+        trial,
+        n_levels,
+        rows,
+        closed,
+        in_effect=state.current_dose_level if rows else None,
+        recommended=state.recommended_dose_level,
+        ended=final,
+    )
+
+
 # --- trial-level recomputation -------------------------------------------------------
 
 
@@ -120,8 +193,8 @@ def dose_finding_design(trial: Trial, levels: tuple[float, ...]) -> Any:
 def design_level_outcomes(rows: list[dict[str, Any]], n_levels: int) -> tuple[list[Any], int | None, int]:
     """Per-level LevelOutcome from patient_dlt_outcomes rows (the ones 3+3 reads): DLTs and
     evaluable patients, patients still in the window; non-evaluable (replaced) patients
-    left out. Also the current level (where the latest counted patient was treated) and
-    how many patients count."""
+    left out. Also the current level (where the latest counted patient of a dose-finding
+    cohort was treated) and how many such patients count (backfill patients left out)."""
     from analysis.designs.common import LevelOutcome
 
     counted = [r for r in rows if r["status"] != DltStatus.NON_EVALUABLE]
@@ -130,9 +203,15 @@ def design_level_outcomes(rows: list[dict[str, Any]], n_levels: int) -> tuple[li
         here = [r["status"] for r in counted if r["dose_level"] == level]
         dlts = sum(1 for st in here if st == DltStatus.DLT)
         evaluable = dlts + sum(1 for st in here if st == DltStatus.NO_DLT)
-        outcomes.append(LevelOutcome(evaluable, dlts, sum(1 for st in here if st == DltStatus.PENDING)))
-    current = counted[-1]["dose_level"] if counted else None
-    return outcomes, current, len(counted)
+        # Backfill patients (analysis.designs.backfill): their DLTs count for their level,
+        # but one still in the DLT window does not hold the dose-finding decision.
+        backfill = [r["status"] for r in counted if r["dose_level"] == level and r.get("backfill")]
+        pending = sum(1 for st in here if st == DltStatus.PENDING) - backfill.count(DltStatus.PENDING)
+        backfill_evaluable = sum(1 for st in backfill if st in (DltStatus.DLT, DltStatus.NO_DLT))
+        outcomes.append(LevelOutcome(evaluable, dlts, pending, backfill_evaluable))
+    cohorts = [r for r in counted if not r.get("backfill")]  # the dose-finding cohorts
+    current = cohorts[-1]["dose_level"] if cohorts else None
+    return outcomes, current, len(cohorts)
 
 
 def design_state(
@@ -198,9 +277,10 @@ def design_state(
     by_level: dict[int, dict[str, int]] = {}
     for r in rows:
         c = by_level.setdefault(
-            r["dose_level"], {"enrolled": 0, "evaluable": 0, "non_evaluable": 0, "pending": 0, "dlts": 0}
+            r["dose_level"], {"enrolled": 0, "evaluable": 0, "non_evaluable": 0, "pending": 0, "dlts": 0, "backfill": 0}
         )
         c["enrolled"] += 1
+        c["backfill"] += bool(r.get("backfill"))
         st = r["status"]
         c["non_evaluable"] += st == DltStatus.NON_EVALUABLE
         c["pending"] += st == DltStatus.PENDING
@@ -222,6 +302,16 @@ def design_state(
         "cohorts": [{"dose_level": lv, "dose_mg_m2": levels[lv - 1], **by_level[lv]} for lv in sorted(by_level)],
         "reasons": reasons,
         "warnings": warnings,
+        "backfill_slots": design_backfill(
+            trial,
+            design,
+            result,
+            outcomes,
+            rows,
+            in_effect=open_slots[0][0] if open_slots else current,
+            recommended=level,
+            ended=decision if decision in ("mtd_declared", "stop_no_mtd") or result.finished else None,
+        ),
     }
 
 
@@ -252,6 +342,7 @@ def _design_escalation(trial: Trial) -> dict[str, Any]:
                 "dose_level": r["dose_level"],
                 "status": str(r["status"]),
                 "reason": r.get("reason", ""),
+                "backfill": bool(r.get("backfill")),
             }
             for r in rows
         ],  # fmt: skip
@@ -366,9 +457,11 @@ def _escalation(trial: Trial) -> dict[str, Any]:
                 "non_evaluable": c.non_evaluable,
                 "pending": c.pending,
                 "dlts": c.dlts,
+                "backfill": sum(1 for r in rows if r["dose_level"] == c.dose_level and r.get("backfill")),
             }
             for c in state.cohorts
         ],
+        "backfill_slots": three_plus_three_backfill(trial, state, rows),
         "history": _signoff_history(signoffs),
         "rule_steps": [
             {
@@ -389,6 +482,7 @@ def _escalation(trial: Trial) -> dict[str, Any]:
                 "dose_level": p.dose_level,
                 "status": str(p.status),
                 "reason": by_id[p.patient_id].get("reason", ""),
+                "backfill": bool(by_id[p.patient_id].get("backfill")),
             }
             for p in patients
         ],

@@ -131,6 +131,10 @@ TRIAL_KEYS: dict[str, F] = {
     "crm_skeleton": F("numlist"),
     "crm_model": _enum(Trial.CrmModel),
     "crm_prior_sd": F("num"),
+    # Backfill (issue 17; analysis.designs.backfill, trial.configuration.backfill_problems).
+    "backfill_enabled": F("bool"),
+    "backfill_max_per_level": F("int"),
+    "backfill_levels": F("int"),
     "bsa_method": _enum(Trial.BsaMethod),
     "age_min": F("int"),
     "age_max": F("int"),
@@ -233,6 +237,7 @@ PATIENT_KEYS: dict[str, F] = {
     "enrolled": F("date"),
     "dose_level": F("int"),
     "enrolment_deviation": F("str"),
+    "enrolled_as_backfill": F("bool"),
     "labs": F("list", fields=LAB_KEYS),
     "deviations": F(
         "list",
@@ -835,6 +840,7 @@ def _export_patient(p: Patient) -> dict[str, Any]:
     out["enrolled"] = _iso(p.enrolled_on)
     out["dose_level"] = p.dose_level.level if p.dose_level_id else None
     out["enrolment_deviation"] = p.enrolment_deviation
+    out["enrolled_as_backfill"] = p.enrolled_as_backfill
     cycles = list(p.cycles.all())
     visit_panels = {c.lab_panel_id for c in cycles if c.lab_panel_id}
     out["labs"] = [_lab(panel) for panel in p.lab_panels.all() if panel.pk not in visit_panels]
@@ -1311,7 +1317,12 @@ class _Importer:
             enrolled = self.attempt(
                 path,
                 lambda: patient_services.patient_enrol_import(
-                    user=user, patient=patient, on=p["enrolled"], dose_level=level, deviation=deviation or ""
+                    user=user,
+                    patient=patient,
+                    on=p["enrolled"],
+                    dose_level=level,
+                    deviation=deviation or "",
+                    backfill=bool(p.get("enrolled_as_backfill")),
                 ),
             )
             if enrolled is None:
@@ -1326,11 +1337,15 @@ class _Importer:
         on, level = p["enrolled"], p["dose_level"]
         rows = sorted(safety_selectors.patient_dlt_outcomes(self.trial, as_of=on), key=lambda r: r["enrolment_order"])
         levels = tuple(float(self.levels[n].dose_mg_m2) for n in sorted(self.levels))
+        backfill = bool(p.get("enrolled_as_backfill"))
         if self.trial.design != Trial.Design.THREE_PLUS_THREE:
             state = analysis_services.design_state(
                 self.trial, levels, rows, [(d, lv) for at, d, lv in self.signoffs if at <= on]
             )
-            open_slots = {r["dose_level"]: r["slots"] for r in state["open_slots"] if r["slots"] > 0}
+            key = "backfill_slots" if backfill else "open_slots"
+            open_slots = {r["dose_level"]: r["slots"] for r in state[key] if r["slots"] > 0}
+            if backfill and not open_slots.get(level):
+                return self._backfill_deviation(on, level, open_slots)
             if open_slots.get(level):
                 return ""
             opened = ", ".join(f"L{lv} ({n})" for lv, n in sorted(open_slots.items())) or "none"
@@ -1352,11 +1367,23 @@ class _Importer:
             [SignedDecision(Decision(d), lv) for at, d, lv in self.signoffs if at <= on],
         )
         open_slots = {lv: n for lv, n in state.open_slots if n > 0}
+        if backfill:
+            places = trial_services.three_plus_three_backfill(self.trial, state, rows)
+            open_slots = {r["dose_level"]: r["slots"] for r in places if r["slots"] > 0}
+            if not open_slots.get(level):
+                return self._backfill_deviation(on, level, open_slots)
         if open_slots.get(level):
             return ""
         opened = ", ".join(f"L{lv} ({n})" for lv, n in sorted(open_slots.items())) or "none"
         return (
             f"Enrolled at L{level}; open slots on {on.isoformat()} per the 3+3 rules: {opened} (trial bundle import)."
+        )
+
+    def _backfill_deviation(self, on: Any, level: int, places: dict[int, int]) -> str:
+        opened = ", ".join(f"L{lv} ({n})" for lv, n in sorted(places.items())) or "none"
+        return (
+            f"Enrolled as backfill at L{level}; open backfill places on {on.isoformat()}: {opened} "
+            "(trial bundle import)."
         )
 
     def import_dosing(self, path: str, patient: Patient, p: dict[str, Any]) -> None:

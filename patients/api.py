@@ -80,6 +80,7 @@ class PatientOutput(serializers.ModelSerializer):
             "dose_level",
             "enrolled_on",
             "enrolment_deviation",
+            "enrolled_as_backfill",
             "lock",
             "version",
         ]
@@ -194,6 +195,11 @@ class EnrolInput(InputSerializer):
         required=False, allow_null=True, help_text="Investigators only: a chosen level (a protocol deviation)."
     )
     deviation_reason = serializers.CharField(required=False, allow_blank=True, default="")
+    backfill = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Enrol into an open backfill place (escalation backfill_slots); dose_level picks the level.",
+    )
     version = serializers.IntegerField(required=False)
 
 
@@ -390,6 +396,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             dose_level=level,
             deviation_reason=values.get("deviation_reason", ""),
             expected_version=version,
+            backfill=values.get("backfill", False),
         )
         return with_etag(Response(PatientOutput(patient).data))
 

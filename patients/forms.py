@@ -104,6 +104,14 @@ class EnrolForm(forms.Form):
 
     def __init__(self, *args, trial, investigator: bool, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
+        if trial.backfill_enabled:
+            # Issue 17: a backfill place is an open slot, for whoever enrols.
+            self.fields["backfill"] = forms.BooleanField(
+                required=False,
+                label="Backfill",
+                help_text="Enrol into a backfill place (a cleared level below the current one) instead of the "
+                "dose-finding cohort; without a chosen level, the highest level with a backfill place.",
+            )
         if investigator:
             # Only investigators may choose a level; it is recorded as a protocol deviation.
             self.fields["dose_level"] = forms.ModelChoiceField(

@@ -71,6 +71,10 @@ class Patient(AuditedModel):
     enrolment_deviation = models.TextField(
         blank=True, help_text="Set when the patient was enrolled at a level the 3+3 rules had not opened."
     )
+    # Issue 17: enrolled into a backfill place (a cleared level below the current one,
+    # analysis.designs.backfill), not into a dose-finding cohort. Set by the enrolment
+    # service, audited with the enrolment.
+    enrolled_as_backfill = models.BooleanField("backfill patient", default=False)
 
     class Meta:
         ordering = ["trial", "subject_id"]

@@ -213,15 +213,20 @@ def enrolment_slots(trial: Trial) -> dict[str, Any]:
     ``services.patient_enrol`` assigns it), and whether the 3+3 state is being recomputed.
     Read from the same stored escalation result the enrolment service assigns from."""
     from trial.models import DoseLevel, TrialComputation
-    from trial.selectors import escalation_open_slots
+    from trial.selectors import escalation_backfill_slots, escalation_open_slots
     from trial.services import computation_ensure
 
     slots = escalation_open_slots(trial)
+    backfill = escalation_backfill_slots(trial)
     computation = computation_ensure(trial, TrialComputation.Kind.ESCALATION)
-    levels = {lv.level: lv for lv in DoseLevel.objects.filter(trial=trial, level__in=list(slots))}
+    levels = {lv.level: lv for lv in DoseLevel.objects.filter(trial=trial, level__in=[*slots, *backfill])}
     rows = [{"level": levels[n], "slots": slots[n]} for n in sorted(slots) if n in levels]
     return {
         "open_slots": rows,
+        # Issue 17: backfill places, highest level first (where a backfill enrolment goes).
+        "backfill_slots": [
+            {"level": levels[n], "slots": backfill[n]} for n in sorted(backfill, reverse=True) if n in levels
+        ],  # fmt: skip
         "assigned": rows[0]["level"] if rows else None,
         "decision": (computation.data or {}).get("decision") if computation else None,
         "mtd_dose_level": (computation.data or {}).get("mtd_dose_level") if computation else None,

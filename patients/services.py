@@ -31,7 +31,7 @@ from patients.models import Assessment, CasebookLock, Consent, Patient, PatientE
 from patients.outcome_dates import PatientOutcome, outcome_date_problems
 from trial import access
 from trial.models import DoseLevel, ProtocolVersion, Trial, TrialComputation, TrialLock
-from trial.selectors import escalation_open_slots
+from trial.selectors import escalation_backfill_slots, escalation_open_slots
 from trial.services import computation_ensure, computation_request
 
 Errors = dict[str, list[str]]
@@ -545,15 +545,23 @@ def patient_enrol(
     dose_level: DoseLevel | None = None,
     deviation_reason: str = "",
     expected_version: int | None = None,
+    backfill: bool = False,
 ) -> Patient:
     """Enrol at the lowest dose level with an open slot.
+
+    ``backfill``: enrol into an open backfill place instead (issue 17,
+    analysis.designs.backfill): at ``dose_level`` if given, else at the highest level
+    with a backfill place. A backfill place is an open slot: whoever enters data may
+    use it, it is no protocol deviation, and the patient is marked ``enrolled_as_backfill``.
 
     Refused unless consent is recorded and the latest screening passed and is still
     valid on ``on`` (PROTOCOL s2). With no open slot, or at another level than the one
     open, only an investigator may enrol, at a chosen level and with a reason; the
     reason is stored as the protocol deviation (``Patient.enrolment_deviation``).
     """
-    is_override = dose_level is not None or bool(deviation_reason.strip())
+    is_override = (dose_level is not None and not backfill) or bool(deviation_reason.strip())
+    if backfill and deviation_reason.strip():
+        raise ValidationError({"deviation_reason": ["A backfill place is an open slot: no deviation to give."]})
     if is_override:
         if not access.can(user, "sign", patient.trial_id):
             raise PermissionDenied("Only an investigator may enrol at a chosen dose level.")
@@ -586,13 +594,19 @@ def patient_enrol(
             raise ValidationError({"enrolled_on": [f"{patient.subject_id} was enrolled meanwhile."]})
         open_level = enrolment_level(patient.trial)
         deviation = ""
-        if dose_level is None:
+        if backfill:
+            level = _backfill_level(patient, dose_level)
+        elif dose_level is None:
             if open_level is None:
+                places = escalation_backfill_slots(patient.trial)
+                listed = ", ".join(f"L{lv} ({n})" for lv, n in sorted(places.items()))
+                backfill_text = f" Backfill places are open at {listed}." if places else ""
                 raise ValidationError(
                     {
                         "dose_level": [
                             "No dose level has an open slot: enrolment waits for the escalation decision. "
                             "An investigator may enrol at a chosen level, recorded as a protocol deviation."
+                            + backfill_text
                         ]
                     }
                 )
@@ -617,9 +631,16 @@ def patient_enrol(
                 deviation = f"Enrolled at L{level.level} ({open_text}): {deviation_reason.strip()}"
         patient = record_update(  # type: ignore[assignment]
             patient,
-            {"enrolled_on": on, "dose_level": level, "enrolment_deviation": deviation},
+            {
+                "enrolled_on": on,
+                "dose_level": level,
+                "enrolment_deviation": deviation,
+                "enrolled_as_backfill": backfill,
+            },
             user=user,
-            reason=f"enrolment at L{level.level}" + (" (protocol deviation)" if deviation else ""),
+            reason=f"enrolment at L{level.level}"
+            + (" (protocol deviation)" if deviation else "")
+            + (" (backfill)" if backfill else ""),
             expected_version=expected_version,
         )
         for kind in (
@@ -631,8 +652,34 @@ def patient_enrol(
     return patient
 
 
+def _backfill_level(patient: Patient, dose_level: DoseLevel | None) -> DoseLevel:
+    """The level of a backfill enrolment (the escalation row is locked by the caller):
+    the chosen one if it has an open backfill place, else the highest that has one."""
+    places = escalation_backfill_slots(patient.trial)
+    open_text = ", ".join(f"L{lv} ({n})" for lv, n in sorted(places.items())) or "none"
+    if dose_level is not None and dose_level.trial_id != patient.trial_id:
+        raise ValidationError({"dose_level": ["This dose level belongs to another trial."]})
+    if not places:
+        raise ValidationError(
+            {"dose_level": ["No backfill place is open (backfill: only cleared levels below the current one)."]}
+        )
+    if dose_level is None:
+        return DoseLevel.objects.get(trial_id=patient.trial_id, level=max(places))
+    if dose_level.level not in places:
+        raise ValidationError(
+            {"dose_level": [f"L{dose_level.level} has no open backfill place (open backfill places: {open_text})."]}
+        )
+    return dose_level
+
+
 def patient_enrol_import(
-    *, user: Any, patient: Patient, on: date | None, dose_level: DoseLevel | None, deviation: str = ""
+    *,
+    user: Any,
+    patient: Patient,
+    on: date | None,
+    dose_level: DoseLevel | None,
+    deviation: str = "",
+    backfill: bool = False,
 ) -> Patient:
     """Enrolment carried in by a trial bundle (docs/api.md "The trial bundle").
 
@@ -653,10 +700,16 @@ def patient_enrol_import(
     with transaction.atomic():
         patient = record_update(  # type: ignore[assignment]
             patient,
-            {"enrolled_on": on, "dose_level": dose_level, "enrolment_deviation": deviation.strip()},
+            {
+                "enrolled_on": on,
+                "dose_level": dose_level,
+                "enrolment_deviation": deviation.strip(),
+                "enrolled_as_backfill": backfill,
+            },
             user=user,
             reason=f"enrolment at L{dose_level.level} (trial bundle import)"
-            + (" (protocol deviation)" if deviation.strip() else ""),
+            + (" (protocol deviation)" if deviation.strip() else "")
+            + (" (backfill)" if backfill else ""),
         )
         for kind in (
             TrialComputation.Kind.ENROLMENT,

@@ -362,6 +362,7 @@ def patient_enrol(request, patient_id: int):  # type: ignore[no-untyped-def]
                 dose_level=form.cleaned_data.get("dose_level"),
                 deviation_reason=form.cleaned_data.get("deviation_reason", ""),
                 expected_version=form.cleaned_data["version"],
+                backfill=bool(form.cleaned_data.get("backfill")),
             ),
         )
         if saved is not None:

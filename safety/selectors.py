@@ -445,6 +445,8 @@ def patient_dlt_outcomes(trial: Trial, as_of: datetime.date) -> list[dict[str, A
                 "subject_id": p.subject_id,
                 "dose_level": p.dose_level.level,  # type: ignore[union-attr]
                 "enrolment_order": (p.enrolled_on, p.pk),
+                # Enrolled into a backfill place (issue 17): counts for its level, not a cohort.
+                "backfill": p.enrolled_as_backfill,
                 "status": review.status,
                 "reason": review.reason,
                 # Decisions that still count but whose AE changed after signing: the

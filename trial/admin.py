@@ -57,15 +57,25 @@ class TrialAdminForm(ReasonAdminForm):
         super().__init__(*args, **kwargs)
         # A design parameter left out of the submitted form keeps its value (the model's
         # default for a new trial): a 3+3 trial needs none of them.
-        for name in DESIGN_FIELDS:
-            if name in self.fields and self.is_bound and name not in self.data:
-                self.fields[name].required = False
+        for name in self._kept_when_absent():
+            self.fields[name].required = False
+
+    def _kept_when_absent(self) -> list[str]:
+        # A checkbox (backfill_enabled) is absent from the POST when unticked: absent means
+        # False there, not "left out of the form".
+        return [
+            name
+            for name in DESIGN_FIELDS
+            if name in self.fields
+            and self.is_bound
+            and name not in self.data
+            and not isinstance(self.fields[name], forms.BooleanField)
+        ]
 
     def clean(self):  # type: ignore[no-untyped-def]
         data = super().clean()
-        for name in DESIGN_FIELDS:
-            if name in self.fields and self.is_bound and name not in self.data:
-                data[name] = getattr(self.instance, name)
+        for name in self._kept_when_absent():
+            data[name] = getattr(self.instance, name)
         trial = self.instance
         if not trial.pk:
             return data

@@ -36,7 +36,8 @@ class TrialOutput(serializers.ModelSerializer):
         model = Trial
         fields = [
             "id", "code", "title", "design", "target_dlt_rate", "cohort_size", "max_sample_size", "boin_p_saf",
-            "boin_p_tox", "boin_n_earlystop", "crm_skeleton", "crm_model", "crm_prior_sd", "escalation_variant",
+            "boin_p_tox", "boin_n_earlystop", "crm_skeleton", "crm_model", "crm_prior_sd", "backfill_enabled",
+            "backfill_max_per_level", "backfill_levels", "escalation_variant",
             "expansion_cohort_size", "cycle_length_days",
             "dlt_window_cycles", "bsa_method", "age_min", "age_max", "enrol_day_min", "enrol_day_max", "min_platelets",
             "min_anc",

@@ -57,7 +57,13 @@ DESIGN_FIELDS = (
     "crm_skeleton",
     "crm_model",
     "crm_prior_sd",
+    "backfill_enabled",
+    "backfill_max_per_level",
+    "backfill_levels",
 )
+# Bounds of the backfill settings (analysis.designs.backfill).
+BACKFILL_MAX_PER_LEVEL = 100
+BACKFILL_MAX_LEVELS = 20
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,11 @@ class DesignSpec:
     crm_skeleton: Sequence[float] = ()
     crm_model: str = "empiric"
     crm_prior_sd: float = 1.1575836902790226  # dfcrm: sqrt(1.34)
+    # Backfill (analysis.designs.backfill): off by default; places per level; 0 = every
+    # cleared level below the current one, N = the N cleared levels nearest below it.
+    backfill_enabled: bool = False
+    backfill_max_per_level: int = 3
+    backfill_levels: int = 0
 
 
 def _number(value: object) -> bool:
@@ -172,6 +183,36 @@ def design_problems(spec: DesignSpec, n_levels: int | None = None) -> dict[str, 
         logistic = spec.design == "crm" and spec.crm_model == "logistic" and not problems.get("crm_skeleton")
         if logistic and any(math.log(v / (1 - v)) - 3 >= 0 for v in skeleton):
             add("crm_skeleton", "With the logistic model every skeleton probability must be below 0.9526 (dfcrm).")
+    problems.update(backfill_problems(spec))
+    return problems
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def backfill_problems(spec: DesignSpec) -> dict[str, list[str]]:
+    """The backfill settings (issue 17): a yes/no, a whole number of places per level
+    (0 to 100; at least 1 when backfill is on, else it could never open) and a whole number
+    of levels (0 = every cleared level below the current one, up to 20)."""
+    problems: dict[str, list[str]] = {}
+    if not isinstance(spec.backfill_enabled, bool):
+        problems["backfill_enabled"] = [f"Backfill is on or off: true or false (got {spec.backfill_enabled!r})."]
+    cap = spec.backfill_max_per_level
+    if not _whole(cap) or not 0 <= cap <= BACKFILL_MAX_PER_LEVEL:
+        problems["backfill_max_per_level"] = [
+            f"Backfill patients per level must be a whole number from 0 to {BACKFILL_MAX_PER_LEVEL} (got {cap!r})."
+        ]
+    elif spec.backfill_enabled is True and cap == 0:
+        problems["backfill_max_per_level"] = [
+            "With backfill on, at least 1 backfill patient per level (0 would never open a place)."
+        ]
+    levels = spec.backfill_levels
+    if not _whole(levels) or not 0 <= levels <= BACKFILL_MAX_LEVELS:
+        problems["backfill_levels"] = [
+            f"Backfill levels must be a whole number from 0 (every cleared level below the current one) to "
+            f"{BACKFILL_MAX_LEVELS} (got {levels!r})."
+        ]
     return problems
 
 

@@ -97,6 +97,21 @@ class Trial(AuditedModel):
     )
     crm_model = models.CharField("CRM model", max_length=10, choices=CrmModel.choices, default=CrmModel.EMPIRIC)
     crm_prior_sd = models.FloatField("CRM prior SD", default=1.1575836902790226, help_text="dfcrm's sqrt(1.34).")
+    # Backfill (issue 17; analysis.designs.backfill): patients treated at a cleared level
+    # below the current one while the dose finding goes on; their DLTs count for their level.
+    backfill_enabled = models.BooleanField(
+        "backfill", default=False, help_text="Treat backfill patients at cleared levels below the current one."
+    )
+    backfill_max_per_level = models.PositiveSmallIntegerField(
+        "backfill patients per level",
+        default=3,
+        help_text="Backfill places each cleared level has in the whole trial (0 = none).",
+    )
+    backfill_levels = models.PositiveSmallIntegerField(
+        "backfill levels",
+        default=0,
+        help_text="0: every cleared level below the current one; N: only the N cleared levels nearest below it.",
+    )
     cycle_length_days = models.PositiveSmallIntegerField(
         default=28, validators=[MinValueValidator(7), MaxValueValidator(84)]
     )
@@ -191,6 +206,9 @@ class Trial(AuditedModel):
             crm_skeleton=self.crm_skeleton,
             crm_model=self.crm_model,
             crm_prior_sd=self.crm_prior_sd,
+            backfill_enabled=self.backfill_enabled,
+            backfill_max_per_level=self.backfill_max_per_level,
+            backfill_levels=self.backfill_levels,
         )
 
 

@@ -49,6 +49,16 @@ def escalation_open_slots(trial: Trial) -> dict[int, int]:
     return {row["dose_level"]: row["slots"] for row in computation.data.get("open_slots", []) if row["slots"] > 0}
 
 
+def escalation_backfill_slots(trial: Trial) -> dict[int, int]:
+    """Open backfill places per dose level number (issue 17: ``backfill_slots`` of the
+    stored escalation result, read like ``escalation_open_slots``); the enrolment service
+    reads it. Empty when none."""
+    computation = computation_get(trial, TrialComputation.Kind.ESCALATION)
+    if computation is None or not computation.data:
+        return {}
+    return {row["dose_level"]: row["slots"] for row in computation.data.get("backfill_slots", []) if row["slots"] > 0}
+
+
 # Parts of the stored results that list patients by subject ID.
 _PATIENT_ROWS = {"patients", "excluded", "data_problems"}
 

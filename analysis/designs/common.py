@@ -45,12 +45,22 @@ class LevelOutcome:
     evaluable: int
     dlts: int
     pending: int = 0
+    # Of the evaluable patients, how many were backfill patients (analysis.designs.backfill):
+    # their DLTs count, but the maximum sample size counts the dose-finding cohorts only.
+    backfill: int = 0
 
     def __post_init__(self) -> None:
         if self.evaluable < 0 or self.pending < 0:
             raise ValueError("evaluable: patient counts cannot be negative")
         if not 0 <= self.dlts <= self.evaluable:
             raise ValueError(f"dlts: {self.dlts} DLTs among {self.evaluable} evaluable patients is impossible")
+        if not 0 <= self.backfill <= self.evaluable:
+            raise ValueError(f"backfill: {self.backfill} backfill patients among {self.evaluable} evaluable")
+
+    @property
+    def cohort_patients(self) -> int:
+        """Evaluable patients of the dose-finding cohorts (backfill left out)."""
+        return self.evaluable - self.backfill
 
 
 @dataclass(frozen=True)

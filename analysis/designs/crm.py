@@ -232,7 +232,7 @@ class Crm:
                 f"Nobody treated yet: the first cohort ({plural(slots, 'patient')}) at level {self.start_level}."
             )
             return result(DesignDecision.ENROLL, self.start_level, slots)
-        total = sum(o.evaluable for o in outcomes)
+        total = sum(o.cohort_patients for o in outcomes)  # backfill patients come on top
         model = self.model_level(est)
         text = ", ".join(f"{e:.3f}" for e in est)
         reasons.append(

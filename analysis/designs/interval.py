@@ -208,7 +208,7 @@ def interval_decide(
         where = ", ".join(f"{plural(p, 'patient')} at level {lv}" for lv, p in pending)
         reasons.append(f"Wait: {where} still in the DLT window; the next decision needs the cohort complete.")
         return result(DesignDecision.WAIT, current_level)
-    total = sum(npts)
+    total = sum(o.cohort_patients for o in outcomes)  # backfill patients come on top
     if current_level is None:
         slots = min(s.cohort_size, s.max_sample_size)
         reasons.append(f"Nobody treated yet: the first cohort ({plural(slots, 'patient')}) at level {s.start_level}.")
@@ -248,6 +248,10 @@ def interval_decide(
     elif z is Zone.DE_ESCALATE:
         if d == 1:
             reasons.append("Level 1 is the lowest level: stay.")
+        elif elim is not None and elim < d:
+            # Only backfill data can eliminate a level below the current one: go below it.
+            nxt = elim - 1
+            reasons.append(f"Level {elim} and above are eliminated: de-escalate to level {nxt}.")
         else:
             nxt = d - 1
     if nxt == d and o.evaluable >= s.n_earlystop:

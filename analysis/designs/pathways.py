@@ -66,7 +66,7 @@ def _grow(
         for y in range(slots + 1):
             nxt = list(outcomes)
             o = nxt[level - 1]
-            nxt[level - 1] = LevelOutcome(o.evaluable + slots, o.dlts + y, o.pending)
+            nxt[level - 1] = LevelOutcome(o.evaluable + slots, o.dlts + y, o.pending, o.backfill)
             child = design.decide(nxt, level)
             children.append(_grow(design, nxt, child, level, slots, y, depth - 1))
     return PathNode(treated, size, dlts, result, tuple(children))

@@ -64,6 +64,7 @@ def test_three_without_dlt_await_signed_escalation(world, levels, client, django
     assert state["open_slots"] == [] and escalation_open_slots(world["trial"]) == {}
     assert state["cohorts"][0] == {
         "dose_level": 1, "dose_mg_m2": 0.3, "enrolled": 3, "evaluable": 3, "non_evaluable": 0, "pending": 0, "dlts": 0,
+        "backfill": 0,
     }  # fmt: skip
 
     api = _api(client, world["investigator"])
