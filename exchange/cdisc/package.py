@@ -18,7 +18,6 @@ from exchange.cdisc import define, mapping, metadata, writers
 from exchange.cdisc.selectors import casebook_subjects
 from trial.models import Trial
 
-
 # progress(step, fraction done 0..1): called as the build moves on (the package job's progress bar).
 Progress = Callable[[str, float], None]
 
