@@ -108,12 +108,13 @@ def _seed(n_rows: int, n_patients: int) -> tuple[int, str]:
             cur.execute(
                 f"""INSERT INTO {table} (created_at, updated_at, version, patient_id, term_id, ctcae_version,
                     specify, grade, onset, resolved, attribution, serious, sae_death, sae_life_threatening,
-                    sae_hospitalisation, sae_disability, sae_congenital, sae_important, action, outcome, source)
+                    sae_hospitalisation, sae_disability, sae_congenital, sae_important, action, outcome, source,
+                    void_reason, voided_by_name)
                 SELECT now(), now(), 1, (%s::bigint[])[1 + i %% %s], (%s::bigint[])[1 + i %% %s], '5.0',
                     '', 1 + i %% 4, DATE '2024-01-01' + (i %% 300),
                     CASE WHEN i %% 3 = 0 THEN NULL ELSE DATE '2024-01-01' + (i %% 300) + 10 END,
                     (ARRAY['unrelated','unlikely','possible','probable','definite'])[1 + i %% 5],
-                    i %% 10 = 0, false, false, i %% 10 = 0, false, false, false, 'none', 'recovered', 'reported'
+                    i %% 10 = 0, false, false, i %% 10 = 0, false, false, false, 'none', 'recovered', 'reported', '', ''
                 FROM generate_series(1, %s) AS i""",  # noqa: S608 (bench data only)
                 [patients, len(patients), terms, len(terms), n_rows],
             )
