@@ -123,7 +123,7 @@ def main() -> None:
     pkg = _child("package", key)
     assert pkg["counts"]["AE"] == args.rows, pkg["counts"]
     mib = 1024
-    print(f"AE rows: {args.rows:,}  patients: {args.patients:,}")
+    print(f"AE rows: {args.rows:,}  patients: {pkg['counts']['DM']:,} (kept from the first seed of --db)")
     print(
         f"CSV AE export (view):  {csv['seconds']:8.1f} s  {args.rows / csv['seconds']:10,.0f} AE rows/s  "
         f"{csv['bytes'] / 1e6:8.1f} MB  RSS {csv['rss_before_kib'] / mib:.0f} -> peak {csv['peak_kib'] / mib:.0f} MiB"

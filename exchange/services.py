@@ -140,11 +140,15 @@ def _finish(package_id: int, token: str, reason: str, **values: Any) -> bool:
     return True
 
 
-def _xpt_records(path: Path) -> int | None:
+def _xpt_records(path: Path) -> int:
+    """Rows in an XPT file, read back by pyreadstat one column at a time in chunks (XPT v5 has
+    no record count in its header: the rows are counted, never held)."""
     import pyreadstat
 
     _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
-    return int(meta.number_rows) if meta.number_rows is not None else None
+    first = meta.column_names[:1]
+    chunks = pyreadstat.read_file_in_chunks(pyreadstat.read_xport, str(path), chunksize=100_000, usecols=first)
+    return sum(len(frame) for frame, _ in chunks)
 
 
 def define_xsd() -> Path | None:
