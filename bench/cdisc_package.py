@@ -130,7 +130,8 @@ def main() -> None:
     )
     print(
         f"CDISC package (build): {pkg['seconds']:8.1f} s  {args.rows / pkg['seconds']:10,.0f} AE rows/s  "
-        f"{pkg['size'] / 1e6:8.1f} MB zip  RSS {pkg['rss_before_kib'] / mib:.0f} -> peak {pkg['peak_kib'] / mib:.0f} MiB"
+        f"{pkg['size'] / 1e6:8.1f} MB zip  "
+        f"RSS {pkg['rss_before_kib'] / mib:.0f} -> peak {pkg['peak_kib'] / mib:.0f} MiB"
     )
     print(
         f"ratios package/CSV: time {pkg['seconds'] / csv['seconds']:.1f}x, "

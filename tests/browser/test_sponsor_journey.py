@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
 from exchange.models import CdiscPackage
+from tests.browser.conftest import ARTIFACTS
 from tests.factories import PASSWORD, AdverseEventFactory, CdiscPackageFactory, PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
