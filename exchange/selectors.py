@@ -10,8 +10,9 @@ from trial.models import Trial
 
 
 def cdisc_packages_of(user: Any, trial: Trial) -> QuerySet[CdiscPackage]:
-    """Every package of ``trial`` the user may export, newest first (one query)."""
-    return access.scope(user, CdiscPackage.objects.filter(trial=trial), "export").order_by("-number")
+    """Every package of ``trial`` the user may export, newest first, with who asked (one query)."""
+    packages = CdiscPackage.objects.filter(trial=trial).select_related("requested_by")
+    return access.scope(user, packages, "export").order_by("-number")
 
 
 def cdisc_package_get(user: Any, trial: Trial, package_id: int) -> CdiscPackage:

@@ -37,7 +37,6 @@ def cdisc_packages(request, trial_id: int):  # type: ignore[no-untyped-def]
             )
         return redirect("cdisc_packages", trial_id=trial.pk)
     packages = [
-        (p, selectors.cdisc_package_payload(request.user, p))
-        for p in selectors.cdisc_packages_of(request.user, trial).select_related("requested_by")
+        (p, selectors.cdisc_package_payload(request.user, p)) for p in selectors.cdisc_packages_of(request.user, trial)
     ]
     return render(request, "exchange/packages.html", {"trial": trial, "packages": packages})

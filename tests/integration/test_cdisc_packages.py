@@ -198,6 +198,24 @@ def test_api_request_list_detail_and_download(client, world, built):  # type: ig
     assert inv["requested_by"].endswith("(sponsor)") and world["sponsor"].last_name in inv["requested_by"]
 
 
+@pytest.mark.parametrize("role", ["sponsor", "investigator"])
+def test_the_list_costs_the_same_queries_for_one_or_many_packages(client, world, role):  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    headers = _api(client, world[role])
+    url = API.format(trial=world["trial"].pk)
+    CdiscPackageFactory(trial=world["trial"])
+    client.get(url, **headers)  # warm the per-process caches
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url, **headers).json()["count"] == 1
+    for _ in range(4):
+        CdiscPackageFactory(trial=world["trial"], requested_by=UserFactory())
+    with CaptureQueriesContext(connection) as five:
+        assert client.get(url, **headers).json()["count"] == 5
+    assert len(five) == len(one)
+
+
 def test_api_refuses_an_unknown_field(client, world):  # type: ignore[no-untyped-def]
     response = client.post(
         API.format(trial=world["trial"].pk), {"datasets": ["AE"]}, content_type="application/json",
