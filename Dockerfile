@@ -9,7 +9,9 @@ COPY . .
 # key and hosts here exist only for this build step; the running container gets its own.
 RUN DJANGO_ENV=production SECRET_KEY=collectstatic-at-build-time-only-not-a-real-secret-0123456789 \
     ALLOWED_HOSTS=build python manage.py collectstatic --noinput
-RUN useradd --system --uid 1000 trialdesk && chown -R trialdesk /app
+# var/cdisc-packages: the mount point of the packages volume (docker-compose.yml), owned by the
+# app's user so that a new volume is too.
+RUN mkdir -p var/cdisc-packages && useradd --system --uid 1000 trialdesk && chown -R trialdesk /app
 USER trialdesk
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -183,6 +183,10 @@ STORAGES = {
     },
 }
 
+# Built CDISC packages (exchange.models.CdiscPackage): private files, served only through the
+# scoped download views (never a public URL). The web and worker processes must share it.
+CDISC_PACKAGE_ROOT = env.path("CDISC_PACKAGE_ROOT", default=BASE_DIR / "var" / "cdisc-packages")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "core.authentication.ApiTokenAuthentication",

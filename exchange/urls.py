@@ -5,9 +5,11 @@ from django.urls import path
 from exchange import views
 from exchange.api import export_urlpatterns
 from exchange.api_bundle import TrialBundleImportView
+from exchange.api_packages import package_urlpatterns
 
 urlpatterns = [
     path("trials/<int:trial_id>/exports/", views.trial_exports, name="trial_exports"),
+    path("trials/<int:trial_id>/exports/packages/", views.cdisc_packages, name="cdisc_packages"),
 ]
 
 
@@ -18,5 +20,6 @@ def register_api(router) -> None:  # type: ignore[no-untyped-def]
 # Plain (non-viewset) API views under /api/v1/.
 api_urlpatterns = [
     *export_urlpatterns,
+    *package_urlpatterns,
     path("trials/import/", TrialBundleImportView.as_view(), name="api-trial-import"),
 ]

@@ -367,3 +367,19 @@ class SimulationRunFactory(factory.django.DjangoModelFactory):
 
 
 SCOPED_FACTORIES[SimulationRun] = lambda trial, site: SimulationRunFactory(trial=trial)
+# issue 18: a CDISC package job (queued: no file), numbered after the trial's others.
+from exchange.models import CdiscPackage  # noqa: E402
+
+
+class CdiscPackageFactory(AuditedFactory):
+    class Meta:
+        model = CdiscPackage
+
+    trial = factory.SubFactory(TrialFactory)
+    number = factory.LazyAttribute(lambda o: CdiscPackage.objects.filter(trial=o.trial).count() + 1)
+    requested_by = factory.SubFactory(UserFactory)
+    requested_by_role = "sponsor"
+    status = CdiscPackage.Status.DONE  # not open: any number of them per trial
+
+
+SCOPED_FACTORIES[CdiscPackage] = lambda trial, site: CdiscPackageFactory(trial=trial)

@@ -26,6 +26,7 @@ from schemathesis.specs.openapi import checks as openapi_checks  # registers the
 
 from analysis.services import simulation_run_execute
 from core.tokens import token_issue
+from exchange.services import cdisc_package_build, cdisc_package_request
 from tests.factories import (
     AdverseEventFactory,
     AssessmentFactory,
@@ -51,8 +52,9 @@ GENERATED_PER_OPERATION = 6  # per mode (positive, negative): keeps the test nea
 
 
 @pytest.fixture
-def demo(db):  # type: ignore[no-untyped-def]
-    """The seed trial's configuration with patients that have one record of every kind."""
+def demo(db, settings, tmp_path):  # type: ignore[no-untyped-def]
+    """The seed trial's configuration with patients that have one record of every kind, and
+    one built CDISC package (its download answers 200)."""
     trial, _ = load_demo()
     sites = {s.code: s for s in trial.sites.all()}
     level = trial.dose_levels.get(level=1)
@@ -84,6 +86,9 @@ def demo(db):  # type: ignore[no-untyped-def]
     run = SimulationRunFactory(trial=trial, requested_by=investigator, n_trials=100)
     simulation_run_execute(run.pk)
     records["simulation_run"] = run
+    settings.CDISC_PACKAGE_ROOT = tmp_path / "packages"
+    records["cdisc_package"], _ = cdisc_package_request(trial, investigator)
+    assert cdisc_package_build(records["cdisc_package"].pk) == "done"
     _, key = token_issue(user=investigator, name="schemathesis")
     return trial, records, {"Authorization": f"Token {key}"}
 
@@ -116,6 +121,7 @@ def _real_parameters(path: str, trial, records) -> tuple[dict, dict]:  # type: i
         "concomitant-medications": records["medication"].pk,
         "gvhd-episodes": records["gvhd_episode"].pk,
         "simulations": records["simulation_run"].pk,
+        "cdisc-packages": records["cdisc_package"].pk,
     }
     segments = path.strip("/").split("/")
     values = {}

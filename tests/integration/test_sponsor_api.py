@@ -1,4 +1,5 @@
-"""A sponsor's API token: reads exports of its trials only, never writes, never sees who.
+"""A sponsor's API token: reads exports of its trials only, never writes (but asks for CDISC
+packages, SPONSOR_REQUESTS), never sees who.
 
 The walk below visits every /api/v1/ URL pattern of the project (found from the URL
 resolver as tests/integration/test_site_walls.py does, so a new endpoint is covered
@@ -7,6 +8,7 @@ records of the sponsor's own trial: every unsafe method must answer 403 or 405 (
 where the sponsor may not even see the object), and no body may show a user's name.
 """
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -22,6 +24,9 @@ UNSAFE = ("post", "put", "patch", "delete")
 # data") rather than 403: tests/integration/test_api.py pins that answer for patients/.
 # Still no write; to be turned into 403 with that test.
 NOT_FOUND_WRITES: set[str] = set()
+# The one write a sponsor may make (issue 18): asking for a CDISC package records a build job
+# and changes no trial data (exchange/api_packages.py). 202 queued, 200 the open build.
+SPONSOR_REQUESTS = re.compile(r"^/api/v1/trials/\d+/cdisc-packages/$")
 
 
 @pytest.fixture
@@ -68,6 +73,12 @@ def test_sponsor_token_cannot_write_on_any_endpoint(client, world, own_trial_obj
     for url, has_object in _api_urls(objects):
         allowed = {403, 405, 404} if has_object or url in NOT_FOUND_WRITES else {403, 405}
         for method in UNSAFE:
+            if method == "post" and SPONSOR_REQUESTS.match(url):
+                response = client.post(url, data={}, content_type="application/json", **headers)
+                checked += 1
+                if response.status_code not in {200, 202} or response.json()["requested_by"] != "sponsor":
+                    problems.append(f"POST {url}: {response.status_code} {response.content[:120]!r}")
+                continue
             response = getattr(client, method)(url, data={}, content_type="application/json", **headers)
             checked += 1
             if response.status_code not in allowed:
