@@ -37,18 +37,6 @@ def _eager_celery(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _ctcae_dictionary(request):  # type: ignore[no-untyped-def]
-    """Transactional tests empty every table afterwards, the dictionary that migration
-    loaded included: put it back for the transactional tests that follow."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is not None and marker.kwargs.get("transaction"):
-        request.getfixturevalue("transactional_db")
-        from safety.services import ctcae_dictionary_load
-
-        ctcae_dictionary_load()
-
-
-@pytest.fixture(autouse=True)
 def _fast_passwords(settings):  # type: ignore[no-untyped-def]
     # PBKDF2's 1M rounds cost ~0.6 s per hash; tests check behaviour, not key stretching.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -196,7 +184,16 @@ def celery_broker(django_db_setup, django_db_blocker, tmp_path_factory):  # type
     queue = f"trialdesk-test-{uuid.uuid4().hex[:8]}"
     app.conf.broker_url = redis_url
     app.conf.task_default_queue = queue
+    reset_publisher_pools(app)  # a pool made earlier would still publish to the settings' broker
     return {"url": redis_url, "queue": queue, "logs": tmp_path_factory.mktemp("celery")}
+
+
+def reset_publisher_pools(app) -> None:  # type: ignore[no-untyped-def]
+    """After app.conf.broker_url changed: forget the connection and producer pools made for
+    the old URL (only forget them: kombu registers pools globally per broker URL, and closing
+    a shared Redis's pool would break every later publish, "Acquire on closed pool")."""
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def _forget_messages(broker) -> None:  # type: ignore[no-untyped-def]

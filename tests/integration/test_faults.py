@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from analysis.services import COMPUTATIONS
 from core.tokens import token_issue
 from safety.models import AdverseEvent
-from tests.conftest import WorkerProcess, missing
+from tests.conftest import WorkerProcess, missing, reset_publisher_pools
 from tests.factories import AdverseEventFactory
 from tests.integration.test_safety_services import NAUSEA, make_patient
 from trial.models import TrialComputation
@@ -95,13 +95,6 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
-def _reset_publisher_pools(app) -> None:  # type: ignore[no-untyped-def]
-    # Only forget them: kombu registers pools globally per broker URL, and closing the
-    # shared Redis's pool would break every later test's publish ("Acquire on closed pool").
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def private_stack(postgres_required, tmp_path):  # type: ignore[no-untyped-def]
     """A private Redis, a worker with beat inside (relay every second) on it, and this
@@ -115,7 +108,7 @@ def private_stack(postgres_required, tmp_path):  # type: ignore[no-untyped-def]
     worker = None
     try:
         app.conf.broker_url, app.conf.task_default_queue = server.url, queue
-        _reset_publisher_pools(app)
+        reset_publisher_pools(app)
         worker = WorkerProcess(
             queue,
             tmp_path,
@@ -130,7 +123,7 @@ def private_stack(postgres_required, tmp_path):  # type: ignore[no-untyped-def]
         server.stop()
         for key, value in saved.items():
             app.conf[key] = value
-        _reset_publisher_pools(app)
+        reset_publisher_pools(app)
 
 
 def _wait_fresh(trial, worker, timeout: float = 45.0):  # type: ignore[no-untyped-def]
