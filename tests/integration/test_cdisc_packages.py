@@ -122,7 +122,9 @@ def test_the_build_writes_a_zip_with_every_dataset_define_and_the_report(built, 
     # Counts agree (XPT rows counted back), define.xml is schema-valid, codes and dates conform; what is
     # left is Req variables the factories' casebooks leave empty (no site country, no consent: no AGE).
     assert {f["check"] for f in report["findings"]} <= {"TD-REQ-NULL"}, report["findings"]
-    assert {"TD-REQ-NULL", "TD-SEQ-UNIQUE", "TD-DTC-ISO8601", "TD-CT", "TD-RECORDS", "TD-DEFINE-XSD"} <= set(report["checks"])
+    assert {"TD-REQ-NULL", "TD-SEQ-UNIQUE", "TD-DTC-ISO8601", "TD-CT", "TD-RECORDS", "TD-DEFINE-XSD"} <= set(
+        report["checks"]
+    )
     assert "not run" not in report["checks"]["TD-DEFINE-XSD"]  # the XSD ships with odmlib: the check ran
     assert report["core"] is None
     assert built.conformance["errors"] == report["errors"] and built.conformance["datasets"] == report["datasets"]
