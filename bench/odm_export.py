@@ -45,7 +45,7 @@ def _history(trial_id: int) -> int:
             f"""INSERT INTO {history} ({names}, history_date, history_type, history_change_reason, history_user_id)
             SELECT {picked}, a.created_at, '+', 'first entry', NULL FROM {table} a
             JOIN patients_patient p ON p.id = a.patient_id
-            WHERE p.trial_id = %s AND NOT EXISTS (SELECT 1 FROM {history} h WHERE h.id = a.id)""",  # noqa: S608
+            WHERE p.trial_id = %s AND NOT EXISTS (SELECT 1 FROM {history} h WHERE h.id = a.id)""",  # noqa: S608 - table names from model metadata, the trial id is a parameter
             [trial_id],
         )
         return cur.rowcount

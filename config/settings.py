@@ -225,6 +225,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # A text field that refuses "" says minLength 1 (core.schema adds "a non-space character").
     "ENFORCE_NON_BLANK_FIELDS": True,
+    # Two models call their state "status" with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "SimulationRunStatusEnum": "analysis.models.SimulationRun.Status",
+        "CdiscPackageStatusEnum": "exchange.models.CdiscPackage.Status",
+    },
     # Every operation documents 400/401/403/404 (and 409/413/423/503 where they occur) with the error schema.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.document_errors"],
 }

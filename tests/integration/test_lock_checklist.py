@@ -10,6 +10,7 @@ from django.urls import get_resolver, reverse
 
 from cleaning import services as cleaning_services
 from cleaning.models import DataQuery
+from core.locks import lock_patient_path
 from core.models import Signature
 from core.signatures import signature_apply
 from patients.models import CasebookLock
@@ -108,7 +109,9 @@ def test_a_locked_casebook_shows_no_editable_form(client, world, locked_objects,
                 fillable = False
                 break
             values[kwarg] = locked_objects[model].pk
-            casebook = casebook or getattr(model, "scope_trial_path", "") != "" and model._meta.app_label != "trial"
+            # A casebook object is one the lock reaches (through its patient); trial-level
+            # records (simulation runs, CDISC packages) are not part of any casebook.
+            casebook = casebook or lock_patient_path(model) is not None
         if not fillable or not casebook:
             continue
         url = _fill(regex, values)
