@@ -751,6 +751,8 @@ def oc_parameters(query: Any) -> dict[str, Any]:
 logger = logging.getLogger(__name__)
 
 RUNNING_STALE_SECONDS = 120
+QUEUED_RELAY_SECONDS = 120  # a queued run's task is sent again after this long (simulation_relay_stuck)
+RELAY_BATCH = 100
 PROGRESS_WRITE_SECONDS = 0.25  # at most ~4 progress writes a second (each also checks for a cancel)
 DESIGN_KEYS = frozenset(
     {
@@ -818,12 +820,31 @@ def trial_defaults(trial: Trial) -> dict[str, Any]:
     }
 
 
+def designs_with_trial_defaults(designs: Any, trial: Any) -> Any:
+    """The request's designs with a planned trial's own parameters filled in: a design
+    object naming the trial's design (``design`` absent counts as the trial's) takes the
+    trial's configured value for each parameter it leaves out, so "simulate my trial"
+    needs no copying; other designs keep the R packages' defaults. Anything not a list of
+    objects is returned as given, for the check to name."""
+    if not isinstance(trial, Trial) or not isinstance(designs, list):
+        return designs
+    own = {k: v for k, v in trial_defaults(trial).items() if k in DESIGN_KEYS}
+    if not own["crm_skeleton"]:
+        del own["crm_skeleton"]  # an empty skeleton is "not set", not a value to copy
+    filled = []
+    for values in designs:
+        if isinstance(values, dict) and values.get("design", own["design"]) == own["design"]:
+            values = own | values
+        filled.append(values)
+    return filled
+
+
 def simulation_run_check(data: dict[str, Any]) -> None:
     """Every problem of a request, naming the field (writes nothing). ``data``: the fields
     that are present and typed (a form's cleaned data, an API body)."""
     problems = Problems()
     probabilities = data.get("true_dlt_probabilities")
-    designs = data.get("designs")
+    designs = designs_with_trial_defaults(data.get("designs"), data.get("trial"))
     if probabilities is None:
         problems.add("true_dlt_probabilities", "Give the true DLT probability of each dose level.")
     if designs is None:
@@ -866,7 +887,7 @@ def simulation_run_request(*, user, data: dict[str, Any]) -> SimulationRun:  # t
         where = f"in trial {trial.code}" if trial is not None else "in any of your trials"
         raise PermissionDenied(f"Planning simulations are for investigators and trial admins; not your role {where}.")
     simulation_run_check(data)
-    choices = [design_choice(values) for values in data["designs"]]
+    choices = [design_choice(values) for values in designs_with_trial_defaults(data["designs"], trial)]
     with transaction.atomic():
         run = SimulationRun.objects.create(
             trial=trial,
@@ -892,6 +913,32 @@ def _simulation_enqueue(run_id: int) -> None:
         simulation_run_task.delay(run_id)
     except OperationalError as exc:
         logger.warning("broker unreachable, simulation run %s stays queued: %s", run_id, exc)
+
+
+def simulation_relay_stuck(now: datetime | None = None) -> int:
+    """Send again the runs whose task was lost (the periodic safety net, as the trial
+    computations have): a run still queued QUEUED_RELAY_SECONDS after its last send (the
+    broker was down at commit, or the queue was purged) or running without a heartbeat for
+    RUNNING_STALE_SECONDS (its worker died). For a queued run ``heartbeat_at`` records the
+    last send, so a run waiting behind a busy worker is sent at most once a period; a
+    duplicate is harmless (simulation_run_execute claims the row). Returns the runs sent."""
+    now = now or timezone.now()
+    queued_before = now - timedelta(seconds=QUEUED_RELAY_SECONDS)
+    stuck = SimulationRun.objects.filter(
+        Q(status=SimulationRun.Status.QUEUED, heartbeat_at__isnull=True, requested_at__lt=queued_before)
+        | Q(status=SimulationRun.Status.QUEUED, heartbeat_at__lt=queued_before)
+        | Q(status=SimulationRun.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=RUNNING_STALE_SECONDS))
+    )
+    ids = list(stuck.order_by("requested_at", "id").values_list("pk", flat=True)[:RELAY_BATCH])
+    sent = 0
+    for run_id in ids:
+        # Marked first: the claim of a queued run ignores heartbeat_at, and a running one
+        # whose worker comes back is not disturbed by a newer heartbeat.
+        marked = SimulationRun.objects.filter(pk=run_id, status=SimulationRun.Status.QUEUED).update(heartbeat_at=now)
+        if marked or SimulationRun.objects.filter(pk=run_id, status=SimulationRun.Status.RUNNING).exists():
+            _simulation_enqueue(run_id)
+            sent += 1
+    return sent
 
 
 def simulation_run_cancel(*, user, run: SimulationRun) -> SimulationRun:  # type: ignore[no-untyped-def]

@@ -2,7 +2,12 @@
 
 from celery import shared_task
 
-from analysis.services import computation_run, computation_run_followers, simulation_run_execute
+from analysis.services import (
+    computation_run,
+    computation_run_followers,
+    simulation_relay_stuck,
+    simulation_run_execute,
+)
 from trial.services import computation_relay_stale
 
 
@@ -26,3 +31,9 @@ def simulation_run_task(run_id: int) -> str:
     """Simulate a planning run. A redelivered task of a run that is finished, cancelled or
     running elsewhere does nothing (analysis.services.simulation_run_execute claims the row)."""
     return simulation_run_execute(run_id)
+
+
+@shared_task
+def simulation_relay() -> int:
+    """The periodic safety net for planning runs whose task was lost."""
+    return simulation_relay_stuck()

@@ -298,6 +298,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "analysis.tasks.trial_relay_stale",
         "schedule": env.int("RELAY_STALE_SECONDS", default=60),
     },
+    # Planning simulations whose task was lost (broker down at commit, worker died).
+    "relay-stuck-simulations": {
+        "task": "analysis.tasks.simulation_relay",
+        "schedule": env.int("RELAY_STALE_SECONDS", default=60),
+    },
     # Automatic data queries (issue 12): rules that cannot block entry, checked hourly;
     # the sweep raises each finding once and closes the queries whose data were fixed.
     "sweep-automatic-queries": {

@@ -14,6 +14,7 @@ from analysis.models import SimulationRun
 from analysis.selectors import simulation_runs
 from core.tokens import token_issue
 from tests.factories import DoseLevelFactory, SimulationRunFactory
+from trial.models import Trial
 
 pytestmark = pytest.mark.django_db
 
@@ -295,3 +296,59 @@ def test_the_old_3plus3_page_still_works_and_links_here(world, login):  # type: 
     assert client.get(reverse("planning")).status_code == 403  # a coordinator does not plan
     trial_page = login(world["investigator"]).get(reverse("trial_detail", args=[world["trial"].pk])).content.decode()
     assert f"{reverse('planning')}?trial={world['trial'].pk}" in trial_page
+
+
+def test_a_design_naming_the_trials_own_takes_the_trials_parameters(world):  # type: ignore[no-untyped-def]
+    """Planning "my trial": the trial's configured values fill what the design object leaves
+    out; another design (CRM here) keeps the R packages' defaults; given values win."""
+    Trial.objects.filter(pk=world["trial"].pk).update(
+        design="boin", target_dlt_rate=0.25, cohort_size=3, max_sample_size=18, boin_n_earlystop=9
+    )
+    trial = Trial.objects.get(pk=world["trial"].pk)
+    data = _data(
+        trial=trial,
+        designs=[{}, {"design": "boin", "max_sample_size": 24}, {"design": "crm", "crm_skeleton": PROBS}],
+    )
+    run = services.simulation_run_request(user=world["investigator"], data=data)
+    own, given, crm = run.designs
+    assert own["design"] == "boin" and own["target_dlt_rate"] == 0.25 and own["max_sample_size"] == 18
+    assert own["boin_n_earlystop"] == 9
+    assert given["target_dlt_rate"] == 0.25 and given["max_sample_size"] == 24
+    assert crm["target_dlt_rate"] == 0.3  # dfcrm's default, not the trial's BOIN target
+    # Without a trial nothing is filled: a bare design is 3+3 with the R defaults.
+    free = services.simulation_run_request(user=world["investigator"], data=_data(designs=[{}]))
+    assert free.designs[0]["design"] == "3+3"
+    # A trial value the request makes inconsistent is named on the request's design.
+    with pytest.raises(ValidationError) as refused:
+        services.simulation_run_request(
+            user=world["investigator"], data=_data(trial=trial, designs=[{"max_sample_size": 2}])
+        )
+    assert "designs[0].max_sample_size" in refused.value.message_dict
+
+
+def test_the_relay_sends_lost_runs_again_once_a_period(world, monkeypatch):  # type: ignore[no-untyped-def]
+    """Which runs the periodic relay sends (the worker test sees one through a real worker)."""
+    sent = []
+    monkeypatch.setattr(services, "_simulation_enqueue", sent.append)
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=services.QUEUED_RELAY_SECONDS + 5)
+    lost = SimulationRunFactory(trial=world["trial"], requested_at=long_ago)
+    just_asked = SimulationRunFactory(trial=world["trial"], requested_at=now)
+    dead = SimulationRunFactory(trial=world["trial"], requested_at=long_ago, status="running")
+    alive = SimulationRunFactory(trial=world["trial"], requested_at=long_ago, status="running")
+    SimulationRun.objects.filter(pk=dead.pk).update(
+        heartbeat_at=now - timedelta(seconds=services.RUNNING_STALE_SECONDS + 5)
+    )
+    SimulationRun.objects.filter(pk=alive.pk).update(heartbeat_at=now)
+    for status in ("done", "cancelled", "failed"):
+        SimulationRunFactory(trial=world["trial"], requested_at=long_ago, status=status)
+    assert services.simulation_relay_stuck(now) == 2
+    assert sorted(sent) == sorted([lost.pk, dead.pk]) and just_asked.pk not in sent and alive.pk not in sent
+    # The next period: the lost run was just sent, so not again yet; the dead one still has
+    # no heartbeat (nobody claimed it), so it is sent again.
+    sent.clear()
+    assert services.simulation_relay_stuck(now + timedelta(seconds=60)) == 1 and sent == [dead.pk]
+    sent.clear()
+    later = now + timedelta(seconds=services.QUEUED_RELAY_SECONDS + 1)
+    services.simulation_relay_stuck(later)  # a period after its last send: the lost run again
+    assert lost.pk in sent

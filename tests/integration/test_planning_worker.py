@@ -5,11 +5,14 @@ next progress report."""
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from analysis import services
 from analysis.models import SimulationRun
+from tests.factories import SimulationRunFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -81,3 +84,15 @@ def test_the_worker_simulates_a_run_and_stops_a_cancelled_one(real_worker, world
     run.refresh_from_db()
     assert run.status == "cancelled" and run.result == {} and 0 < run.progress < 0.5
     assert stopped_after < 10, f"the worker went on for {stopped_after:.1f} s after the cancel"
+
+    # A run whose message was lost (stored, never sent: the broker was down at commit) is
+    # sent again by the periodic relay and the worker simulates it.
+    lost = SimulationRunFactory(
+        trial=world["trial"],
+        requested_by=world["investigator"],
+        requested_at=timezone.now() - timedelta(seconds=services.QUEUED_RELAY_SECONDS + 1),
+    )
+    assert SimulationRun.objects.get(pk=lost.pk).status == "queued"
+    assert services.simulation_relay_stuck() == 1
+    relayed = _wait(lost.pk, lambda r: r.finished)
+    assert relayed.status == "done" and relayed.result["columns"], relayed.error
