@@ -14,7 +14,7 @@ class TrialOutput(serializers.ModelSerializer):
     class SiteOut(serializers.ModelSerializer):
         class Meta:
             model = Site
-            fields = ["code", "name"]
+            fields = ["code", "name", "country"]
 
     class DoseLevelOut(serializers.ModelSerializer):
         dose_mg_m2 = serializers.FloatField()

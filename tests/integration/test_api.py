@@ -5,6 +5,7 @@ import pytest
 from core.tokens import token_issue
 from patients.models import Patient
 from tests.factories import PatientFactory
+from trial.models import Site
 
 
 @pytest.fixture
@@ -119,3 +120,7 @@ def test_trial_detail_lists_configuration(world, api):  # type: ignore[no-untype
     body = api(world["investigator"]).get(f"/api/v1/trials/{world['trial'].pk}/").json()
     assert body["code"] == "TRIAL-T" and body["dose_levels"] == [{"level": 1, "dose_mg_m2": 0.3}]
     assert {s["code"] for s in body["sites"]} == {"SA", "SB"}
+    # The country a sponsor's SDTM DM.COUNTRY comes from ("" when not recorded).
+    Site.objects.filter(trial=world["trial"], code="SA").update(country="FRA")
+    body = api(world["investigator"]).get(f"/api/v1/trials/{world['trial'].pk}/").json()
+    assert {s["code"]: s["country"] for s in body["sites"]} == {"SA": "FRA", "SB": ""}
