@@ -116,6 +116,7 @@ LOCK_KEYS: dict[str, F] = {
 TRIAL_KEYS: dict[str, F] = {
     "code": F("str", True, nullable=False),
     "title": F("str", True, nullable=False),
+    "sponsor": F("str", nullable=False),  # absent in older bundles: not recorded
     "design": _enum(Trial.Design),
     "escalation_variant": _enum(Trial.EscalationVariant),
     "cycle_length_days": F("int"),

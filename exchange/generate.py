@@ -189,6 +189,7 @@ def generate_trial(
         "trial": {
             "code": code,
             "title": f"Generated 3+3 trial ({patients} patients, seed {seed})",
+            "sponsor": "Trialdesk synthetic data",
             "design": "3+3",
             "escalation_variant": "storer_a",
             "cycle_length_days": 28,

@@ -32,6 +32,11 @@ def validate_time_zone(value: str) -> None:
 
 
 code_validator = RegexValidator(r"^[A-Z0-9][A-Z0-9-]*$", "Use capital letters, digits and hyphens (e.g. INO-POST-HCT).")
+# SDTM text is ASCII (the XPT datasets refuse anything else), so a name the CDISC
+# package carries is checked where it is entered.
+ascii_text_validator = RegexValidator(
+    r"^[ -~]*$", "Use plain ASCII letters, digits and punctuation (SDTM text is ASCII): no accents or symbols."
+)
 
 
 def country_validator(value: str) -> None:
@@ -69,6 +74,14 @@ class Trial(AuditedModel):
 
     code = models.CharField(max_length=40, unique=True, validators=[code_validator])
     title = models.CharField(max_length=300)
+    # SDTM TS SPONSOR (exchange/cdisc); empty: not recorded (TS then says UNK).
+    sponsor = models.CharField(
+        "sponsor",
+        max_length=200,
+        blank=True,
+        validators=[ascii_text_validator],
+        help_text="The sponsor's name as the CDISC package's trial summary (TS SPONSOR) gives it; ASCII.",
+    )
     design = models.CharField(max_length=10, choices=Design.choices, default=Design.THREE_PLUS_THREE)
     escalation_variant = models.CharField(
         max_length=20, choices=EscalationVariant.choices, default=EscalationVariant.STORER_A

@@ -35,6 +35,7 @@ def design_of(trial: Trial) -> mapping.TrialDesign:
     lock = TrialLock.objects.filter(trial=trial, state=TrialLock.State.LOCKED).first()
     return mapping.TrialDesign(
         title=trial.title,
+        sponsor=trial.sponsor,
         dose_levels=tuple((d.level, d.dose_mg_m2) for d in trial.dose_levels.order_by("level")),
         design=trial.design,
         planned_subjects=trial.max_sample_size,

@@ -162,6 +162,7 @@ def test_the_trial_level_results_are_recomputed_once_after_the_import(django_cap
         (lambda b: b.update(patient=[]), "patient: unknown key"),
         (lambda b: b["trial"].update(sites=None), "trial.sites: a value is required"),
         (lambda b: b["trial"]["sites"][0].update(country=3), "trial.sites[0].country: expected"),
+        (lambda b: b["trial"].update(sponsor="Société X"), "trial.sponsor: Use plain ASCII"),
         (
             lambda b: b["trial"]["sites"][1].update(country="us"),
             "trial.sites[1].country: 'us' is not an ISO 3166-1 alpha-3",

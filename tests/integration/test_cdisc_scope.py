@@ -13,7 +13,7 @@ from cleaning.services import casebook_record_void
 from exchange.cdisc import mapping
 from exchange.cdisc.selectors import casebook_subjects_for
 from tests.factories import AdverseEventFactory, AssessmentFactory, DoseLevelFactory, PatientFactory
-from trial.models import Site, TrialLock
+from trial.models import Site, Trial, TrialLock
 
 
 @pytest.fixture
@@ -78,6 +78,7 @@ def test_design_and_response_datasets_read_the_trial_and_its_casebooks(world, ca
     voided = AssessmentFactory(patient=casebooks["a"], date=datetime.date(2024, 4, 12))
     casebook_record_void(user=world["coordinator_a"], target=voided, reason="Entered on the wrong patient")
 
+    Trial.objects.filter(pk=trial.pk).update(sponsor="Acme Oncology")
     TrialLock.objects.create(  # last: a locked trial refuses casebook writes
         trial=trial,
         state=TrialLock.State.LOCKED,
@@ -85,6 +86,7 @@ def test_design_and_response_datasets_read_the_trial_and_its_casebooks(world, ca
     )
     study, subjects = casebook_subjects_for(world["sponsor"], "TRIAL-T")
     ts = {(r["TSPARMCD"], r["TSSEQ"]): r["TSVAL"] for r in mapping.map_ts(study, subjects)}
+    assert ts[("SPONSOR", 1)] == "ACME ONCOLOGY"
     assert ts[("TITLE", 1)] == "Trial T" and ts[("FCNTRY", 1)] == "FRA" and ("FCNTRY", 2) not in ts
     assert (ts[("DOSE", 1)], ts[("DOSE", 2)], ts[("NARMS", 1)]) == ("0.25", "0.5", "2")
     assert (ts[("DCUTDTC", 1)], ts[("DCUTDESC", 1)]) == ("2026-11-30", "DATABASE LOCK")
