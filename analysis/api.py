@@ -168,7 +168,11 @@ class OperatingCharacteristicsView(APIView):
 class SimulationDesignInput(InputSerializer):
     """One design to simulate; absent parameters take the R packages' defaults."""
 
-    design = serializers.ChoiceField(choices=DESIGNS)
+    design = serializers.ChoiceField(
+        choices=DESIGNS,
+        required=False,
+        help_text="Default: the planned trial's own design (with its parameters), else 3+3.",
+    )
     variant = serializers.ChoiceField(choices=VARIANTS, required=False, help_text="3+3 only (default storer_a).")
     target_dlt_rate = serializers.FloatField(min_value=0.05, max_value=0.6, required=False)
     cohort_size = serializers.IntegerField(min_value=1, max_value=12, required=False)

@@ -352,3 +352,13 @@ def test_the_relay_sends_lost_runs_again_once_a_period(world, monkeypatch):  # t
     later = now + timedelta(seconds=services.QUEUED_RELAY_SECONDS + 1)
     services.simulation_relay_stuck(later)  # a period after its last send: the lost run again
     assert lost.pk in sent
+
+
+def test_api_simulates_the_planned_trial_from_an_empty_design(client, world):  # type: ignore[no-untyped-def]
+    Trial.objects.filter(pk=world["trial"].pk).update(design="i3+3", target_dlt_rate=0.25, max_sample_size=21)
+    headers = _api(client, world["investigator"])
+    body = {**_data(designs=[{}]), "trial": world["trial"].code}
+    created = client.post("/api/v1/planning/simulations/", body, content_type="application/json", **headers)
+    assert created.status_code == 201, created.content
+    design = created.json()["designs"][0]
+    assert (design["design"], design["target_dlt_rate"], design["max_sample_size"]) == ("i3+3", 0.25, 21)
