@@ -1,6 +1,6 @@
 """Dataset writers: SAS transport v5 (XPT) and CDISC Dataset-JSON v1.1. No Django.
 
-XPT through pyreadstat (the ReadStat C library; requirements.txt says why): version 5,
+XPT through :mod:`exchange.cdisc.xpt` (streamed, the bytes pyreadstat would write): version 5,
 the dataset name and label, each variable's label; character variables stored at the
 longest value present (the FDA technical conformance guide's rule), numbers as 8-byte
 doubles, ADaM dates as SAS dates (days since 1960-01-01) with the DATE9. format.
@@ -19,10 +19,11 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from exchange.cdisc import xpt
 from exchange.cdisc.mapping import Record, Value
 from exchange.cdisc.metadata import DatasetSpec, Variable
 
@@ -72,33 +73,46 @@ def sas_date(day: datetime.date) -> int:
     return (day - SAS_EPOCH).days
 
 
-def write_xpt(spec: DatasetSpec, records: Sequence[Record], path: Path) -> None:
-    """``path`` (``dm.xpt``...) as SAS transport version 5."""
-    import pandas as pd  # only the XPT writer needs them
-    import pyreadstat
+def char_length(values: Iterable[Value]) -> int:
+    """The storage width of a text variable in XPT: its longest value, at least 1 (the FDA
+    technical conformance guide's rule; define.xml's Length says the same)."""
+    return max((len(x) for x in values if isinstance(x, str)), default=0) or 1
 
+
+def xpt_columns(spec: DatasetSpec, lengths: Mapping[str, int]) -> list[xpt.Column]:
+    """The XPT variables of ``spec``, text variables ``lengths[name]`` wide."""
+    return [
+        xpt.Column(v.name, v.label, True, lengths[v.name])
+        if v.type == "Char"
+        else xpt.Column(v.name, v.label, False, 8, "DATE" if v.date else "", 9 if v.date else 0)
+        for v in spec.variables
+    ]
+
+
+def xpt_value(v: Variable, value: Value) -> xpt.XptValue:
+    """A record's value as XPT holds it: dates as SAS dates, missing as None."""
+    if isinstance(value, datetime.date):
+        return sas_date(value)
+    return value
+
+
+def write_xpt(
+    spec: DatasetSpec, records: Sequence[Record], path: Path, created: datetime.datetime | None = None
+) -> None:
+    """``path`` (``dm.xpt``...) as SAS transport version 5 (:mod:`exchange.cdisc.xpt`).
+    ``created`` goes in the file's header (default: now, as pyreadstat writes it)."""
     validate(spec, records)
-    columns: dict[str, Any] = {}
-    for v in spec.variables:
-        values = [r[v.name] for r in records]
-        if v.type == "Char":
-            columns[v.name] = pd.Series(["" if x is None else x for x in values], dtype=object)
-        elif v.date:
-            days = [float(sas_date(x)) if isinstance(x, datetime.date) else math.nan for x in values]
-            columns[v.name] = pd.Series(days, dtype="float64")
-        else:
-            numbers = [float(x) if isinstance(x, int | float) else math.nan for x in values]
-            columns[v.name] = pd.Series(numbers, dtype="float64")
-    frame = pd.DataFrame(columns, columns=list(spec.names))
-    pyreadstat.write_xport(
-        frame,
-        str(path),
-        file_label=spec.label,
-        column_labels=[v.label for v in spec.variables],
-        table_name=spec.name,
-        file_format_version=5,
-        variable_format={v.name: "DATE9." for v in spec.variables if v.date},
-    )
+    lengths = {v.name: char_length(r[v.name] for r in records) for v in spec.variables if v.type == "Char"}
+    rows = ([xpt_value(v, r[v.name]) for v in spec.variables] for r in records)
+    with open(path, "wb") as out:
+        xpt.write(
+            out,
+            spec.name,
+            spec.label,
+            xpt_columns(spec, lengths),
+            rows,
+            created or datetime.datetime.now().astimezone(),
+        )
 
 
 # --- Dataset-JSON v1.1 -------------------------------------------------------------------
