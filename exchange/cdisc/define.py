@@ -283,11 +283,11 @@ class DatasetUsage:
 
     def __post_init__(self) -> None:
         self._text = [v.name for v in self.spec.variables if v.type == "Char"]
-        self._coded = [
-            v
-            for v in self.spec.variables
-            if v.codelist is not None or (self.spec.name, v.name) in terminology.VALUE_LEVEL
-        ]
+        value_level = [(self.spec.name, v.name) in terminology.VALUE_LEVEL for v in self.spec.variables]
+        # A variable's own codelist, whatever the record; value-level ones depend on the record.
+        pairs = list(zip(self.spec.variables, value_level, strict=True))
+        self._fixed = [(v.name, v.codelist) for v, vl in pairs if v.codelist is not None and not vl]
+        self._coded = [v for v, vl in pairs if vl]
         for name in self._text:
             self.longest.setdefault(name, 0)
 
@@ -299,11 +299,19 @@ class DatasetUsage:
 
     def add(self, records: Iterable[Record]) -> None:
         longest, terms, name = self.longest, self.terms, self.spec.name
+        fixed = [(variable, terms.setdefault(codelist, set())) for variable, codelist in self._fixed]
         for r in records:
             for variable in self._text:
                 value = r[variable]
                 if isinstance(value, str) and len(value) > longest[variable]:
                     longest[variable] = len(value)
+            for variable, used in fixed:
+                value = r[variable]
+                if isinstance(value, str):
+                    if value:
+                        used.add(value)
+                elif isinstance(value, int):
+                    used.add(str(value))
             for v in self._coded:
                 value = r[v.name]
                 codelist = terminology.codelist_for(name, v.name, v.codelist, r)

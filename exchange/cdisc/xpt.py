@@ -133,7 +133,10 @@ def _char_encoder(width: int) -> Encoder:
     def encode(value: XptValue) -> bytes:
         if value is None or value == "":
             return blank
-        return _pad(str(value), width)
+        data = str(value).encode("ascii")
+        if len(data) > width:
+            raise ValueError(f"{value!r} is longer than {width} bytes")
+        return data.ljust(width, b" ")
 
     return encode
 
