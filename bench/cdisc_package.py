@@ -16,8 +16,8 @@ its RSS before starting and its peak (VmHWM):
 Prints both, the time and peak-memory ratios, and where the package's time and memory go.
 
 Expect (2026-12-07, 2 cores, 1,000 patients; bench/README.md): the build streams a batch of
-patients at a time, so its peak is flat: 1,000,000 AEs 199 s and 194 MiB vs CSV 22.5 s and
-163 MiB (8.8x time, 1.2x memory); 100,000 AEs 19 s and 196 MiB vs 4.9 s and 162 MiB. Before
+patients at a time, so its peak is flat: 1,000,000 AEs 191 s and 197 MiB vs CSV 22.6 s and
+163 MiB (8.4x time, 1.2x memory); 100,000 AEs 19 s and 195 MiB vs 4.9 s and 162 MiB. Before
 the streamed build: 281 s and 7,955 MiB at 1M, 27 s and 950 MiB at 100k.
 """
 
