@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -166,16 +167,18 @@ def conformance_check(folder: Path, counts: dict[str, int], package: str) -> dic
     Dataset-JSON files, the SDTMIG checks of exchange.cdisc.conformance over them, and the
     file checks of exchange.cdisc.package_report (record counts, define.xml's schema)."""
     read = [
-        package_report.dataset_read(name, folder / f"{name.lower()}.json", _xpt_records(folder / f"{name.lower()}.xpt"))
+        package_report.dataset_open(name, folder / f"{name.lower()}.json", _xpt_records(folder / f"{name.lower()}.xpt"))
         for name in counts
     ]
-    findings = conformance.conformance_report({d.name: d.records for d in read})
-    for d in read:
-        findings += d.count_findings()
     define = package_report.define_problems(folder / "define.xml", define_xsd())
-    findings += package_report.define_findings(define or [])
+    # Streamed: the findings are counted into the report's groups as they come, never held.
+    findings = itertools.chain(
+        conformance.findings({d.name: d.records for d in read}),
+        (f for d in read for f in d.count_findings()),  # after the checks: each dataset has been read once
+        package_report.define_findings(define or []),
+    )
     return package_report.report(
-        {d.name: len(d.records) for d in read},
+        package_report.RowsRead(read),
         findings,
         define_checked=define is not None,
         package=package,

@@ -21,14 +21,16 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from exchange.cdisc import metadata, terminology
 
 Severity = Literal["error", "warning"]
-Records = Mapping[str, Sequence[Mapping[str, object]]]
+# A dataset's records: iterable more than once (a list, or a reader of its file).
+Rows = Iterable[Mapping[str, object]]
+Records = Mapping[str, Rows]
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,8 @@ def _check_metadata(spec: metadata.DatasetSpec) -> Iterator[Finding]:
             yield _finding("TD-V5-LABEL", spec.name, v.name, None, f"label is {len(v.label)} characters (at most 40)")
 
 
-def _check_columns(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
-    present = set(records[0]) if records else set(spec.names)
+def _check_columns(spec: metadata.DatasetSpec, first: Mapping[str, object] | None) -> Iterator[Finding]:
+    present = set(first) if first is not None else set(spec.names)
     for v in spec.variables:
         if v.name in present:
             continue
@@ -189,18 +191,30 @@ def _check_columns(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, ob
             yield _finding("TD-EXP-PRESENT", spec.name, v.name, None, f"Expected variable {v.name} is missing")
 
 
-def _check_values(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
-    dated = [v.name for v in spec.variables if v.name.endswith("DTC") and v.type == "Char"]
-    # Per variable, once: is it Req (ADaM's Req means present, may be null: ADaMIG 1.3 s3), its
-    # length, and whether its values are coded (the terms, or None when value-level/any term).
-    columns = []
-    for v in spec.variables:
-        value_level = (spec.name, v.name) in terminology.VALUE_LEVEL
-        terms = frozenset(terminology.CODELISTS[v.codelist].terms) if v.codelist and not value_level else None
-        coded = value_level or bool(terms)
-        columns.append((v, v.core == "Req" and _is_sdtm(spec), v.type == "Char", min(v.length, 200), coded, terms))
-    for row, record in enumerate(records, start=1):
-        for v, required, char, length, coded, terms in columns:
+# Each check below looks at one record at a time (``row`` its 1-based number) and keeps
+# at most one subject's worth of state, so the report streams over datasets of any size.
+
+
+class _Values:
+    """Per record: Required values present, text within XPT's limits, coded values, ISO 8601 dates."""
+
+    def __init__(self, spec: metadata.DatasetSpec):
+        self.spec = spec
+        self.dated = [v.name for v in spec.variables if v.name.endswith("DTC") and v.type == "Char"]
+        # Per variable, once: is it Req (ADaM's Req means present, may be null: ADaMIG 1.3 s3), its
+        # length, and whether its values are coded (the terms, or None when value-level/any term).
+        self.columns = []
+        for v in spec.variables:
+            value_level = (spec.name, v.name) in terminology.VALUE_LEVEL
+            terms = frozenset(terminology.CODELISTS[v.codelist].terms) if v.codelist and not value_level else None
+            coded = value_level or bool(terms)
+            self.columns.append(
+                (v, v.core == "Req" and _is_sdtm(spec), v.type == "Char", min(v.length, 200), coded, terms)
+            )
+
+    def check(self, row: int, record: Mapping[str, object]) -> Iterator[Finding]:
+        spec = self.spec
+        for v, required, char, length, coded, terms in self.columns:
             value = record.get(v.name)
             if value is None or value == "" or (isinstance(value, float) and value != value):
                 if required and v.name in record:
@@ -214,7 +228,7 @@ def _check_values(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, obj
                     )  # fmt: skip
                 if coded and (terms is None or value not in terms):
                     yield from _check_term(spec, v, row, record, value)
-        for name in dated:
+        for name in self.dated:
             value = record.get(name)
             if isinstance(value, str) and value:
                 problem = iso8601_problem(value)
@@ -239,40 +253,173 @@ def _check_term(
 # --- identifiers, sequence, study days ----------------------------------------------------
 
 
-def _check_domain(
-    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], data: Records
-) -> Iterator[Finding]:
-    if not _is_sdtm(spec):
-        return
+def _check_domain(spec: metadata.DatasetSpec, row: int, record: Mapping[str, object]) -> Iterator[Finding]:
     supp = spec.name.startswith("SUPP")
     variable, expected = ("RDOMAIN", spec.name[4:]) if supp else ("DOMAIN", spec.name)
-    for row, record in enumerate(records, start=1):
-        if variable in record and record[variable] != expected:
-            yield _finding("TD-DOMAIN", spec.name, variable, row, f"{record[variable]!r}, not {expected!r}")
-    if supp and records and expected not in data:
-        yield _finding("TD-SUPP-PARENT", spec.name, "RDOMAIN", None, f"no {expected} dataset for {spec.name}")
+    if variable in record and record[variable] != expected:
+        yield _finding("TD-DOMAIN", spec.name, variable, row, f"{record[variable]!r}, not {expected!r}")
 
 
-def _check_supp(
-    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], data: Records
+_NONE = object()  # no group yet
+Group = object
+Item = Hashable
+
+
+class _Repeats:
+    """Items repeated within their group (a subject's --SEQ values, its SUPP-- keys).
+
+    Datasets come subject by subject, so only the current group's items are held; a group
+    that comes back after another (a dataset not in subject order) is checked again at
+    the end, over the rows of such groups alone (a second read of the dataset), and its
+    findings of the first read are dropped: the same findings as one set of every key."""
+
+    def __init__(self, rows: Rows, key: Callable[[Mapping[str, object]], tuple[Group, Item] | None],
+                 finding: Callable[[int, Mapping[str, object], Group, Item], Finding]):  # fmt: skip
+        self.rows, self.key, self.finding = rows, key, finding
+        self.group: Group = _NONE
+        self.seen: set[Item] = set()
+        self.closed: set[Group] = set()
+        self.split: set[Group] = set()
+        self.found: list[tuple[Group, Finding]] = []
+
+    def check(self, row: int, record: Mapping[str, object]) -> None:
+        key = self.key(record)
+        if key is None:
+            return
+        group, item = key
+        if group != self.group:
+            self.closed.add(self.group)
+            if group in self.closed:
+                self.split.add(group)
+            self.group, self.seen = group, set()
+        if item in self.seen:
+            self.found.append((group, self.finding(row, record, group, item)))
+        self.seen.add(item)
+
+    def findings(self) -> Iterator[Finding]:
+        yield from (f for group, f in self.found if group not in self.split)
+        if not self.split:
+            return
+        seen: dict[Group, set[Item]] = {group: set() for group in self.split}
+        for row, record in enumerate(self.rows, start=1):
+            key = self.key(record)
+            if key is not None and key[0] in seen:
+                if key[1] in seen[key[0]]:
+                    yield self.finding(row, record, *key)
+                seen[key[0]].add(key[1])
+
+
+def _seq_key(name: str) -> Callable[[Mapping[str, object]], tuple[Group, Item] | None]:
+    def key(record: Mapping[str, object]) -> tuple[Group, Item] | None:
+        value = record.get(name)
+        if _missing(value) or not _positive_whole(value):
+            return None
+        # Subject data: unique per subject; the trial summary (no subjects): per parameter.
+        return record.get("USUBJID", record.get("TSPARMCD")), float(value)  # type: ignore[arg-type]
+
+    return key
+
+
+def _positive_whole(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 1 and float(value).is_integer()
+
+
+def _seq_check(spec: metadata.DatasetSpec, records: Rows) -> tuple[str, _Repeats] | None:
+    if spec.name.startswith(_SEQ_DATASETS) or not _is_sdtm(spec):
+        return None
+    name = f"{spec.name}SEQ"
+
+    def finding(row: int, record: Mapping[str, object], group: Group, item: Item) -> Finding:
+        return _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {record.get(name):g} repeated for {group}")
+
+    return name, _Repeats(records, _seq_key(name), finding)
+
+
+def _check_seq_value(
+    spec: metadata.DatasetSpec, name: str, row: int, record: Mapping[str, object]
 ) -> Iterator[Finding]:
-    parent = data.get(spec.name[4:], ())
-    keys: dict[str, set[str]] = {}  # IDVAR -> "USUBJID|value" present in the parent
-    seen: set[tuple[object, ...]] = set()
-    for row, record in enumerate(records, start=1):
-        idvar, idval = record.get("IDVAR"), record.get("IDVARVAL")
-        if isinstance(idvar, str) and idvar:
-            if idvar not in keys:
-                keys[idvar] = {f"{r.get('USUBJID')}|{_text(r.get(idvar))}" for r in parent}
-            if f"{record.get('USUBJID')}|{idval}" not in keys[idvar]:
-                yield _finding(
-                    "TD-SUPP-PARENT", spec.name, "IDVARVAL", row,
-                    f"no {spec.name[4:]} record of {record.get('USUBJID')} with {idvar} = {idval}",
-                )  # fmt: skip
-        key = (record.get("USUBJID"), idvar, idval, record.get("QNAM"))
-        if key in seen:
-            yield _finding("TD-SUPP-UNIQUE", spec.name, "QNAM", row, f"{record.get('QNAM')} repeated for {key[:3]}")
-        seen.add(key)
+    value = record.get(name)
+    if not _missing(value) and not _positive_whole(value):
+        yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value!r} is not a positive whole number")
+
+
+def _supp_key(record: Mapping[str, object]) -> tuple[Group, Item]:
+    return record.get("USUBJID"), (record.get("IDVAR"), record.get("IDVARVAL"), record.get("QNAM"))
+
+
+def _supp_repeat(spec: metadata.DatasetSpec, records: Rows) -> _Repeats:
+    def finding(row: int, record: Mapping[str, object], group: Group, item: Item) -> Finding:
+        key = (group, *item)  # type: ignore[misc]
+        return _finding("TD-SUPP-UNIQUE", spec.name, "QNAM", row, f"{record.get('QNAM')} repeated for {key[:3]}")
+
+    return _Repeats(records, _supp_key, finding)
+
+
+class _Parent:
+    """Whether a SUPP-- record's parent is present: the parent dataset is read alongside,
+    a subject at a time (both come subject by subject in the same order), so one
+    subject's parent records are held. A subject not found ahead of the walk, or a key
+    not found in the subject's records, is settled by reading the parent again for that
+    subject alone (its records may not all be together)."""
+
+    def __init__(self, rows: Rows):
+        self.rows = rows
+        self._walk = self._groups()
+        self._subject: object = _NONE
+        self._records: list[Mapping[str, object]] = []
+        self._complete = False
+        self._keys: dict[object, set[str]] = {}
+
+    def _groups(self) -> Iterator[tuple[object, list[Mapping[str, object]]]]:
+        subject: object = _NONE
+        group: list[Mapping[str, object]] = []
+        for record in self.rows:
+            usubjid = record.get("USUBJID")
+            if usubjid != subject and group:
+                yield subject, group
+                group = []
+            subject = usubjid
+            group.append(record)
+        if group:
+            yield subject, group
+
+    def _use(self, subject: object, records: list[Mapping[str, object]], complete: bool) -> None:
+        self._subject, self._records, self._complete, self._keys = subject, records, complete, {}
+
+    def _read_whole(self, subject: object) -> None:
+        self._use(subject, [r for r in self.rows if r.get("USUBJID") == subject], True)
+
+    def has(self, subject: object, idvar: str, idval: object) -> bool:
+        if subject != self._subject:
+            for found, records in self._walk:
+                if found == subject:
+                    self._use(found, records, False)
+                    break
+            else:
+                self._walk = self._groups()
+                self._read_whole(subject)
+        if f"{idval}" in self._keys_of(idvar):
+            return True
+        if self._complete:
+            return False
+        self._read_whole(subject)
+        return f"{idval}" in self._keys_of(idvar)
+
+    def _keys_of(self, idvar: str) -> set[str]:
+        if idvar not in self._keys:
+            self._keys[idvar] = {_text(r.get(idvar)) for r in self._records}
+        return self._keys[idvar]
+
+
+def _check_supp_parent(
+    spec: metadata.DatasetSpec, parent: _Parent, row: int, record: Mapping[str, object]
+) -> Iterator[Finding]:
+    idvar, idval = record.get("IDVAR"), record.get("IDVARVAL")
+    if isinstance(idvar, str) and idvar and not parent.has(record.get("USUBJID"), idvar, idval):
+        yield _finding(
+            "TD-SUPP-PARENT", spec.name, "IDVARVAL", row,
+            f"no {spec.name[4:]} record of {record.get('USUBJID')} with {idvar} = {idval}",
+        )  # fmt: skip
 
 
 def _text(value: object) -> str:
@@ -308,142 +455,184 @@ def _check_dm(records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
             yield _finding("TD-RFSTDTC-ORDER", "DM", "RFENDTC", row, f"RFSTDTC {start} after RFENDTC {end}")
 
 
-def _check_subjects(
-    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], dm: set[object]
+def _check_subject(
+    spec: metadata.DatasetSpec, row: int, record: Mapping[str, object], dm: set[object]
 ) -> Iterator[Finding]:
-    if spec.name == "DM":
-        return
-    for row, record in enumerate(records, start=1):
-        if "USUBJID" in record and record["USUBJID"] not in dm:
-            yield _finding("TD-DM-USUBJID", spec.name, "USUBJID", row, f"{record['USUBJID']} is not in DM")
+    if "USUBJID" in record and record["USUBJID"] not in dm:
+        yield _finding("TD-DM-USUBJID", spec.name, "USUBJID", row, f"{record['USUBJID']} is not in DM")
 
 
-def _check_seq(spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
-    if spec.name.startswith(_SEQ_DATASETS) or not _is_sdtm(spec):
-        return
-    name = f"{spec.name}SEQ"
-    seen: set[tuple[object, object]] = set()
-    for row, record in enumerate(records, start=1):
-        value = record.get(name)
-        if _missing(value):
-            continue  # TD-REQ-NULL says so
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1 or not float(value).is_integer():
-            yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value!r} is not a positive whole number")
-            continue
-        # Subject data: unique per subject; the trial summary (no subjects): per parameter.
-        key = (record.get("USUBJID", record.get("TSPARMCD")), float(value))
-        if key in seen:
-            yield _finding("TD-SEQ-UNIQUE", spec.name, name, row, f"{name} {value:g} repeated for {key[0]}")
-        seen.add(key)
-
-
-def _check_study_days(
-    spec: metadata.DatasetSpec, records: Sequence[Mapping[str, object]], reference: Mapping[object, object]
-) -> Iterator[Finding]:
+def _study_day_pairs(spec: metadata.DatasetSpec) -> list[tuple[str, str]]:
     if not _is_sdtm(spec) or spec.name == "DM":
-        return
-    pairs = [
+        return []
+    return [
         (v.name, f"{v.name[:-2]}DTC")
         for v in spec.variables
         if v.name.endswith("DY") and f"{v.name[:-2]}DTC" in spec.names
     ]
-    for row, record in enumerate(records, start=1):
-        start = _complete_date(reference.get(record.get("USUBJID")))
-        for dy, dtc in pairs:
-            value = record.get(dy)
-            if _missing(value):
-                continue
-            day = _complete_date(record.get(dtc))
-            if day is None or start is None:
-                yield _finding(
-                    "TD-DY-PARTIAL", spec.name, dy, row,
-                    f"{dy} is {value} but {dtc} or DM.RFSTDTC is not a complete date",
-                )  # fmt: skip
-            elif value != _study_day(day, start):
-                yield _finding(
-                    "TD-DY-VALUE", spec.name, dy, row,
-                    f"{dy} is {value}; {dtc} {day} from RFSTDTC {start} is day {_study_day(day, start)}",
-                )  # fmt: skip
+
+
+def _check_study_days(
+    spec: metadata.DatasetSpec, pairs: list[tuple[str, str]], row: int, record: Mapping[str, object],
+    reference: Mapping[object, object],
+) -> Iterator[Finding]:  # fmt: skip
+    start = _complete_date(reference.get(record.get("USUBJID")))
+    for dy, dtc in pairs:
+        value = record.get(dy)
+        if _missing(value):
+            continue
+        day = _complete_date(record.get(dtc))
+        if day is None or start is None:
+            yield _finding(
+                "TD-DY-PARTIAL", spec.name, dy, row,
+                f"{dy} is {value} but {dtc} or DM.RFSTDTC is not a complete date",
+            )  # fmt: skip
+        elif value != _study_day(day, start):
+            yield _finding(
+                "TD-DY-VALUE", spec.name, dy, row,
+                f"{dy} is {value}; {dtc} {day} from RFSTDTC {start} is day {_study_day(day, start)}",
+            )  # fmt: skip
 
 
 # --- across datasets ------------------------------------------------------------------------
 
 
-def _check_deaths(data: Records) -> Iterator[Finding]:
-    dm = {r.get("USUBJID"): (row, r) for row, r in enumerate(data.get("DM", ()), start=1)}
-    dead: dict[object, str] = {}  # USUBJID -> what says the subject died
-    for row, r in enumerate(data.get("DS", ()), start=1):
+class _Deaths:
+    """Who died by DS and AE (one entry per subject at most), against DM."""
+
+    def __init__(self, dm_records: Sequence[Mapping[str, object]]):
+        self.dm = {r.get("USUBJID"): (row, r) for row, r in enumerate(dm_records, start=1)}
+        self.by_ds: dict[object, str] = {}
+        self.by_ae: dict[object, str] = {}
+        self.fatal_ae: set[object] = set()
+
+    def check_ds(self, row: int, r: Mapping[str, object]) -> Iterator[Finding]:
         if r.get("DSDECOD") != "DEATH":
-            continue
-        dead.setdefault(r.get("USUBJID"), "a DS record with DSDECOD DEATH")
-        subject = dm.get(r.get("USUBJID"))
+            return
+        self.by_ds.setdefault(r.get("USUBJID"), "a DS record with DSDECOD DEATH")
+        subject = self.dm.get(r.get("USUBJID"))
         if subject is not None and r.get("DSSTDTC") != subject[1].get("DTHDTC"):
             yield _finding(
                 "TD-DS-DEATH", "DS", "DSSTDTC", row,
                 f"DSSTDTC {r.get('DSSTDTC')} but DM.DTHDTC {subject[1].get('DTHDTC')}",
             )  # fmt: skip
-    for r in data.get("AE", ()):
+
+    def check_ae(self, r: Mapping[str, object]) -> None:
         if r.get("AEOUT") == "FATAL" or r.get("AESDTH") == "Y":
-            dead.setdefault(r.get("USUBJID"), "a fatal AE")
-    for usubjid, why in dead.items():
-        subject = dm.get(usubjid)
-        if subject is not None and subject[1].get("DTHFL") != "Y":
-            yield _finding("TD-DTHFL", "DM", "DTHFL", subject[0], f"{usubjid} has {why} but DTHFL is not Y")
-    fatal_ae = {r.get("USUBJID") for r in data.get("AE", ()) if r.get("AEOUT") == "FATAL" and r.get("AESDTH") == "Y"}
-    if "AE" in data:
-        for usubjid, (row, r) in dm.items():
-            if r.get("DTHFL") == "Y" and usubjid not in fatal_ae:
-                yield _finding(
-                    "TD-DEATH-AE", "DM", "DTHFL", row,
-                    f"{usubjid} died ({r.get('DTHDTC')}) with no AE of AEOUT FATAL and AESDTH Y",
-                )  # fmt: skip
+            self.by_ae.setdefault(r.get("USUBJID"), "a fatal AE")
+        if r.get("AEOUT") == "FATAL" and r.get("AESDTH") == "Y":
+            self.fatal_ae.add(r.get("USUBJID"))
+
+    def findings(self, has_ae: bool) -> Iterator[Finding]:
+        dead = dict(self.by_ds)  # DS says so first, as the report has always put it
+        for usubjid, why in self.by_ae.items():
+            dead.setdefault(usubjid, why)
+        for usubjid, why in dead.items():
+            subject = self.dm.get(usubjid)
+            if subject is not None and subject[1].get("DTHFL") != "Y":
+                yield _finding("TD-DTHFL", "DM", "DTHFL", subject[0], f"{usubjid} has {why} but DTHFL is not Y")
+        if has_ae:
+            for usubjid, (row, r) in self.dm.items():
+                if r.get("DTHFL") == "Y" and usubjid not in self.fatal_ae:
+                    yield _finding(
+                        "TD-DEATH-AE", "DM", "DTHFL", row,
+                        f"{usubjid} died ({r.get('DTHDTC')}) with no AE of AEOUT FATAL and AESDTH Y",
+                    )  # fmt: skip
 
 
 _SAE_CRITERIA = ("AESCAN", "AESCONG", "AESDISAB", "AESDTH", "AESHOSP", "AESLIFE", "AESOD", "AESMIE")
 
 
-def _check_aeser(records: Sequence[Mapping[str, object]]) -> Iterator[Finding]:
-    for row, r in enumerate(records, start=1):
-        criteria = [c for c in _SAE_CRITERIA if r.get(c) == "Y"]
-        if criteria and r.get("AESER") != "Y":
-            yield _finding("TD-AESER", "AE", "AESER", row, f"{', '.join(criteria)} = Y but AESER is not Y")
-        elif not criteria and not _missing(r.get("AESER")) and r.get("AESER") != "N":
-            yield _finding("TD-AESER", "AE", "AESER", row, "AESER is Y but no seriousness criterion is Y")
+def _check_aeser(row: int, r: Mapping[str, object]) -> Iterator[Finding]:
+    criteria = [c for c in _SAE_CRITERIA if r.get(c) == "Y"]
+    if criteria and r.get("AESER") != "Y":
+        yield _finding("TD-AESER", "AE", "AESER", row, f"{', '.join(criteria)} = Y but AESER is not Y")
+    elif not criteria and not _missing(r.get("AESER")) and r.get("AESER") != "N":
+        yield _finding("TD-AESER", "AE", "AESER", row, "AESER is Y but no seriousness criterion is Y")
 
 
 # --- the report -----------------------------------------------------------------------------
+
+
+def findings(datasets: Records, specs: Mapping[str, metadata.DatasetSpec] = metadata.DATASETS) -> Iterator[Finding]:
+    """Every finding over ``datasets`` (name -> records), streamed in no particular order.
+
+    Each dataset's records must be iterable more than once (a list, or a reader that reads
+    its file again: :class:`exchange.cdisc.package_report.DatasetRows`); every dataset is
+    read once, a SUPP-- dataset's parent once more alongside it, DM is held (one record per
+    subject) and otherwise at most one subject's records: the memory does not grow with
+    the datasets (a dataset not in subject order is read again, see :class:`_Repeats`).
+    Datasets without a spec are left out; a dataset named in ``specs`` but absent is not
+    a finding (a trial may lack it)."""
+    dm_records = list(datasets.get("DM", ()))
+    usubjids = {r.get("USUBJID") for r in dm_records}
+    rfstdtc = {r.get("USUBJID"): r.get("RFSTDTC") for r in dm_records}
+    deaths = _Deaths(dm_records)
+    for name, records in datasets.items():
+        spec = specs.get(name)
+        if spec is None:
+            if name in ("AE", "DS"):  # the deaths and AESER are checked whatever the specs
+                yield from _check_unspecified(name, records, deaths)
+            continue
+        yield from _check_metadata(spec)
+        first = next(iter(records), None)
+        yield from _check_columns(spec, first)
+        values = _Values(spec)
+        sdtm = _is_sdtm(spec)
+        supp = name.startswith("SUPP")
+        seq = _seq_check(spec, records)
+        days = _study_day_pairs(spec)
+        subjects = "DM" in datasets and name != "DM"
+        parent = _Parent(datasets.get(name[4:], ())) if supp else None
+        repeats = _supp_repeat(spec, records) if supp else None
+        for row, record in enumerate(records, start=1):
+            yield from values.check(row, record)
+            if sdtm:
+                yield from _check_domain(spec, row, record)
+            if seq is not None:
+                yield from _check_seq_value(spec, seq[0], row, record)
+                seq[1].check(row, record)
+            if days:
+                yield from _check_study_days(spec, days, row, record, rfstdtc)
+            if subjects:
+                yield from _check_subject(spec, row, record, usubjids)
+            if parent is not None and repeats is not None:
+                yield from _check_supp_parent(spec, parent, row, record)
+                repeats.check(row, record)
+            if name == "DS":
+                yield from deaths.check_ds(row, record)
+            elif name == "AE":
+                deaths.check_ae(record)
+                yield from _check_aeser(row, record)
+        if sdtm and supp and first is not None and name[4:] not in datasets:
+            yield _finding("TD-SUPP-PARENT", spec.name, "RDOMAIN", None, f"no {name[4:]} dataset for {spec.name}")
+        if seq is not None:
+            yield from seq[1].findings()
+        if repeats is not None:
+            yield from repeats.findings()
+    yield from _check_dm(dm_records)
+    yield from deaths.findings("AE" in datasets)
+
+
+def _check_unspecified(name: str, records: Rows, deaths: _Deaths) -> Iterator[Finding]:
+    for row, record in enumerate(records, start=1):
+        if name == "DS":
+            yield from deaths.check_ds(row, record)
+        else:
+            deaths.check_ae(record)
+            yield from _check_aeser(row, record)
 
 
 def conformance_report(
     datasets: Records, specs: Mapping[str, metadata.DatasetSpec] = metadata.DATASETS
 ) -> list[Finding]:
     """Every finding over ``datasets`` (name -> records, as :func:`mapping.datasets` gives
-    them), errors first, then by dataset, row and variable. Datasets without a spec are
-    left out; a dataset named in ``specs`` but absent is not a finding (a trial may lack it)."""
-    findings: list[Finding] = []
-    dm_records = datasets.get("DM", ())
-    usubjids = {r.get("USUBJID") for r in dm_records}
-    rfstdtc = {r.get("USUBJID"): r.get("RFSTDTC") for r in dm_records}
-    for name, records in datasets.items():
-        spec = specs.get(name)
-        if spec is None:
-            continue
-        findings += _check_metadata(spec)
-        findings += _check_columns(spec, records)
-        findings += _check_values(spec, records)
-        findings += _check_domain(spec, records, datasets)
-        findings += _check_seq(spec, records)
-        findings += _check_study_days(spec, records, rfstdtc)
-        if "DM" in datasets:
-            findings += _check_subjects(spec, records, usubjids)
-        if name.startswith("SUPP"):
-            findings += _check_supp(spec, records, datasets)
-    findings += _check_dm(dm_records)
-    findings += _check_deaths(datasets)
-    findings += _check_aeser(datasets.get("AE", ()))
+    them), errors first, then by dataset, row and variable (:func:`findings`, held and
+    sorted: for a package's report, :mod:`exchange.cdisc.package_report` counts the
+    streamed findings instead)."""
     order = list(datasets)
     return sorted(
-        findings,
+        findings(datasets, specs),
         key=lambda f: (
             f.severity != "error",
             order.index(f.dataset) if f.dataset in order else len(order),

@@ -14,8 +14,8 @@ longest value (at least 1), a number 8 bytes.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -270,6 +270,63 @@ def xpt_length(v: Variable, records: Sequence[Record]) -> int:
     return max((len(x) for x in values if isinstance(x, str)), default=0) or 1
 
 
+@dataclass
+class DatasetUsage:
+    """What define.xml needs to know of a dataset's records, gathered one record at a time
+    (the package streams its records and never holds a dataset): the longest value of
+    each text variable and the terms each codelist is given. Its memory is bounded by the
+    variables and the codelists' terms, not by the records."""
+
+    spec: DatasetSpec
+    longest: dict[str, int] = field(default_factory=dict)
+    terms: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._text = [v.name for v in self.spec.variables if v.type == "Char"]
+        value_level = [(self.spec.name, v.name) in terminology.VALUE_LEVEL for v in self.spec.variables]
+        # A variable's own codelist, whatever the record; value-level ones depend on the record.
+        pairs = list(zip(self.spec.variables, value_level, strict=True))
+        self._fixed = [(v.name, v.codelist) for v, vl in pairs if v.codelist is not None and not vl]
+        self._coded = [v for v, vl in pairs if vl]
+        for name in self._text:
+            self.longest.setdefault(name, 0)
+
+    @classmethod
+    def of(cls, spec: DatasetSpec, records: Iterable[Record]) -> DatasetUsage:
+        usage = cls(spec)
+        usage.add(records)
+        return usage
+
+    def add(self, records: Iterable[Record]) -> None:
+        longest, terms, name = self.longest, self.terms, self.spec.name
+        fixed = [(variable, terms.setdefault(codelist, set())) for variable, codelist in self._fixed]
+        for r in records:
+            for variable in self._text:
+                value = r[variable]
+                if isinstance(value, str) and len(value) > longest[variable]:
+                    longest[variable] = len(value)
+            for variable, used in fixed:
+                value = r[variable]
+                if isinstance(value, str):
+                    if value:
+                        used.add(value)
+                elif isinstance(value, int):
+                    used.add(str(value))
+            for v in self._coded:
+                value = r[v.name]
+                codelist = terminology.codelist_for(name, v.name, v.codelist, r)
+                if codelist is not None:
+                    used = terms.setdefault(codelist, set())
+                    if isinstance(value, str) and value:
+                        used.add(value)
+                    elif isinstance(value, int):
+                        used.add(str(value))
+
+    def length(self, v: Variable) -> int:
+        """As :func:`xpt_length` over every record added."""
+        return 8 if v.type == "Num" else self.longest[v.name] or 1
+
+
 def data_type(v: Variable) -> str:
     if v.type == "Char":
         return "text"
@@ -287,21 +344,12 @@ def _text(parent: etree._Element, tag: str, text: str, **attrs: str) -> etree._E
     return element
 
 
-def _terms_used(data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]]) -> dict[str, set[str]]:
+def _terms_used(data: Mapping[str, DatasetUsage]) -> dict[str, set[str]]:
     used: dict[str, set[str]] = {}
-    for spec, records in data.values():
-        for v in spec.variables:
-            if v.codelist is None and (spec.name, v.name) not in terminology.VALUE_LEVEL:
-                continue
-            for r in records:
-                value = r[v.name]
-                name = terminology.codelist_for(spec.name, v.name, v.codelist, r)
-                if name is not None:
-                    used.setdefault(name, set())
-                    if isinstance(value, str) and value:
-                        used[name].add(value)
-                    elif isinstance(value, int):
-                        used[name].add(str(value))
+    for usage in data.values():
+        for name, values in usage.terms.items():
+            used.setdefault(name, set()).update(values)
+        for v in usage.spec.variables:
             if v.codelist is not None:
                 used.setdefault(v.codelist, set())
     for dataset, variable in terminology.VALUE_LEVEL:
@@ -313,14 +361,18 @@ def _terms_used(data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]]) -> dic
 
 def define_xml(
     study: str,
-    data: Mapping[str, tuple[DatasetSpec, Sequence[Record]]],
+    data: Mapping[str, tuple[DatasetSpec, Sequence[Record]] | DatasetUsage],
     *,
     created: datetime.datetime,
     study_description: str = "",
 ) -> bytes:
-    """define.xml 2.1 of ``data`` (dataset name -> (spec, records)), UTF-8 bytes."""
+    """define.xml 2.1 of ``data`` (dataset name -> (spec, records), or the
+    :class:`DatasetUsage` gathered while the records were written), UTF-8 bytes."""
     o, d = f"{{{ODM}}}", f"{{{DEF}}}"
-    specs = {name: spec for name, (spec, _) in data.items()}
+    usages = {
+        name: value if isinstance(value, DatasetUsage) else DatasetUsage.of(*value) for name, value in data.items()
+    }
+    specs = {name: usage.spec for name, usage in usages.items()}
     root = etree.Element(
         o + "ODM",
         {
@@ -421,14 +473,15 @@ def define_xml(
         leaf = etree.SubElement(ig, d + "leaf", {"ID": f"LF.{name}", f"{{{XLINK}}}href": f"{name.lower()}.xpt"})
         etree.SubElement(leaf, d + "title").text = f"{name.lower()}.xpt"
 
-    for name, (spec, records) in data.items():
+    for name, usage in usages.items():
+        spec = usage.spec
         for v in spec.variables:
             item_attrs = {
                 "OID": f"IT.{name}.{v.name}",
                 "Name": v.name,
                 "SASFieldName": v.name,
                 "DataType": data_type(v),
-                "Length": str(xpt_length(v, records)),
+                "Length": str(usage.length(v)),
             }
             if v.date:
                 item_attrs[d + "DisplayFormat"] = "DATE9."
@@ -445,7 +498,7 @@ def define_xml(
             else:
                 etree.SubElement(item, d + "Origin", Type=kind, Source=source)
     for dataset, variable, _by, lists in value_lists:
-        spec, records = data[dataset]
+        spec = usages[dataset].spec
         v = spec.variable(variable)
         for value, cl in lists.items():
             item = etree.SubElement(
@@ -456,7 +509,7 @@ def define_xml(
                     "Name": variable,
                     "SASFieldName": variable,
                     "DataType": "text",
-                    "Length": str(xpt_length(v, records)),
+                    "Length": str(usages[dataset].length(v)),
                 },
             )
             _text(item, o + "Description", f"{v.label} ({value})")
@@ -464,7 +517,7 @@ def define_xml(
             kind, source = origin(spec, v, specs)
             etree.SubElement(item, d + "Origin", Type=kind, Source=source)
 
-    used = _terms_used(data)
+    used = _terms_used(usages)
     standard_of_list: dict[str, str] = {}
     for spec in specs.values():
         for v in spec.variables:

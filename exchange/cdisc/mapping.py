@@ -24,7 +24,7 @@ Conventions (docs/exports.md, "CDISC datasets"):
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -930,13 +930,35 @@ def _design_name(design: TrialDesign) -> str:
     )
 
 
+@dataclass
+class TrialSummary:
+    """What TS needs from the subjects (ACTSUB, SSTDTC), gathered batch by batch so the
+    package never holds every subject at once (:func:`datasets_in_batches`)."""
+
+    actual_subjects: int = 0  # enrolled
+    first_consent: datetime.date | None = None
+
+    def add(self, subjects: Iterable[Subject]) -> None:
+        for s in subjects:
+            self.actual_subjects += s.enrolled_on is not None
+            for d in s.dispositions:
+                if d.source == "consent" and (self.first_consent is None or d.date < self.first_consent):
+                    self.first_consent = d.date
+
+
 def map_ts(study: Study, subjects: Iterable[Subject]) -> list[Record]:
     """Trial Summary: one record per parameter value, in :data:`TS_PARAMETERS` order; TSSEQ
     counts the values of one parameter (DOSE: one per dose level, TSGRPID the arm code).
     TSVALCD / TSVCDREF where CDISC CT (or ISO 8601, ISO 3166) applies; SPONSOR without a
     recorded sponsor is null-flavoured (TSVALNF ``UNK``), DCUTDTC/DCUTDESC only once locked."""
+    summary = TrialSummary()
+    summary.add(subjects)
+    return trial_summary(study, summary)
+
+
+def trial_summary(study: Study, summary: TrialSummary) -> list[Record]:
+    """TS from the subjects' :class:`TrialSummary` (see :func:`map_ts`)."""
     design = study.design
-    subjects = list(subjects)
     ct, iso8601, iso3166 = "CDISC CT", "ISO 8601", "ISO 3166"
     # (TSPARMCD, TSVAL, TSGRPID, TSVCDREF, TSVALNF)
     values: list[tuple[str, str | None, str | None, str | None, str | None]] = []
@@ -967,16 +989,15 @@ def map_ts(study: Study, subjects: Iterable[Subject]) -> list[Record]:
     add("SEXPOP", "BOTH", ct)
     if design.planned_subjects is not None:
         add("PLANSUB", str(design.planned_subjects))
-    add("ACTSUB", str(sum(1 for s in subjects if s.enrolled_on is not None)))
+    add("ACTSUB", str(summary.actual_subjects))
     add("NARMS", str(len(design.dose_levels)))
     add("RANDOM", "N", ct)
     add("TBLIND", "OPEN LABEL", ct)
     add("TCNTRL", "NONE", ct)
     for country in sorted(set(design.countries)):
         add("FCNTRY", country, iso3166)
-    consents = [d.date for s in subjects for d in s.dispositions if d.source == "consent"]
-    if consents:
-        add("SSTDTC", dtc(min(consents)), iso8601)
+    if summary.first_consent is not None:
+        add("SSTDTC", dtc(summary.first_consent), iso8601)
     if design.sponsor:
         add("SPONSOR", design.sponsor.upper())
     else:
@@ -1378,6 +1399,34 @@ MAPPERS = {
 }
 
 
+# Trial design domains that do not look at the subjects (TS does: ACTSUB, SSTDTC).
+DESIGN_ONLY = ("TA", "TE", "TV", "TI")
+
+
 def datasets(study: Study, subjects: Sequence[Subject]) -> dict[str, list[Record]]:
     """Every dataset of :data:`MAPPERS`, by name."""
     return {name: mapper(study, subjects) for name, mapper in MAPPERS.items()}
+
+
+def datasets_in_batches(study: Study, batches: Iterable[Sequence[Subject]]) -> Iterator[tuple[str, list[Record]]]:
+    """The records of :func:`datasets` over the subjects of every batch, one dataset of one
+    batch at a time: (name, records) pairs whose records, joined per name in the order
+    given, are :func:`datasets` of all the subjects (tests/rules/test_cdisc_mapping.py).
+    It holds because every subject mapper works subject by subject (--SEQ counts within a
+    subject, sorting is within a subject): the batches must come in the subjects' order.
+    The design-only domains come first, TS last (it needs every batch's
+    :class:`TrialSummary`); every dataset is named at least once, if with no records."""
+    for name in DESIGN_ONLY:
+        yield name, MAPPERS[name](study, ())
+    summary = TrialSummary()
+    per_subject = [(name, mapper) for name, mapper in MAPPERS.items() if name not in DESIGN_ONLY and name != "TS"]
+    first = True
+    for batch in batches:
+        summary.add(batch)
+        for name, mapper in per_subject:
+            yield name, mapper(study, batch)
+        first = False
+    if first:  # no subjects at all: still every dataset, empty
+        for name, _ in per_subject:
+            yield name, []
+    yield "TS", trial_summary(study, summary)

@@ -1,8 +1,8 @@
 """The conformance report of a CDISC package (issue 18). Pure: no Django.
 
 The datasets are read back from the Dataset-JSON files the package ships
-(:func:`dataset_json_rows`, one row at a time) and the SDTMIG checks of
-:mod:`exchange.cdisc.conformance` run over them; this module adds the checks of the files
+(:class:`DatasetRows`, one row at a time, never a whole dataset) and the SDTMIG checks of
+:mod:`exchange.cdisc.conformance` stream over them; this module adds the checks of the files
 themselves and builds the report:
 
 * ``TD-RECORDS``   the Dataset-JSON header, its rows and the XPT file hold the same count (error);
@@ -54,12 +54,37 @@ def dataset_json_rows(lines: Iterable[str]) -> tuple[dict[str, Any], Iterator[di
     return header, rows()
 
 
+class DatasetRows:
+    """The rows of a Dataset-JSON file, read again from the file at every iteration, one
+    row at a time (what :func:`exchange.cdisc.conformance.findings` streams over); its
+    ``len`` is the rows a whole read gave (a read is made if none was)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.read: int | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with open(self.path, encoding="utf-8") as lines:
+            _, rows = dataset_json_rows(lines)
+            n = 0
+            for row in rows:
+                yield row
+                n += 1
+        self.read = n
+
+    def __len__(self) -> int:
+        if self.read is None:
+            for _ in self:
+                pass
+        return self.read or 0
+
+
 @dataclass
 class DatasetRead:
     """One dataset read back from its Dataset-JSON file, with the record counts to compare."""
 
     name: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] | DatasetRows = field(default_factory=list)
     header_records: int | None = None
     xpt_records: int | None = None
 
@@ -73,9 +98,33 @@ class DatasetRead:
 
 
 def dataset_read(name: str, json_path: Path, xpt_records: int | None) -> DatasetRead:
+    """The dataset with its rows in memory (small datasets, tests)."""
     with open(json_path, encoding="utf-8") as lines:
         header, rows = dataset_json_rows(lines)
         return DatasetRead(name, list(rows), header.get("records"), xpt_records)
+
+
+def dataset_open(name: str, json_path: Path, xpt_records: int | None) -> DatasetRead:
+    """The dataset with its rows left in the file (:class:`DatasetRows`): only the header is read here."""
+    with open(json_path, encoding="utf-8") as lines:
+        header, _ = dataset_json_rows(lines)
+    return DatasetRead(name, DatasetRows(json_path), header.get("records"), xpt_records)
+
+
+class RowsRead(Mapping[str, int]):
+    """Rows read per dataset, counted when asked (after the checks have read them all)."""
+
+    def __init__(self, read: Sequence[DatasetRead]):
+        self._read = {d.name: d for d in read}
+
+    def __getitem__(self, name: str) -> int:
+        return len(self._read[name].records)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read)
+
+    def __len__(self) -> int:
+        return len(self._read)
 
 
 def define_findings(messages: Sequence[str]) -> list[Finding]:
@@ -114,15 +163,21 @@ def report(
     """The report as JSON-able data: totals, per-dataset counts (``datasets``: records per
     dataset), then the findings grouped (at most :data:`MAX_FINDINGS_KEPT` groups)."""
     groups: dict[tuple[str, str, str], _Group] = {}
-    per_dataset = {name: {"records": n, "errors": 0, "warnings": 0} for name, n in datasets.items()}
+    tally: dict[str, dict[str, int]] = {}
     for f in findings:
         key = (f.rule, f.dataset, f.variable or "")
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(f.severity, f.message, f.row or 0)
+        elif (f.row or 0) < group.first_record:  # findings may come in any order (streamed)
+            group.message, group.first_record = f.message, f.row or 0
         group.count += 1
-        if f.dataset in per_dataset:
-            per_dataset[f.dataset]["errors" if f.severity == "error" else "warnings"] += 1
+        counts = tally.setdefault(f.dataset, {"errors": 0, "warnings": 0})
+        counts["errors" if f.severity == "error" else "warnings"] += 1
+    # After the findings: ``datasets`` may count rows the findings' reading has just read (rows_read).
+    per_dataset = {
+        name: {"records": n, **tally.get(name, {"errors": 0, "warnings": 0})} for name, n in datasets.items()
+    }
     ordered = sorted(groups.items(), key=lambda kv: (kv[1].severity != "error", kv[0]))
     rows = [
         {"dataset": dataset, "variable": variable or None, "check": rule, "severity": g.severity,

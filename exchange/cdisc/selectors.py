@@ -9,10 +9,10 @@ as in every export. A fixed number of queries whatever the trial's size.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from dosing.models import ConcomitantMedication, Cycle, LabPanel
@@ -193,15 +193,16 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
     )
 
 
-def casebook_subjects(
-    trial: Trial, site_ids: Sequence[int], as_of: datetime.date | None = None
-) -> tuple[mapping.Study, list[mapping.Subject]]:
-    """The study and every registered patient of ``trial`` at ``site_ids``, by subject ID.
-    ``as_of`` is the day DLT evaluability is judged on (default: today in the server's zone)."""
-    as_of = as_of or timezone.localdate()
-    patients = (
-        Patient.objects.filter(trial=trial, site_id__in=list(site_ids))
-        .select_related("site", "dose_level", "transplant")
+# A batch holds patients until their AEs and lab panels (the casebook's bulk) reach this
+# many rows (and at least one patient): the package's memory is bounded by the batch, not
+# by the trial (docs/exports.md, "CDISC packages").
+BATCH_ROWS = 10_000
+
+
+def _patients(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    """``patients`` with everything :func:`_subject` reads, prefetched (a fixed number of queries)."""
+    return (
+        patients.select_related("site", "dose_level", "transplant")
         .prefetch_related(
             Prefetch("events", queryset=PatientEvent.objects.order_by("date", "id")),
             Prefetch("consents", queryset=Consent.objects.select_related("protocol_version").order_by("date", "id")),
@@ -222,6 +223,69 @@ def casebook_subjects(
         )
         .order_by("subject_id")
     )
+
+
+def _batches(trial: Trial, site_ids: Sequence[int], batch_rows: int) -> list[list[int]]:
+    """The patients' ids in subject ID order, cut into batches of about ``batch_rows`` rows."""
+    ids = list(
+        Patient.objects.filter(trial=trial, site_id__in=list(site_ids))
+        .order_by("subject_id")
+        .values_list("pk", flat=True)
+    )
+    rows = dict.fromkeys(ids, 1)
+    for model in (AdverseEvent, LabPanel):
+        counted = model.objects.filter(patient__trial=trial).values_list("patient_id").annotate(n=Count("id"))
+        for patient_id, n in counted.order_by():
+            if patient_id in rows:
+                rows[patient_id] += n
+    batches: list[list[int]] = []
+    size = batch_rows
+    for pk in ids:
+        if size + rows[pk] > batch_rows and (not batches or batches[-1]):
+            batches.append([])
+            size = 0
+        batches[-1].append(pk)
+        size += rows[pk]
+    return batches
+
+
+class Batches:
+    """The patients' subjects a batch at a time (iterable more than once; ``len`` the batches)."""
+
+    def __init__(self, batches: list[list[int]], decisions: dict[int, DltAdjudication], evaluable: dict[int, str]):
+        self._batches, self._decisions, self._evaluable = batches, decisions, evaluable
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __iter__(self) -> Iterator[list[mapping.Subject]]:
+        for batch in self._batches:
+            patients = _patients(Patient.objects.filter(pk__in=batch))
+            yield [_subject(p, self._decisions, self._evaluable) for p in patients]
+
+
+def casebook_batches(
+    trial: Trial, site_ids: Sequence[int], as_of: datetime.date | None = None, batch_rows: int = BATCH_ROWS
+) -> tuple[mapping.Study, Batches]:
+    """The study and its registered patients at ``site_ids`` in subject ID order, read
+    lazily a batch at a time (:data:`BATCH_ROWS`; each batch its own fixed number of
+    queries): what :func:`exchange.cdisc.mapping.datasets_in_batches` maps. ``as_of`` is
+    the day DLT evaluability is judged on (default: today in the server's zone)."""
+    as_of = as_of or timezone.localdate()
+    # Trial-wide but small: one decision per adjudicated AE, one status per patient.
+    decisions = _dlt_decisions(trial)
+    evaluable = {row["patient_id"]: row["status"] for row in patient_dlt_outcomes(trial, as_of)}
+    return study_of(trial), Batches(_batches(trial, site_ids, batch_rows), decisions, evaluable)
+
+
+def casebook_subjects(
+    trial: Trial, site_ids: Sequence[int], as_of: datetime.date | None = None
+) -> tuple[mapping.Study, list[mapping.Subject]]:
+    """The study and every registered patient of ``trial`` at ``site_ids``, by subject ID,
+    all at once (for small uses; the package reads :func:`casebook_batches`). ``as_of`` is
+    the day DLT evaluability is judged on (default: today in the server's zone)."""
+    as_of = as_of or timezone.localdate()
+    patients = _patients(Patient.objects.filter(trial=trial, site_id__in=list(site_ids)))
     decisions = _dlt_decisions(trial)
     evaluable = {row["patient_id"]: row["status"] for row in patient_dlt_outcomes(trial, as_of)}
     return study_of(trial), [_subject(p, decisions, evaluable) for p in patients]

@@ -114,3 +114,35 @@ def test_a_site_country_is_an_iso_3166_alpha3_code(world, country, refused):  # 
     if country == "usa":
         with pytest.raises(IntegrityError), transaction.atomic():
             Site.objects.filter(pk=site.pk).update(country=country)
+
+
+def test_batches_are_the_casebook_a_few_patients_at_a_time(world, casebooks):  # type: ignore[no-untyped-def]
+    """The package reads the patients in batches (flat memory): joined, the batches are the
+    whole casebook in subject ID order; each batch is a fixed number of queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from exchange.cdisc.selectors import casebook_batches, casebook_subjects
+
+    trial = world["trial"]
+    for n in range(3):
+        patient = PatientFactory(site=world["site_b"], subject_id=f"SB-10{n}")
+        for _ in range(n):
+            AdverseEventFactory(patient=patient)
+    site_ids = list(trial.sites.values_list("pk", flat=True))
+    _, whole = casebook_subjects(trial, site_ids)
+    for batch_rows in (1, 3, 10_000):
+        study, batches = casebook_batches(trial, site_ids, batch_rows=batch_rows)
+        queries = []
+        subjects = []
+        iterator = iter(batches)
+        while True:
+            with CaptureQueriesContext(connection) as captured:
+                batch = next(iterator, None)
+            if batch is None:
+                break
+            queries.append(len(captured))
+            subjects += batch
+        assert subjects == whole and len(queries) == len(batches)
+        assert len(set(queries)) == 1, queries  # the same queries whatever the batch holds
+    assert len(casebook_batches(trial, site_ids, batch_rows=1)[1]) == len(whole) == 5

@@ -347,3 +347,32 @@ def test_seed_package_passes_the_conformance_checks(pkg):  # type: ignore[no-unt
     assert [(f.rule, f.dataset, f.variable, f.message.split()[0]) for f in findings] == [
         ("TD-DEATH-AE", "DM", "DTHFL", "INO-POST-HCT-UHC-008")
     ]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 40])  # a patient per batch; a few patients per batch
+def test_the_streamed_package_is_every_record_written_at_once(pkg, tmp_path, monkeypatch, batch_rows):  # type: ignore[no-untyped-def]
+    """package_write reads, maps and stages a batch of patients at a time (flat memory); its
+    files are, byte for byte, those the writers give for every record of the trial at once
+    (the XPT writer's bytes being pyreadstat's: tests/rules/test_cdisc_xpt.py)."""
+    from exchange.cdisc import package, writers
+
+    created = datetime.datetime(2026, 12, 7, 3, 0, 5, tzinfo=datetime.UTC)
+    monkeypatch.setattr(package.timezone, "now", lambda: created)
+    trial = pkg["trial"]
+    streamed = tmp_path / "streamed"
+    counts = package_write(
+        trial, list(trial.sites.values_list("pk", flat=True)), streamed, AS_OF, batch_rows=batch_rows
+    )
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    for name, records in pkg["records"].items():
+        spec = metadata.DATASETS[name]
+        writers.write_xpt(spec, records, whole / f"{name.lower()}.xpt", created=created)
+        with open(whole / f"{name.lower()}.json", "w", encoding="utf-8") as out:
+            writers.write_dataset_json(spec, records, out, study=trial.code, count=len(records), created=created)
+    described = {name: (metadata.DATASETS[name], records) for name, records in pkg["records"].items()}
+    (whole / "define.xml").write_bytes(define.define_xml(trial.code, described, created=created))
+    assert counts == {name: len(records) for name, records in pkg["records"].items()}
+    assert sorted(p.name for p in streamed.iterdir()) == sorted(p.name for p in whole.iterdir())
+    for path in whole.iterdir():
+        assert (streamed / path.name).read_bytes() == path.read_bytes(), path.name

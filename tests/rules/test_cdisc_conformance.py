@@ -217,3 +217,55 @@ def test_every_rule_names_what_it_mirrors():  # type: ignore[no-untyped-def]
     for rule in conformance.RULES.values():
         assert rule.id.startswith("TD-") and rule.description
         assert all(c.startswith(("CORE-", "CG", "FB")) for c in rule.core)
+
+
+def _five_subjects():  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    dosed, failed = _subjects()
+    return mapping.datasets(
+        STUDY,
+        [
+            dataclasses.replace(template, subject_id=f"UHC-{n:03d}")
+            for n, template in enumerate([dosed, failed, dosed, dosed, failed], start=1)
+        ],
+    )
+
+
+def test_records_out_of_subject_order_are_checked_as_in_order():  # type: ignore[no-untyped-def]
+    """The checks hold one subject's state at a time (datasets come subject by subject); a
+    dataset out of that order is read again for the subjects that come back, so the
+    findings are those of the whole dataset at once."""
+    data = _five_subjects()
+    assert conformance_report(data) == []
+    data["SUPPAE"].reverse()  # its parents (AE) no longer come in the same order: every lookup settles
+    data["AE"].insert(0, data["AE"].pop())  # one subject's AEs split in two runs
+    assert conformance_report(data) == []
+    repeat = dict(data["AE"][1])  # the first subject's first AE again, after every other subject's
+    data["AE"].append(repeat)
+    data["SUPPAE"].append({**data["SUPPAE"][0], "IDVARVAL": "99"})
+    found = [(f.rule, f.dataset, f.row) for f in conformance_report(data)]
+    assert found == [("TD-SEQ-UNIQUE", "AE", len(data["AE"])), ("TD-SUPP-PARENT", "SUPPAE", len(data["SUPPAE"]))]
+
+
+def test_findings_stream_over_datasets_read_again_from_their_files(tmp_path):  # type: ignore[no-untyped-def]
+    """The package's report reads each Dataset-JSON file again when a check needs it
+    (package_report.DatasetRows): the same findings as over the records in memory."""
+    import datetime as dt
+
+    from exchange.cdisc import package_report, writers
+
+    data = _five_subjects()
+    _set("AE", "AESTDY", 2, AESEQ=1)(data)
+    data["AE"].append(dict(data["AE"][0]))
+    files = {}
+    for name, records in data.items():
+        path = tmp_path / f"{name.lower()}.json"
+        with open(path, "w", encoding="utf-8") as out:
+            writers.write_dataset_json(
+                metadata.DATASETS[name], records, out, study="STUDY-1", count=len(records),
+                created=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            )  # fmt: skip
+        files[name] = package_report.dataset_open(name, path, None).records
+    assert conformance_report(files) == conformance_report(data) != []
+    assert {name: len(rows) for name, rows in files.items()} == {name: len(r) for name, r in data.items()}

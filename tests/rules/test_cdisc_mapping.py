@@ -345,3 +345,28 @@ def test_records_carry_exactly_the_dataset_variables(name):  # type: ignore[no-u
                 assert terminology.in_codelist(codelist, row[v.name]), (v.name, row[v.name])  # type: ignore[arg-type]
             if v.core == "Req":
                 assert row[v.name] is not None, v.name
+
+
+def test_datasets_in_batches_join_to_the_whole_trials_datasets():  # type: ignore[no-untyped-def]
+    """The streamed package maps a batch of subjects at a time: joined per dataset, in the
+    subjects' order, the batches' records are the records of the whole trial."""
+    import dataclasses
+
+    from .test_cdisc_conformance import STUDY as STUDY_1
+    from .test_cdisc_conformance import _subjects as two_subjects
+
+    dosed, failed = two_subjects()
+    subjects = [
+        dataclasses.replace(template, subject_id=f"UHC-{n:03d}")
+        for n, template in enumerate([dosed, failed, dosed, dosed, failed], start=1)
+    ]
+    whole = mapping.datasets(STUDY_1, subjects)
+    for size in (1, 2, 3, 5):
+        joined: dict[str, list[dict[str, object]]] = {}
+        batches = [subjects[i : i + size] for i in range(0, len(subjects), size)]
+        for name, records in mapping.datasets_in_batches(STUDY_1, batches):
+            joined.setdefault(name, []).extend(records)
+        assert joined == whole, size
+        assert list(joined) != [] and set(joined) == set(mapping.MAPPERS)
+    empty = dict(mapping.datasets_in_batches(STUDY_1, []))
+    assert empty == mapping.datasets(STUDY_1, [])

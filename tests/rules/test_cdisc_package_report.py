@@ -83,3 +83,17 @@ def test_only_the_first_groups_are_kept_but_all_are_counted():  # type: ignore[n
     data = package_report.report({}, findings, define_checked=True, package="P", created=created)
     assert len(data["findings"]) == package_report.MAX_FINDINGS_KEPT and data["findings_left_out"] == 50
     assert data["errors"] == 250  # the totals count every occurrence, kept or not
+
+
+def test_findings_may_come_in_any_order():  # type: ignore[no-untyped-def]
+    """The package counts the streamed findings (conformance.findings): a group's first
+    record is its lowest, whatever the order they come in."""
+    findings = [
+        Finding("TD-REQ-NULL", "error", "XX", "XXTERM", 7, "seven"),
+        Finding("TD-REQ-NULL", "error", "XX", "XXTERM", 3, "three"),
+        Finding("TD-REQ-NULL", "error", "XX", "XXTERM", 5, "five"),
+    ]
+    created = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    data = package_report.report({"XX": 9}, iter(findings), define_checked=True, package="P", created=created)
+    assert [(f["count"], f["first_record"], f["message"]) for f in data["findings"]] == [(3, 3, "three")]
+    assert data["datasets"] == {"XX": {"records": 9, "errors": 3, "warnings": 0}}
