@@ -43,6 +43,11 @@ TERM_CODES: dict[tuple[str, str], str] = {
     ("SEX", "M"): "C20197",
     ("SEX", "U"): "C17998",
     ("AGEU", "YEARS"): "C29848",
+    ("PROTMLST", "INFORMED CONSENT OBTAINED"): "C16735",
+    ("PROTMLST", "ENTERED INTO TRIAL"): "C161417",
+    ("FREQ", "ONCE"): "C64576",
+    ("STENRF", "UNKNOWN"): "C17998",
+    **{("FREQ", term): code for term, code in terminology.TS_VALUE_CODES.items() if term.startswith("EVERY ")},
 }
 # Codelists that are an external dictionary rather than a list of terms.
 EXTERNAL = {"COUNTRY": ("ISO 3166-1 alpha-3", "2020")}

@@ -563,7 +563,8 @@ def _disposition(d: Disposition) -> tuple[str, str, str, str | None]:
     if d.source == "screening_failure":
         return "SCREEN FAILURE", "SCREEN FAILURE", "DISPOSITION EVENT", "SCREENING"
     if d.source == "enrolment":
-        return "ENROLLED", "ENROLLED", "PROTOCOL MILESTONE", None
+        # PROTMLST's term for "met the eligibility criteria and is enrolled" (C161417).
+        return "ENROLLED", "ENTERED INTO TRIAL", "PROTOCOL MILESTONE", None
     if d.source == "end_of_treatment":
         reason = EOT_REASON.get(d.reason)
         return (
@@ -903,7 +904,8 @@ _TS_PARM = dict(TS_PARAMETERS)
 _ANCHOR_TEXT = {"hct": "HCT", "c1d1": "C1D1", "eot": "end of treatment", "last_dose": "the last dose"}
 _STATUS_TEXT = {"cr1": "CR1", "cr2": "CR2", "cr3_plus": "CR3 or later"}
 _CONDITIONING_TEXT = {"mac": "myeloablative", "ric": "reduced-intensity", "nma": "non-myeloablative"}
-_FREQUENCY = {7: "QW", 14: "Q2W", 21: "Q3W", 28: "Q4W"}
+# CDISC FREQ terms (QW, Q2W... are their synonyms, not submission values).
+_FREQUENCY = {7: "EVERY WEEK", 14: "EVERY 2 WEEKS", 21: "EVERY 3 WEEKS", 28: "EVERY 4 WEEKS"}
 _DIAGNOSIS_TEXT = {
     "b_all": "B-cell acute lymphoblastic leukemia",
     "cml_lymphoid_blast": "chronic myeloid leukemia in lymphoid blast crisis",

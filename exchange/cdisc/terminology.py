@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# The CDISC CT release the codelist C-codes were taken from (they have not changed since);
+# The CDISC CT release the codelist C-codes were taken from (they have not changed since).
+# Every C-code, extensibility flag and term here was checked against CDISC SDTM CT tables
+# (the 2022-09-30 SDTM Terminology and the 2025-03-28 SEND/Protocol CT exports);
 # define.xml names it, TS.TSVCDVER gives it for the values coded in CDISC CT.
 CT_VERSION = "2025-03-28"
 
@@ -56,6 +58,11 @@ TS_VALUE_CODES: dict[str, str] = {
     "BOTH": "C49636",
     "OPEN LABEL": "C49659",
     "NONE": "C41132",
+    "mg/m2": "C67402",
+    "EVERY WEEK": "C67069",
+    "EVERY 2 WEEKS": "C71127",
+    "EVERY 3 WEEKS": "C64535",
+    "EVERY 4 WEEKS": "C64529",
 }
 
 
@@ -80,7 +87,6 @@ CODELISTS: dict[str, Codelist] = {
             "RACE",
             "C74457",
             ("WHITE", "BLACK OR AFRICAN AMERICAN", "ASIAN", "OTHER", "NOT REPORTED"),
-            extensible=True,
         ),
         _cl("AGEU", "C66781", ("YEARS",)),
         _cl(
@@ -115,14 +121,19 @@ CODELISTS: dict[str, Codelist] = {
             ),
             extensible=True,
         ),  # fmt: skip
-        _cl("PROTMLST", "C114118", ("INFORMED CONSENT OBTAINED", "ENROLLED"), extensible=True),
+        _cl("PROTMLST", "C114118", ("INFORMED CONSENT OBTAINED", "ENTERED INTO TRIAL"), extensible=True),
         _cl("DSCAT", "C74558", ("DISPOSITION EVENT", "PROTOCOL MILESTONE")),
         _cl("ROUTE", "C66729", ("INTRAVENOUS",), extensible=True),
         _cl("UNIT", "C71620", ("mg", "mg/m2", "m2", "10^9/L", "g/L", "umol/L", "U/L", "%"), extensible=True),
         _cl("FRM", "C66726", ("INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION",), extensible=True),
-        _cl("FREQ", "C71113", ("ONCE",), extensible=True),
-        _cl("STENRF", "C66728", ("BEFORE", "DURING", "AFTER", "DURING/AFTER", "ONGOING", "U")),
-        _cl("ARMNULRS", "C142179", ("NOT ASSIGNED", "ASSIGNED, NOT TREATED", "SCREEN FAILURE")),
+        _cl(
+            "FREQ",
+            "C71113",
+            ("ONCE", "EVERY WEEK", "EVERY 2 WEEKS", "EVERY 3 WEEKS", "EVERY 4 WEEKS"),
+            extensible=True,
+        ),
+        _cl("STENRF", "C66728", ("BEFORE", "DURING", "AFTER", "DURING/AFTER", "ONGOING", "UNKNOWN")),
+        _cl("ARMNULRS", "C142179", ("NOT ASSIGNED", "ASSIGNED, NOT TREATED", "SCREEN FAILURE"), extensible=True),
         _cl("LBTESTCD", "C65047", ("PLAT", "NEUT", "HGB", "BILI", "ALT", "AST"), extensible=True),
         _cl(
             "LBTEST",

@@ -123,9 +123,9 @@ FAILED = "STUDY-1-UHC-002"
         (_set("EX", "EXSTDY", 0, EXSEQ=1), "TD-DY-VALUE", "EX", "EXSTDY"),  # no day 0
         (_set("AE", "AESTDTC", "2024-03", AESEQ=1), "TD-DY-PARTIAL", "AE", "AESTDY"),
         (_set("AE", "AEOUT", "GONE", AESEQ=1), "TD-CT", "AE", "AEOUT"),
-        (_set("DS", "DSCAT", "OTHER EVENT", DSDECOD="ENROLLED"), "TD-CT", "DS", "DSCAT"),
-        # value-level: ENROLLED is a PROTMLST term, not an NCOMPLT one (an extensible list)
-        (_set("DS", "DSDECOD", "ENROLLED", DSDECOD="COMPLETED"), "TD-CT-EXTENDED", "DS", "DSDECOD"),
+        (_set("DS", "DSCAT", "OTHER EVENT", DSDECOD="ENTERED INTO TRIAL"), "TD-CT", "DS", "DSCAT"),
+        # value-level: ENTERED INTO TRIAL is a PROTMLST term, not an NCOMPLT one (an extensible list)
+        (_set("DS", "DSDECOD", "ENTERED INTO TRIAL", DSDECOD="COMPLETED"), "TD-CT-EXTENDED", "DS", "DSDECOD"),
         (_set("LB", "LBTESTCD", "GLUC", LBTESTCD="ALT"), "TD-CT-EXTENDED", "LB", "LBTESTCD"),
         (_set("DM", "DTHFL", "N", USUBJID=FAILED), "TD-DTHFL", "DM", "DTHFL"),
         (_set("DM", "DTHFL", None, USUBJID=DOSED), "TD-DTHFL", "DM", "DTHFL"),

@@ -38,7 +38,9 @@ def test_ts_worked_rows():  # type: ignore[no-untyped-def]
     # one DOSE per dose level, grouped by the arm code DM.ARMCD uses
     doses = [(r["TSSEQ"], r["TSGRPID"], r["TSVAL"]) for r in rows if r["TSPARMCD"] == "DOSE"]
     assert doses == [(1, "L1", "0.3"), (2, "L2", "0.4"), (3, "L3", "0.5"), (4, "L4", "0.6")]
-    assert ts[("DOSU", 1)][0] == "mg/m2" and ts[("DOSFRQ", 1)][0] == "Q4W"
+    # CDISC CT UNIT and FREQ terms with their C-codes (FREQ's submission value, not its synonym Q4W)
+    assert ts[("DOSU", 1)] == ("mg/m2", "C67402", "CDISC CT")
+    assert ts[("DOSFRQ", 1)] == ("EVERY 4 WEEKS", "C64529", "CDISC CT")
     assert ts[("ROUTE", 1)] == ("INTRAVENOUS", "C38276", "CDISC CT")
     assert ts[("ADDON", 1)] == ("N", "C49487", "CDISC CT")
     assert ts[("AGEMIN", 1)] == ("P16Y", None, "ISO 8601") and ts[("AGEMAX", 1)] == ("P75Y", None, "ISO 8601")

@@ -248,11 +248,11 @@ def test_ds_milestones_and_disposition_events():  # type: ignore[no-untyped-def]
     rows = mapping.map_ds(STUDY, [_subject()])
     assert [(r["DSSEQ"], r["DSDECOD"], r["DSCAT"], r["EPOCH"], r["DSSTDY"]) for r in rows] == [
         (1, "INFORMED CONSENT OBTAINED", "PROTOCOL MILESTONE", "SCREENING", -19),
-        (2, "ENROLLED", "PROTOCOL MILESTONE", "SCREENING", -9),
+        (2, "ENTERED INTO TRIAL", "PROTOCOL MILESTONE", "SCREENING", -9),
         (3, "ADVERSE EVENT", "DISPOSITION EVENT", "TREATMENT", 60),
         (4, "DEATH", "DISPOSITION EVENT", "FOLLOW-UP", 176),
     ]
-    assert rows[0]["DSTERM"] == "INFORMED CONSENT OBTAINED, PROTOCOL VERSION 2"
+    assert rows[0]["DSTERM"] == "INFORMED CONSENT OBTAINED, PROTOCOL VERSION 2" and rows[1]["DSTERM"] == "ENROLLED"
     assert rows[2]["DSTERM"] == "END OF TREATMENT: ADVERSE EVENT"
     assert rows[3]["DSTERM"] == "DEATH: INFECTION"
     for r in rows:
