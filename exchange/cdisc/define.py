@@ -192,8 +192,9 @@ METHODS: tuple[Method, ...] = (
         "MT.ADSL.POP",
         "Population flags",
         "ENRLFL enrolled at a dose level; SAFFL at least one dose; DLTEVLFL evaluable with or without a DLT, as "
-        "the escalation engine decides (PROTOCOL s5).",
-        ("ADSL.ENRLFL", "ADSL.SAFFL", "ADSL.DLTEVLFL", "ADTTE.SAFFL"),
+        "the escalation engine decides (PROTOCOL s5); BFILLFL (enrolled subjects) Y when enrolled into a "
+        "backfill place below the current dose level, whose DLTs count for that level.",
+        ("ADSL.ENRLFL", "ADSL.SAFFL", "ADSL.DLTEVLFL", "ADSL.BFILLFL", "ADTTE.SAFFL"),
     ),
     Method(
         "MT.ADSL.EVENTS",

@@ -196,6 +196,7 @@ class Subject:
     death_cause: str = ""
     last_contact_date: datetime.date | None = None  # latest last-contact record
     dlt_evaluable: bool | None = None  # None: not enrolled at a dose level
+    backfill: bool = False  # enrolled into a backfill place below the current level (issue 17)
     doses: tuple[Dose, ...] = ()
     adverse_events: tuple[AdverseEvent, ...] = ()
     dispositions: tuple[Disposition, ...] = ()
@@ -652,6 +653,7 @@ def map_adsl(study: Study, subjects: Iterable[Subject]) -> list[Record]:
                     "ENRLFL": _yn(s.enrolled_on is not None),
                     "SAFFL": _yn(bool(s.doses)),
                     "DLTEVLFL": _yn(s.dlt_evaluable is True),
+                    "BFILLFL": _yn(s.backfill) if s.enrolled_on is not None else None,
                     "DTHFL": "Y" if s.death_date is not None else None,
                     "DTHDT": s.death_date,
                     "DTHCAUS": DEATH_CAUSE.get(s.death_cause),

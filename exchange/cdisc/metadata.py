@@ -447,6 +447,7 @@ ADSL = DatasetSpec(
         _c("ENRLFL", "Enrolled Population Flag", 1, "Cond", "NY"),
         _c("SAFFL", "Safety Population Flag", 1, "Cond", "NY"),
         _c("DLTEVLFL", "DLT-Evaluable Population Flag", 1, "Cond", "NY"),
+        _c("BFILLFL", "Backfill Patient Flag", 1, "Perm", "NY"),
         _c("DTHFL", "Subject Death Flag", 1, "Perm", "NY"),
         _n("DTHDT", "Date of Death", "Perm", date=True),
         _c("DTHCAUS", "Cause of Death", 40, "Perm"),

@@ -167,6 +167,7 @@ def _subject(p: Patient, decisions: dict[int, DltAdjudication], evaluable: dict[
         death_cause=death.cause if death is not None else "",
         last_contact_date=contacts[-1].date if contacts else None,
         dlt_evaluable=None if status is None else status in _EVALUABLE,
+        backfill=p.enrolled_as_backfill,
         doses=doses,
         adverse_events=tuple(aes),
         dispositions=tuple(dispositions),

@@ -12,6 +12,7 @@ from django.http import Http404
 from cleaning.services import casebook_record_void
 from exchange.cdisc import mapping
 from exchange.cdisc.selectors import casebook_subjects_for
+from patients.models import Patient
 from tests.factories import AdverseEventFactory, AssessmentFactory, DoseLevelFactory, PatientFactory
 from trial.models import Site, Trial, TrialLock
 
@@ -79,6 +80,9 @@ def test_design_and_response_datasets_read_the_trial_and_its_casebooks(world, ca
     casebook_record_void(user=world["coordinator_a"], target=voided, reason="Entered on the wrong patient")
 
     Trial.objects.filter(pk=trial.pk).update(sponsor="Acme Oncology")
+    Patient.objects.filter(pk=casebooks["a"].pk).update(
+        enrolled_as_backfill=True, enrolled_on=datetime.date(2024, 3, 1)
+    )
     TrialLock.objects.create(  # last: a locked trial refuses casebook writes
         trial=trial,
         state=TrialLock.State.LOCKED,
@@ -95,6 +99,10 @@ def test_design_and_response_datasets_read_the_trial_and_its_casebooks(world, ca
         "Dose level 2: 0.5 mg/m2",
     ]
     assert [r["COUNTRY"] for r in mapping.map_dm(study, subjects)] == ["FRA", None]  # site B: not recorded
+    assert [r["BFILLFL"] for r in mapping.map_adsl(study, subjects)] == [
+        "Y",
+        None,
+    ]  # A: a backfill patient; B: not enrolled
     rs = mapping.map_rs(study, subjects)
     assert [(r["RSSPID"], r["RSSTRESC"]) for r in rs] == [(f"ASSESSMENT-{kept.pk}", "POSITIVE")]
 

@@ -264,14 +264,14 @@ def test_ds_milestones_and_disposition_events():  # type: ignore[no-untyped-def]
 
 def test_adsl_populations():  # type: ignore[no-untyped-def]
     dosed = _subject(dlt_evaluable=True)
-    not_dosed = _subject(subject_id="UHC-002", doses=(), dlt_evaluable=False)
+    not_dosed = _subject(subject_id="UHC-002", doses=(), dlt_evaluable=False, backfill=True)
     screen_fail = _subject(subject_id="UHC-003", level=None, level_dose_mg_m2=None, enrolled_on=None, doses=(),
                            dispositions=(), dlt_evaluable=None)  # fmt: skip
     rows = mapping.map_adsl(STUDY, [dosed, not_dosed, screen_fail])
-    assert [(r["ENRLFL"], r["SAFFL"], r["DLTEVLFL"]) for r in rows] == [
-        ("Y", "Y", "Y"),
-        ("Y", "N", "N"),
-        ("N", "N", "N"),
+    assert [(r["ENRLFL"], r["SAFFL"], r["DLTEVLFL"], r["BFILLFL"]) for r in rows] == [
+        ("Y", "Y", "Y", "N"),
+        ("Y", "N", "N", "Y"),  # a backfill patient
+        ("N", "N", "N", None),  # never enrolled: neither
     ]
     assert (rows[0]["TRTSDT"], rows[0]["TRTEDT"], rows[0]["TRT01P"], rows[0]["TRT01AN"]) == (
         D(2024, 3, 10), D(2024, 4, 10), "0.6 mg/m2", 2,
