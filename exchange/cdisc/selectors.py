@@ -250,6 +250,14 @@ def _batches(trial: Trial, site_ids: Sequence[int], batch_rows: int) -> list[lis
     return batches
 
 
+def _trial_wide(trial: Trial, as_of: datetime.date | None) -> tuple[dict[int, DltAdjudication], dict[int, str]]:
+    """What every subject's mapping needs from the whole trial, small: the DLT decision on
+    each adjudicated AE, and each patient's DLT-evaluability status on ``as_of`` (default:
+    today in the server's zone)."""
+    outcomes = patient_dlt_outcomes(trial, as_of or timezone.localdate())
+    return _dlt_decisions(trial), {row["patient_id"]: row["status"] for row in outcomes}
+
+
 class Batches:
     """The patients' subjects a batch at a time (iterable more than once; ``len`` the batches)."""
 
@@ -272,10 +280,7 @@ def casebook_batches(
     lazily a batch at a time (:data:`BATCH_ROWS`; each batch its own fixed number of
     queries): what :func:`exchange.cdisc.mapping.datasets_in_batches` maps. ``as_of`` is
     the day DLT evaluability is judged on (default: today in the server's zone)."""
-    as_of = as_of or timezone.localdate()
-    # Trial-wide but small: one decision per adjudicated AE, one status per patient.
-    decisions = _dlt_decisions(trial)
-    evaluable = {row["patient_id"]: row["status"] for row in patient_dlt_outcomes(trial, as_of)}
+    decisions, evaluable = _trial_wide(trial, as_of)
     return study_of(trial), Batches(_batches(trial, site_ids, batch_rows), decisions, evaluable)
 
 
@@ -285,10 +290,8 @@ def casebook_subjects(
     """The study and every registered patient of ``trial`` at ``site_ids``, by subject ID,
     all at once (for small uses; the package reads :func:`casebook_batches`). ``as_of`` is
     the day DLT evaluability is judged on (default: today in the server's zone)."""
-    as_of = as_of or timezone.localdate()
     patients = _patients(Patient.objects.filter(trial=trial, site_id__in=list(site_ids)))
-    decisions = _dlt_decisions(trial)
-    evaluable = {row["patient_id"]: row["status"] for row in patient_dlt_outcomes(trial, as_of)}
+    decisions, evaluable = _trial_wide(trial, as_of)
     return study_of(trial), [_subject(p, decisions, evaluable) for p in patients]
 
 
